@@ -1,0 +1,126 @@
+import { Type, type Static } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { Value } from 'typebox/value'
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Sql } from 'postgres'
+import type { Redis } from 'ioredis'
+
+const Bucket = (rate: number, burst: number) => Type.Object({
+  rate: Type.Number({ exclusiveMinimum: 0, default: rate, description: 'tokens per second' }),
+  burst: Type.Integer({ minimum: 1, default: burst, description: 'bucket size' }),
+}, { additionalProperties: false, default: {} })
+
+/** The serializable options of the suite, with their defaults. Validated once, at registration. */
+export const ChatOptionsSchema = Type.Object({
+  apiPrefix: Type.String({ default: '/api', pattern: '^(/[A-Za-z0-9._~-]+)*$' }),
+  wsPath: Type.String({ default: '/ws', pattern: '^(/[A-Za-z0-9._~-]+)+$' }),
+  database: Type.String({
+    default: 'file:./data/pglite',
+    description: 'postgres:// URL (postgres.js), memory:// (throwaway PGlite) or file:<dir> / a directory (PGlite)',
+  }),
+  redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; without it one node with an in-process bus' })),
+  redisPrefix: Type.String({ default: 'chat:', maxLength: 64, description: 'prefix of every Redis key and channel' }),
+  nodeId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  jwt: Type.Object({
+    secret: Type.Optional(Type.String({ minLength: 16 })),
+    publicKey: Type.Optional(Type.String({ minLength: 32 })),
+    algorithms: Type.Optional(Type.Array(Type.Union([
+      Type.Literal('HS256'), Type.Literal('HS384'), Type.Literal('HS512'),
+      Type.Literal('RS256'), Type.Literal('RS384'), Type.Literal('RS512'),
+      Type.Literal('ES256'), Type.Literal('ES384'), Type.Literal('ES512'),
+    ]), { minItems: 1 })),
+    issuer: Type.Optional(Type.String()),
+    audience: Type.Optional(Type.String()),
+  }, { additionalProperties: false, default: {} }),
+  authTimeoutMs: Type.Integer({ minimum: 100, default: 5000 }),
+  heartbeatMs: Type.Integer({ minimum: 50, default: 25000 }),
+  maxPayload: Type.Integer({ minimum: 1024, default: 65536 }),
+  maxConnectionsPerUser: Type.Integer({ minimum: 1, default: 5 }),
+  maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576 }),
+  maxMessageLength: Type.Integer({ minimum: 1, maximum: 100000, default: 4000 }),
+  presenceGraceMs: Type.Integer({ minimum: 0, default: 5000 }),
+  presenceFanoutMaxMembers: Type.Integer({ minimum: 0, default: 200 }),
+  rateLimits: Type.Object({
+    send: Bucket(10, 20),
+    typing: Bucket(5, 5),
+    other: Bucket(30, 30),
+    floodRefusals: Type.Integer({ minimum: 1, default: 100, description: 'refusals within floodWindowMs that close with 4429' }),
+    floodWindowMs: Type.Integer({ minimum: 100, default: 10000 }),
+  }, { additionalProperties: false, default: {} }),
+  groupCommit: Type.Object({
+    maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
+    maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+  }, { additionalProperties: false, default: {} }),
+  eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
+}, { additionalProperties: false })
+
+export type ChatConfig = Static<typeof ChatOptionsSchema>
+
+export interface AuthorizeRequest {
+  action: string
+  userId: string
+  roomId?: string
+  data?: unknown
+}
+
+/** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit'>> & {
+  jwt?: Partial<ChatConfig['jwt']>
+  rateLimits?: Partial<{ [K in keyof ChatConfig['rateLimits']]: Partial<ChatConfig['rateLimits'][K]> }>
+  groupCommit?: Partial<ChatConfig['groupCommit']>
+  /** The host's postgres.js client; the suite uses it and never closes it. */
+  databaseClient?: Sql
+  /** The host's ioredis client (for example @fastify/redis); the suite duplicates it for subscribing. */
+  redisClient?: Redis
+  /** Veto hook: return false (or throw) to refuse an action with FORBIDDEN. */
+  authorize?: (request: AuthorizeRequest) => boolean | Promise<boolean>
+}
+
+const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))
+const checkOptions = Compile(ChatOptionsSchema)
+
+/** Validates the options once and fills defaults; throws an error naming the first bad option. */
+export function resolveConfig (options: ChatOptions = {}): ChatConfig {
+  const plain: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue
+    if (SERIALIZABLE_KEYS.has(key)) plain[key] = value
+    else if (!['databaseClient', 'redisClient', 'authorize', 'prefix', 'logLevel'].includes(key)) {
+      throw new Error(`chat: unknown option "${key}"`)
+    }
+  }
+  const withDefaults = Value.Default(ChatOptionsSchema, Value.Clone(plain))
+  if (!checkOptions.Check(withDefaults)) {
+    const [first] = checkOptions.Errors(withDefaults)
+    const field = first?.instancePath.replace(/^\//, '').replaceAll('/', '.') || (first?.params as { additionalProperties?: string[] } | undefined)?.additionalProperties?.join(', ') || 'options'
+    throw new Error(`chat: invalid option "${field}": ${first?.message ?? 'invalid'}`)
+  }
+  const config = withDefaults as ChatConfig
+  if (options.databaseClient === undefined && config.database.length === 0) throw new Error('chat: invalid option "database": empty')
+  return config
+}
+
+export interface ChatHooks {
+  authorize?: ChatOptions['authorize']
+  databaseClient?: Sql
+  redisClient?: Redis
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatConfig: ChatConfig
+    chatHooks: ChatHooks
+  }
+}
+
+export interface ConfigPluginOptions {
+  config: ChatConfig
+  hooks: ChatHooks
+}
+
+/** Decorates the already validated config so that every concern reads the same values. */
+export const configPlugin = fp(async function configPlugin (app: FastifyInstance, opts: ConfigPluginOptions) {
+  app.decorate('chatConfig', opts.config)
+  app.decorate('chatHooks', opts.hooks)
+}, { name: 'chat-config', fastify: '5.x' })
