@@ -1,0 +1,16 @@
+import { sql } from 'drizzle-orm'
+import { check, primaryKey, text, timestamp } from 'drizzle-orm/pg-core'
+import { chatSchema } from './chat-schema.js'
+
+export const FAVORITE_TYPES = ['ROOM', 'USER'] as const
+export type FavoriteType = typeof FAVORITE_TYPES[number]
+
+export const favorites = chatSchema.table('favorites', {
+  userId: text('user_id').notNull(),
+  type: text('type').$type<FavoriteType>().notNull(),
+  targetId: text('target_id').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  primaryKey({ columns: [table.userId, table.type, table.targetId] }),
+  check('favorites_type_check', sql`${table.type} in ('ROOM', 'USER')`),
+])

@@ -1,0 +1,6 @@
+export * from './chat-schema.js'
+export * from './users.js'
+export * from './rooms.js'
+export * from './messages.js'
+export * from './room-events.js'
+export * from './favorites.js'

@@ -1,0 +1,44 @@
+import { sql } from 'drizzle-orm'
+import { check, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { chatSchema } from './chat-schema.js'
+import { rooms } from './rooms.js'
+
+export const MESSAGE_TYPES = ['TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM'] as const
+export type MessageType = typeof MESSAGE_TYPES[number]
+
+export interface Attachment {
+  url: string
+  name: string
+  size: number
+  mimeType: string
+}
+
+export const messages = chatSchema.table('messages', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  roomId: uuid('room_id').notNull().references(() => rooms.id, { onDelete: 'cascade' }),
+  seq: integer('seq').notNull(),
+  senderId: text('sender_id').notNull(),
+  type: text('type').$type<MessageType>().notNull().default('TEXT'),
+  content: text('content').notNull(),
+  replyToId: uuid('reply_to_id'),
+  attachments: jsonb('attachments').$type<Attachment[]>().notNull().default([]),
+  clientMsgId: text('client_msg_id'),
+  editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
+  deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  uniqueIndex('messages_room_seq_idx').on(table.roomId, table.seq),
+  // A retried send with the same clientMsgId finds the original instead of writing a second row.
+  uniqueIndex('messages_client_msg_idx').on(table.roomId, table.senderId, table.clientMsgId),
+  check('messages_type_check', sql`${table.type} in ('TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM')`),
+])
+
+export const reactions = chatSchema.table('reactions', {
+  messageId: uuid('message_id').notNull().references(() => messages.id, { onDelete: 'cascade' }),
+  userId: text('user_id').notNull(),
+  emoji: text('emoji').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  primaryKey({ columns: [table.messageId, table.userId, table.emoji] }),
+  index('reactions_message_idx').on(table.messageId),
+])

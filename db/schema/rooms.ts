@@ -1,0 +1,45 @@
+import { sql } from 'drizzle-orm'
+import { boolean, check, index, integer, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { chatSchema } from './chat-schema.js'
+
+export const ROOM_TYPES = ['DIRECT', 'GROUP', 'CHANNEL', 'SUPPORT'] as const
+export const ROLES = ['OWNER', 'ADMIN', 'MODERATOR', 'MEMBER'] as const
+export type RoomType = typeof ROOM_TYPES[number]
+export type Role = typeof ROLES[number]
+
+export const rooms = chatSchema.table('rooms', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tenant: text('tenant').notNull().default(''),
+  type: text('type').$type<RoomType>().notNull(),
+  name: text('name').notNull(),
+  description: text('description'),
+  avatar: text('avatar'),
+  isPrivate: boolean('is_private').notNull().default(false),
+  maxMembers: integer('max_members'),
+  // Kept in the row so that a conditional UPDATE enforces maxMembers under concurrent joins.
+  memberCount: integer('member_count').notNull().default(0),
+  // The room's one sequence: every durable event takes last_seq + 1 under this row's lock.
+  lastSeq: integer('last_seq').notNull().default(0),
+  // "tenant:userA:userB" with the ids sorted: the unique index, not a read-then-write, makes dm.open race-safe.
+  directKey: text('direct_key'),
+  createdBy: text('created_by').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  uniqueIndex('rooms_direct_key_idx').on(table.directKey),
+  index('rooms_tenant_idx').on(table.tenant),
+  check('rooms_type_check', sql`${table.type} in ('DIRECT', 'GROUP', 'CHANNEL', 'SUPPORT')`),
+  check('rooms_member_count_check', sql`${table.maxMembers} is null or ${table.memberCount} <= ${table.maxMembers}`),
+])
+
+export const roomMembers = chatSchema.table('room_members', {
+  roomId: uuid('room_id').notNull().references(() => rooms.id, { onDelete: 'cascade' }),
+  userId: text('user_id').notNull(),
+  role: text('role').$type<Role>().notNull().default('MEMBER'),
+  lastReadSeq: integer('last_read_seq').notNull().default(0),
+  joinedAt: timestamp('joined_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  primaryKey({ columns: [table.roomId, table.userId] }),
+  index('room_members_user_idx').on(table.userId),
+  check('room_members_role_check', sql`${table.role} in ('OWNER', 'ADMIN', 'MODERATOR', 'MEMBER')`),
+])
