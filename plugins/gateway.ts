@@ -1,0 +1,253 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { Type, type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { chatError, toWireError, type ErrorCode } from './errors.js'
+import { CloseCodes, type ChatUser, type Connection } from './connection.js'
+import { TokenBucket } from './token-bucket.js'
+import type { ChatConfig } from './config.js'
+
+export type RateClass = 'send' | 'typing' | 'other'
+
+export interface EventContext {
+  connection: Connection
+  user: ChatUser
+  event: string
+  requestId: string | undefined
+}
+
+/** Returned by a handler whose reply is a push of its own (auth answers with session.ready). */
+export const NO_REPLY = Symbol('no reply')
+
+export interface EventDefinition<S extends TSchema = TSchema> {
+  /** The schema of `data`; events without data use an empty object schema. */
+  schema: S
+  /** Documents the ack's data (AsyncAPI); not checked at run time. */
+  ack?: TSchema
+  summary?: string
+  rateClass?: RateClass
+  /** Events a socket may send before it is authenticated (auth, ping). */
+  public?: boolean
+  handler: (ctx: EventContext, data: Static<S>) => unknown
+}
+
+export interface PushDefinition {
+  schema: TSchema
+  summary?: string
+}
+
+interface RegisteredEvent {
+  definition: EventDefinition
+  check: ReturnType<typeof Compile>
+}
+
+interface SocketRateState {
+  buckets: Record<RateClass, TokenBucket>
+  refusals: number
+  windowStart: number
+}
+
+export type SessionContributor = (connection: Connection, user: ChatUser) => Promise<Record<string, unknown>> | Record<string, unknown>
+export type SessionEndHandler = (connection: Connection, user: ChatUser) => Promise<void> | void
+
+const MAX_ID_LENGTH = 64
+const MAX_EVENT_LENGTH = 64
+
+/**
+ * Speaks the envelope and nothing else: parse, rate bucket, compiled schema check, dispatch through a
+ * Map, then exactly one ack or error per request id. Concern plugins fill the registry with `on`.
+ */
+export class Gateway {
+  private readonly events = new Map<string, RegisteredEvent>()
+  private readonly pushes = new Map<string, PushDefinition>()
+  private readonly sessionContributors: SessionContributor[] = []
+  private readonly sessionEndHandlers: SessionEndHandler[] = []
+  private readonly rates = new WeakMap<Connection, SocketRateState>()
+
+  constructor (private readonly config: ChatConfig) {}
+
+  on<S extends TSchema> (event: string, definition: EventDefinition<S>): void {
+    if (this.events.has(event)) throw new Error(`gateway: event "${event}" is already registered`)
+    this.events.set(event, { definition: definition as unknown as EventDefinition, check: Compile(definition.schema) })
+  }
+
+  declarePush (event: string, definition: PushDefinition): void {
+    this.pushes.set(event, definition)
+  }
+
+  registeredEvents (): ReadonlyMap<string, EventDefinition> {
+    return new Map([...this.events].map(([name, entry]) => [name, entry.definition]))
+  }
+
+  declaredPushes (): ReadonlyMap<string, PushDefinition> {
+    return this.pushes
+  }
+
+  /** Adds fields to session.ready (rooms, people, favorites), read once per new session. */
+  contributeToSession (contributor: SessionContributor): void {
+    this.sessionContributors.push(contributor)
+  }
+
+  /** Runs when an authenticated socket closes, after the hub forgot it (presence, typing). */
+  onSessionEnd (handler: SessionEndHandler): void {
+    this.sessionEndHandlers.push(handler)
+  }
+
+  async endSession (connection: Connection, user: ChatUser): Promise<void> {
+    await Promise.all(this.sessionEndHandlers.map(async (handler) => {
+      try {
+        await handler(connection, user)
+      } catch (error) {
+        connection.log.error({ err: error }, 'session end handler failed')
+      }
+    }))
+  }
+
+  async buildSessionReady (connection: Connection, user: ChatUser): Promise<string> {
+    const data: Record<string, unknown> = {
+      user: { id: user.id, name: user.name, avatar: user.avatar },
+      connectionId: connection.id,
+      serverTime: new Date().toISOString(),
+      rooms: [],
+      people: [],
+      favorites: [],
+    }
+    const parts = await Promise.all(this.sessionContributors.map((contribute) => contribute(connection, user)))
+    for (const part of parts) Object.assign(data, part)
+    return JSON.stringify({ event: 'session.ready', data })
+  }
+
+  /** Handles one text frame of a socket. Never throws: every failure becomes an error frame. */
+  async handleFrame (connection: Connection, raw: string): Promise<void> {
+    let envelope: unknown
+    try {
+      envelope = JSON.parse(raw)
+    } catch {
+      this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame is not valid JSON')
+      return
+    }
+    if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
+      this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame must be a JSON object')
+      return
+    }
+    const { event, id, data } = envelope as { event?: unknown, id?: unknown, data?: unknown }
+    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH)) {
+      this.replyError(connection, undefined, typeof event === 'string' ? event.slice(0, MAX_EVENT_LENGTH) : undefined,
+        'BAD_FRAME', `"id" must be a string of 1 to ${MAX_ID_LENGTH} characters`)
+      return
+    }
+    if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_LENGTH) {
+      this.replyError(connection, id, undefined, 'BAD_FRAME', `"event" must be a string of 1 to ${MAX_EVENT_LENGTH} characters`)
+      return
+    }
+    if (event === 'ping') {
+      connection.send(id === undefined ? '{"event":"pong"}' : JSON.stringify({ event: 'pong', id }))
+      return
+    }
+    const registered = this.events.get(event)
+    if (connection.user === null && registered?.definition.public !== true) {
+      this.replyError(connection, id, event, 'UNAUTHENTICATED', 'authenticate first: send {"event":"auth","data":{"token":"<jwt>"}}')
+      return
+    }
+    if (registered === undefined) {
+      this.replyError(connection, id, event, 'UNKNOWN_EVENT', `unknown event "${event}"`)
+      return
+    }
+    const { definition, check } = registered
+    const retryAfterMs = this.takeToken(connection, definition.rateClass ?? 'other')
+    if (retryAfterMs > 0) {
+      this.replyError(connection, id, event, 'RATE_LIMITED', 'too many requests', { retryAfterMs })
+      this.countRefusal(connection)
+      return
+    }
+    if (data !== undefined && (typeof data !== 'object' || data === null || Array.isArray(data))) {
+      this.replyError(connection, id, event, 'VALIDATION_FAILED', '"data" must be an object', [{ field: 'data', message: 'must be an object' }])
+      return
+    }
+    const payload = data ?? {}
+    if (!check.Check(payload)) {
+      const details = [...check.Errors(payload)].slice(0, 10).map((error) => ({
+        field: fieldOf(error.instancePath, error.params),
+        message: error.message,
+      }))
+      const first = details[0]
+      this.replyError(connection, id, event, 'VALIDATION_FAILED',
+        first === undefined ? 'invalid data' : `${first.field}: ${first.message}`, details)
+      return
+    }
+    try {
+      const ctx: EventContext = { connection, user: connection.user as ChatUser, event, requestId: id }
+      const result = await definition.handler(ctx, payload as never)
+      if (result === NO_REPLY || id === undefined) return
+      connection.send(JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+    } catch (error) {
+      const wire = toWireError(error)
+      if (wire.code === 'INTERNAL' || wire.code === 'UNAVAILABLE') connection.log.error({ err: error, event }, 'event handler failed')
+      this.sendError(connection, id, event, wire)
+    }
+  }
+
+  replyError (connection: Connection, id: string | undefined, event: string | undefined, code: ErrorCode, message: string, details?: unknown): void {
+    const wire = toWireError(chatError(code, message, details))
+    this.sendError(connection, id, event, wire)
+  }
+
+  private sendError (connection: Connection, id: string | undefined, event: string | undefined, error: ReturnType<typeof toWireError>): void {
+    const frame = id !== undefined
+      ? { event: 'error', id, error }
+      : { event: 'error', error: event === undefined ? error : { ...error, event } }
+    connection.send(JSON.stringify(frame))
+  }
+
+  private takeToken (connection: Connection, rateClass: RateClass): number {
+    let state = this.rates.get(connection)
+    if (state === undefined) {
+      const limits = this.config.rateLimits
+      state = {
+        buckets: {
+          send: new TokenBucket(limits.send.rate, limits.send.burst),
+          typing: new TokenBucket(limits.typing.rate, limits.typing.burst),
+          other: new TokenBucket(limits.other.rate, limits.other.burst),
+        },
+        refusals: 0,
+        windowStart: Date.now(),
+      }
+      this.rates.set(connection, state)
+    }
+    return state.buckets[rateClass].take()
+  }
+
+  private countRefusal (connection: Connection): void {
+    const state = this.rates.get(connection)
+    if (state === undefined) return
+    const now = Date.now()
+    if (now - state.windowStart > this.config.rateLimits.floodWindowMs) {
+      state.windowStart = now
+      state.refusals = 0
+    }
+    state.refusals += 1
+    if (state.refusals >= this.config.rateLimits.floodRefusals) connection.close(CloseCodes.FLOODING, 'flooding')
+  }
+}
+
+function fieldOf (instancePath: string, params: unknown): string {
+  const path = instancePath.replace(/^\//, '').replaceAll('/', '.')
+  const missing = (params as { requiredProperties?: string[] } | undefined)?.requiredProperties
+  const extra = (params as { additionalProperties?: string[] } | undefined)?.additionalProperties
+  const named = missing?.[0] ?? extra?.[0]
+  if (named !== undefined) return path === '' ? named : `${path}.${named}`
+  return path === '' ? 'data' : path
+}
+
+/** Schema of an event that takes no data. */
+export const NoData = Type.Object({}, { additionalProperties: false })
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatGateway: Gateway
+  }
+}
+
+export const gatewayPlugin = fp(async function gatewayPlugin (app: FastifyInstance) {
+  app.decorate('chatGateway', new Gateway(app.chatConfig))
+}, { name: 'chat-gateway', fastify: '5.x', dependencies: ['chat-config'] })

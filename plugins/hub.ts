@@ -1,0 +1,239 @@
+import { randomUUID } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { Broker, BrokerHandler } from './broker-types.js'
+import type { Connection } from './connection.js'
+
+/** A cross-node instruction addressed to a user's sockets (subscribe to a room, drop one, ...). */
+export interface UserControl {
+  type: string
+  [key: string]: unknown
+}
+
+export type UserControlHandler = (userId: string, control: UserControl) => void
+/** Gets a room's frames as they arrive from the broker or from this node; may reorder before delivering. */
+export type RoomFrameSink = (roomId: string, seq: number | null, frame: string, except: Connection | null) => void
+
+// Broker payloads: "<kind><originNodeId> <seq or -> <body>". The header lets a node skip its own echo
+// and order a room's frames without parsing the JSON it is about to forward untouched.
+const FRAME = 'f'
+const CONTROL = 'c'
+
+function encode (kind: string, nodeId: string, seq: number | null, body: string): string {
+  return `${kind}${nodeId} ${seq ?? '-'} ${body}`
+}
+
+interface Decoded { kind: string, nodeId: string, seq: number | null, body: string }
+
+function decode (payload: string): Decoded | null {
+  const first = payload.indexOf(' ')
+  const second = first < 0 ? -1 : payload.indexOf(' ', first + 1)
+  if (second < 0) return null
+  const seqText = payload.slice(first + 1, second)
+  return {
+    kind: payload[0] ?? '',
+    nodeId: payload.slice(1, first),
+    seq: seqText === '-' ? null : Number(seqText),
+    body: payload.slice(second + 1),
+  }
+}
+
+/**
+ * This node's sockets by user and by room; the only place that writes to sockets. It knows nothing of
+ * rooms' rules: concerns tell it who listens to what. A room channel is subscribed on the broker only
+ * while at least one local socket listens to the room.
+ */
+export class Hub {
+  readonly nodeId: string
+  private readonly byUser = new Map<string, Set<Connection>>()
+  private readonly byRoom = new Map<string, Set<Connection>>()
+  private readonly roomHandlers = new Map<string, BrokerHandler>()
+  private readonly userHandlers = new Map<string, BrokerHandler>()
+  private readonly controlHandlers: UserControlHandler[] = []
+  private roomSink: RoomFrameSink = (roomId, _seq, frame, except) => this.deliverRoomLocal(roomId, frame, except)
+
+  constructor (private readonly broker: Broker, private readonly log: FastifyBaseLogger, nodeId?: string) {
+    this.nodeId = nodeId ?? randomUUID().slice(0, 8)
+  }
+
+  /** Lets the messaging layer put its reorder buffer between arrival and delivery. */
+  setRoomSink (sink: RoomFrameSink): void {
+    this.roomSink = sink
+  }
+
+  onUserControl (handler: UserControlHandler): void {
+    this.controlHandlers.push(handler)
+  }
+
+  get userCount (): number {
+    return this.byUser.size
+  }
+
+  connectionsOf (userId: string): ReadonlySet<Connection> {
+    return this.byUser.get(userId) ?? EMPTY
+  }
+
+  roomConnections (roomId: string): ReadonlySet<Connection> {
+    return this.byRoom.get(roomId) ?? EMPTY
+  }
+
+  localRooms (): IterableIterator<string> {
+    return this.byRoom.keys()
+  }
+
+  * connections (): IterableIterator<Connection> {
+    for (const set of this.byUser.values()) yield * set
+  }
+
+  /** Adds an authenticated socket; the user's channel is subscribed with their first local socket. */
+  async register (connection: Connection): Promise<void> {
+    const userId = connection.userId
+    if (userId === null) throw new Error('hub: register needs an authenticated connection')
+    // The set is updated before any await so that concurrent logins of one user count each other.
+    let set = this.byUser.get(userId)
+    if (set !== undefined) {
+      set.add(connection)
+      return
+    }
+    set = new Set([connection])
+    this.byUser.set(userId, set)
+    const handler: BrokerHandler = (payload) => this.onUserPayload(userId, payload)
+    this.userHandlers.set(userId, handler)
+    await this.broker.subscribe(`user:${userId}`, handler)
+  }
+
+  async unregister (connection: Connection): Promise<void> {
+    const userId = connection.userId
+    if (userId === null) return
+    const set = this.byUser.get(userId)
+    if (set === undefined || !set.delete(connection)) return
+    const leaving = [...connection.rooms].map((roomId) => this.unsubscribe(connection, roomId))
+    if (set.size === 0) {
+      this.byUser.delete(userId)
+      const handler = this.userHandlers.get(userId)
+      this.userHandlers.delete(userId)
+      if (handler !== undefined) leaving.push(this.broker.unsubscribe(`user:${userId}`, handler))
+    }
+    await Promise.all(leaving)
+  }
+
+  async subscribe (connection: Connection, roomId: string): Promise<void> {
+    if (connection.rooms.has(roomId)) return
+    connection.rooms.add(roomId)
+    let set = this.byRoom.get(roomId)
+    if (set === undefined) {
+      set = new Set()
+      this.byRoom.set(roomId, set)
+      const handler: BrokerHandler = (payload) => this.onRoomPayload(roomId, payload)
+      this.roomHandlers.set(roomId, handler)
+      set.add(connection)
+      await this.broker.subscribe(`room:${roomId}`, handler)
+      return
+    }
+    set.add(connection)
+  }
+
+  async unsubscribe (connection: Connection, roomId: string): Promise<void> {
+    if (!connection.rooms.delete(roomId)) return
+    const set = this.byRoom.get(roomId)
+    if (set === undefined) return
+    set.delete(connection)
+    if (set.size > 0) return
+    this.byRoom.delete(roomId)
+    const handler = this.roomHandlers.get(roomId)
+    this.roomHandlers.delete(roomId)
+    if (handler !== undefined) await this.broker.unsubscribe(`room:${roomId}`, handler)
+  }
+
+  /** Subscribes every local socket of a user to a room (a membership gained on any node). */
+  async subscribeUser (userId: string, roomId: string): Promise<void> {
+    await Promise.all([...this.connectionsOf(userId)].map((connection) => this.subscribe(connection, roomId)))
+  }
+
+  async unsubscribeUser (userId: string, roomId: string): Promise<void> {
+    await Promise.all([...this.connectionsOf(userId)].map((connection) => this.unsubscribe(connection, roomId)))
+  }
+
+  /**
+   * Sends one serialized frame to every socket of a room on every node: locally at once (no broker
+   * round trip), and through the broker for the other nodes, which skip their own echo.
+   */
+  async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection } = {}): Promise<void> {
+    const seq = options.seq ?? null
+    this.roomSink(roomId, seq, frame, options.except ?? null)
+    await this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
+  }
+
+  async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {
+    this.deliverUserLocal(userId, frame, except ?? null)
+    await this.broker.publish(`user:${userId}`, encode(FRAME, this.nodeId, null, frame))
+  }
+
+  /** Runs a control on this node and on every other node that has sockets of the user. */
+  async controlUser (userId: string, control: UserControl): Promise<void> {
+    this.runControl(userId, control)
+    await this.broker.publish(`user:${userId}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
+  }
+
+  deliverRoomLocal (roomId: string, frame: string, except: Connection | null): void {
+    const set = this.byRoom.get(roomId)
+    if (set === undefined) return
+    for (const connection of set) {
+      if (connection !== except) connection.send(frame)
+    }
+  }
+
+  deliverUserLocal (userId: string, frame: string, except: Connection | null): void {
+    const set = this.byUser.get(userId)
+    if (set === undefined) return
+    for (const connection of set) {
+      if (connection !== except) connection.send(frame)
+    }
+  }
+
+  private onRoomPayload (roomId: string, payload: string): void {
+    const message = decode(payload)
+    if (message === null || message.nodeId === this.nodeId || message.kind !== FRAME) return
+    this.roomSink(roomId, message.seq, message.body, null)
+  }
+
+  private onUserPayload (userId: string, payload: string): void {
+    const message = decode(payload)
+    if (message === null || message.nodeId === this.nodeId) return
+    if (message.kind === FRAME) {
+      this.deliverUserLocal(userId, message.body, null)
+      return
+    }
+    if (message.kind !== CONTROL) return
+    let control: UserControl
+    try {
+      control = JSON.parse(message.body) as UserControl
+    } catch (error) {
+      this.log.warn({ err: error }, 'hub: unreadable control payload')
+      return
+    }
+    this.runControl(userId, control)
+  }
+
+  private runControl (userId: string, control: UserControl): void {
+    for (const handler of this.controlHandlers) {
+      try {
+        handler(userId, control)
+      } catch (error) {
+        this.log.error({ err: error, control: control.type }, 'hub: control handler failed')
+      }
+    }
+  }
+}
+
+const EMPTY: ReadonlySet<Connection> = new Set()
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatHub: Hub
+  }
+}
+
+export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
+  app.decorate('chatHub', new Hub(app.chatBroker, app.log, app.chatConfig.nodeId))
+}, { name: 'chat-hub', fastify: '5.x', dependencies: ['chat-config', 'chat-broker'] })

@@ -1,0 +1,105 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type {} from '@fastify/websocket'
+import type { RawData, WebSocket } from 'ws'
+import { CloseCodes, Connection } from '../plugins/connection.js'
+
+function tokenOf (request: FastifyRequest): string | null {
+  const header = request.headers.authorization
+  if (typeof header === 'string') {
+    const match = /^Bearer\s+(\S+)$/i.exec(header)
+    if (match !== null) return match[1] as string
+  }
+  const query = request.query as Record<string, unknown> | undefined
+  const token = query?.token
+  return typeof token === 'string' && token.length > 0 ? token : null
+}
+
+function textOf (data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8')
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
+  return Buffer.from(data).toString('utf8')
+}
+
+/**
+ * The one upgrade route. Frames of a socket are handled one after another until its session is
+ * established, so that session.ready is always the first frame after authentication; afterwards they
+ * are handled as they come.
+ */
+export default async function wsRoute (app: FastifyInstance): Promise<void> {
+  const { chatGateway: gateway, chatSessions: sessions, chatConfig: config } = app
+  const open = new Set<Connection>()
+  let shuttingDown = false
+
+  const heartbeat = setInterval(() => {
+    for (const connection of open) {
+      if (connection.missedPongs >= 2) {
+        connection.log.info('missed two pongs, terminating')
+        connection.terminate()
+        continue
+      }
+      connection.missedPongs += 1
+      try {
+        connection.socket.ping()
+      } catch {
+        connection.terminate()
+      }
+    }
+  }, config.heartbeatMs)
+  heartbeat.unref()
+
+  app.get(config.wsPath, { websocket: true }, (socket: WebSocket, request: FastifyRequest) => {
+    const connection = new Connection(socket, request.ip, config.maxBufferedBytes, request.log)
+    if (shuttingDown) {
+      connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
+      return
+    }
+    open.add(connection)
+    let establishing: Promise<void> | null = Promise.resolve()
+
+    const handle = (raw: string): Promise<void> => gateway.handleFrame(connection, raw)
+
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) {
+        connection.close(CloseCodes.UNSUPPORTED_DATA, 'binary frames are not supported')
+        return
+      }
+      const raw = textOf(data)
+      if (establishing === null) {
+        void handle(raw)
+        return
+      }
+      const tail: Promise<void> = establishing.then(() => handle(raw)).then(() => {
+        if (connection.user !== null && establishing === tail) establishing = null
+      })
+      establishing = tail
+    })
+    socket.on('pong', () => { connection.missedPongs = 0 })
+    socket.on('error', (error) => connection.log.debug({ err: error }, 'socket error'))
+    socket.on('close', (code: number) => {
+      connection.markClosed()
+      open.delete(connection)
+      connection.log.debug({ code }, 'socket closed')
+      void sessions.closed(connection).catch((error: unknown) => connection.log.error({ err: error }, 'closing session failed'))
+    })
+
+    const token = tokenOf(request)
+    if (token === null) {
+      sessions.awaitAuthFrame(connection)
+      return
+    }
+    const started: Promise<void> = sessions.authenticate(connection, token).catch((error: unknown) => {
+      connection.log.error({ err: error }, 'session start failed')
+      connection.close(1011, 'session start failed')
+    }).then(() => {
+      if (connection.user !== null && establishing === started) establishing = null
+    })
+    establishing = started
+  })
+
+  // Runs before the HTTP server stops: every socket hears 1001 so clients reconnect elsewhere at once.
+  app.addHook('preClose', async () => {
+    shuttingDown = true
+    clearInterval(heartbeat)
+    for (const connection of open) connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
+  })
+}
