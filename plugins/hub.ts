@@ -50,6 +50,7 @@ export class Hub {
   private readonly roomHandlers = new Map<string, BrokerHandler>()
   private readonly userHandlers = new Map<string, BrokerHandler>()
   private readonly controlHandlers: UserControlHandler[] = []
+  private readonly roomIdleHandlers: Array<(roomId: string) => void> = []
   private roomSink: RoomFrameSink = (roomId, _seq, frame, except) => this.deliverRoomLocal(roomId, frame, except)
 
   constructor (private readonly broker: Broker, private readonly log: FastifyBaseLogger, nodeId?: string) {
@@ -59,6 +60,11 @@ export class Hub {
   /** Lets the messaging layer put its reorder buffer between arrival and delivery. */
   setRoomSink (sink: RoomFrameSink): void {
     this.roomSink = sink
+  }
+
+  /** Called when the last local socket of a room leaves it (per-room state can be dropped). */
+  onRoomIdle (handler: (roomId: string) => void): void {
+    this.roomIdleHandlers.push(handler)
   }
 
   onUserControl (handler: UserControlHandler): void {
@@ -140,6 +146,7 @@ export class Hub {
     set.delete(connection)
     if (set.size > 0) return
     this.byRoom.delete(roomId)
+    for (const idle of this.roomIdleHandlers) idle(roomId)
     const handler = this.roomHandlers.get(roomId)
     this.roomHandlers.delete(roomId)
     if (handler !== undefined) await this.broker.unsubscribe(`room:${roomId}`, handler)

@@ -1,0 +1,110 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { and, asc, eq, gt, lte, sql } from 'drizzle-orm'
+import { roomEvents, rooms } from '../db/schema/index.js'
+import type { ChatDb } from '../db/client.js'
+import { chatError } from './errors.js'
+import type { Connection } from './connection.js'
+import { RoomSequencer } from './room-sequencer.js'
+
+/** A durable room event as pushed and as replayed by sync: `data` carries `roomId` and `seq`. */
+export interface RoomEvent {
+  roomId: string
+  seq: number
+  event: string
+  data: Record<string, unknown>
+}
+
+export interface NewRoomEvent {
+  event: string
+  /** The event's data without roomId and seq, which the log adds. */
+  data: Record<string, unknown>
+}
+
+export interface RoomLog {
+  /**
+   * Takes the next seqs of a room and writes the events, inside the caller's transaction: the row lock
+   * of the UPDATE serializes writers of one room, so seqs are gapless and commit in order.
+   */
+  append (tx: ChatDb, roomId: string, events: NewRoomEvent[]): Promise<RoomEvent[]>
+  /** Reserves `count` seqs of a room in the caller's transaction; returns the first one. */
+  reserve (tx: ChatDb, roomId: string, count: number): Promise<number>
+  /** Writes events whose seqs were reserved. */
+  write (tx: ChatDb, events: RoomEvent[]): Promise<void>
+  /** Pushes committed events to every socket of the room on every node; one serialization per event. */
+  publish (events: RoomEvent[], except?: Connection): Promise<void>
+  /** Events after `seq`, ascending, at most `limit`. */
+  eventsAfter (roomId: string, seq: number, limit: number): Promise<RoomEvent[]>
+  /** Tells the sequencer which seq a node has delivered up to when it starts listening to a room. */
+  baseline (roomId: string, lastSeq: number): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatRoomLog: RoomLog
+  }
+}
+
+export function frameOf (event: RoomEvent): string {
+  return JSON.stringify({ event: event.event, data: event.data })
+}
+
+export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstance) {
+  const db = app.chatDb
+  const hub = app.chatHub
+
+  async function eventsAfter (roomId: string, seq: number, limit: number, upTo?: number): Promise<RoomEvent[]> {
+    const condition = upTo === undefined
+      ? and(eq(roomEvents.roomId, roomId), gt(roomEvents.seq, seq))
+      : and(eq(roomEvents.roomId, roomId), gt(roomEvents.seq, seq), lte(roomEvents.seq, upTo))
+    const rows = await db.select({ seq: roomEvents.seq, event: roomEvents.event, data: roomEvents.data })
+      .from(roomEvents).where(condition).orderBy(asc(roomEvents.seq)).limit(limit)
+    return rows.map((row) => ({ roomId, seq: row.seq, event: row.event, data: row.data }))
+  }
+
+  const sequencer = new RoomSequencer({
+    deliver: (roomId, frame, except) => hub.deliverRoomLocal(roomId, frame, except),
+    fetch: async (roomId, after, upTo) => (await eventsAfter(roomId, after, 1000, upTo)).map((event) => ({ seq: event.seq, frame: frameOf(event) })),
+    log: app.log,
+  })
+  hub.setRoomSink((roomId, seq, frame, except) => sequencer.accept(roomId, seq, frame, except))
+  hub.onRoomIdle((roomId) => sequencer.forget(roomId))
+  // After a broker outage every room this node listens to may have missed pushes: read them back.
+  app.chatBroker.onReconnect(() => sequencer.catchUpAll())
+  app.addHook('onClose', async () => sequencer.close())
+
+  async function reserve (tx: ChatDb, roomId: string, count: number): Promise<number> {
+    const [row] = await tx.update(rooms)
+      .set({ lastSeq: sql`${rooms.lastSeq} + ${count}`, updatedAt: new Date() })
+      .where(eq(rooms.id, roomId))
+      .returning({ lastSeq: rooms.lastSeq })
+    if (row === undefined) throw chatError('NOT_FOUND', 'room not found')
+    return row.lastSeq - count + 1
+  }
+
+  async function write (tx: ChatDb, events: RoomEvent[]): Promise<void> {
+    if (events.length === 0) return
+    await tx.insert(roomEvents).values(events.map((event) => ({ roomId: event.roomId, seq: event.seq, event: event.event, data: event.data })))
+  }
+
+  const log: RoomLog = {
+    reserve,
+    write,
+    async append (tx, roomId, events) {
+      if (events.length === 0) return []
+      const first = await reserve(tx, roomId, events.length)
+      const written = events.map((event, index) => {
+        const seq = first + index
+        return { roomId, seq, event: event.event, data: { roomId, seq, ...event.data } }
+      })
+      await write(tx, written)
+      return written
+    },
+    async publish (events, except) {
+      await Promise.all(events.map((event) => hub.publishRoom(event.roomId, frameOf(event), except === undefined ? { seq: event.seq } : { seq: event.seq, except })))
+    },
+    eventsAfter: (roomId, seq, limit) => eventsAfter(roomId, seq, limit),
+    baseline: (roomId, lastSeq) => sequencer.baseline(roomId, lastSeq),
+  }
+  app.decorate('chatRoomLog', log)
+}, { name: 'chat-room-log', fastify: '5.x', dependencies: ['chat-database', 'chat-hub', 'chat-broker'] })

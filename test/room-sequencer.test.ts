@@ -1,0 +1,74 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { RoomSequencer } from '../plugins/room-sequencer.js'
+import { GroupCommit } from '../plugins/group-commit.js'
+
+function harness (stored: Array<{ seq: number, frame: string }> = []) {
+  const delivered: string[] = []
+  const fetches: Array<[number, number | undefined]> = []
+  const sequencer = new RoomSequencer({
+    deliver: (_roomId, frame) => delivered.push(frame),
+    fetch: async (_roomId, after, upTo) => {
+      fetches.push([after, upTo])
+      return stored.filter((event) => event.seq > after && (upTo === undefined || event.seq <= upTo))
+    },
+    log: Fastify({ logger: false }).log,
+    reorderWindowMs: 20,
+  })
+  return { delivered, fetches, sequencer }
+}
+
+t.test('delivers in seq order, reordering early frames and dropping duplicates', async (t) => {
+  const { delivered, sequencer, fetches } = harness()
+  sequencer.baseline('r', 0)
+  sequencer.accept('r', 2, 'two', null)
+  sequencer.accept('r', 3, 'three', null)
+  t.same(delivered, [], 'waits for seq 1')
+  sequencer.accept('r', 1, 'one', null)
+  sequencer.accept('r', 2, 'two again', null)
+  sequencer.accept('r', null, 'ephemeral', null)
+  t.same(delivered, ['one', 'two', 'three', 'ephemeral'])
+  t.same(fetches, [], 'no database read when the gap closes in time')
+  sequencer.close()
+})
+
+t.test('a gap that stays open is filled from the database', async (t) => {
+  const { delivered, sequencer, fetches } = harness([{ seq: 1, frame: 'one from db' }, { seq: 2, frame: 'two from db' }])
+  sequencer.baseline('r', 0)
+  sequencer.accept('r', 3, 'three', null)
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  t.same(delivered, ['one from db', 'two from db', 'three'])
+  t.same(fetches, [[0, 2]])
+  sequencer.close()
+})
+
+t.test('catch up after a broker outage reads what was missed', async (t) => {
+  const { delivered, sequencer } = harness([{ seq: 1, frame: 'one' }, { seq: 2, frame: 'two' }])
+  sequencer.baseline('r', 0)
+  sequencer.catchUpAll()
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(delivered, ['one', 'two'])
+  sequencer.close()
+})
+
+t.test('group commit batches concurrent submissions and keeps per-item results', async (t) => {
+  const batches: number[][] = []
+  const commit = new GroupCommit<number, number>({
+    maxBatch: 4,
+    maxWaitMs: 5,
+    flush: async (items) => {
+      batches.push(items)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      return items.map((item) => item === 7 ? new Error('seven') : item * 10)
+    },
+  })
+  const results = await Promise.allSettled(Array.from({ length: 10 }, (_, index) => commit.submit(index)))
+  t.same(results.map((result) => result.status === 'fulfilled' ? result.value : (result.reason as Error).message),
+    [0, 10, 20, 30, 40, 50, 60, 'seven', 80, 90])
+  t.ok(batches.length <= 4, `10 writes in ${batches.length} batches`)
+  t.ok(batches.every((batch) => batch.length <= 4), 'no batch over maxBatch')
+  t.same(batches.flat(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'in submission order')
+  const late = commit.submit(11)
+  await commit.drain()
+  t.equal(await late, 110, 'drain waits for queued writes')
+})
