@@ -9,6 +9,8 @@ import { hubPlugin } from './plugins/hub.js'
 import { gatewayPlugin } from './plugins/gateway.js'
 import { authPlugin } from './plugins/auth.js'
 import { sessionsPlugin } from './plugins/sessions.js'
+import { usersPlugin } from './plugins/users.js'
+import { roomLogPlugin } from './plugins/room-log.js'
 import { setChatErrorHandler } from './plugins/error-handler.js'
 import { CloseCodes } from './plugins/connection.js'
 import wsRoute from './routes/ws.js'
@@ -42,8 +44,10 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   await app.register(brokerPlugin)
   await app.register(hubPlugin)
   await app.register(gatewayPlugin)
+  await app.register(usersPlugin)
   await app.register(authPlugin)
   await app.register(sessionsPlugin)
+  await app.register(roomLogPlugin)
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload },
     preClose (this: FastifyInstance, done: () => void) {

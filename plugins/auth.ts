@@ -119,6 +119,8 @@ export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
     const header = request.headers.authorization
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null
     if (match === null) throw chatError('UNAUTHENTICATED', 'missing "Authorization: Bearer <token>" header')
-    request.chatUser = auth.verify(match[1] as string)
+    const user = auth.verify(match[1] as string)
+    await app.chatUsers.remember(user)
+    request.chatUser = user
   })
-}, { name: 'chat-auth', fastify: '5.x', dependencies: ['chat-config'] })
+}, { name: 'chat-auth', fastify: '5.x', dependencies: ['chat-config', 'chat-users'] })

@@ -65,6 +65,7 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       connection.user = user
       connection.log = connection.log.child({ userId: user.id })
       armExpiry(connection, user)
+      await app.chatUsers.remember(user)
       await hub.register(connection)
       const frame = await gateway.buildSessionReady(connection, user)
       connection.send(frame)
@@ -113,4 +114,4 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       return { exp: refreshed.exp }
     },
   })
-}, { name: 'chat-sessions', fastify: '5.x', dependencies: ['chat-config', 'chat-auth', 'chat-hub', 'chat-gateway'] })
+}, { name: 'chat-sessions', fastify: '5.x', dependencies: ['chat-config', 'chat-auth', 'chat-hub', 'chat-gateway', 'chat-users'] })
