@@ -43,3 +43,10 @@ export interface RoomsService {
   /** Consults the host's authorize hook; throws FORBIDDEN on a veto. */
   authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void>
 }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Decorated by plugins/rooms.ts; its richer methods are members of RoomsService too. */
+    chatRooms: RoomsService
+  }
+}
