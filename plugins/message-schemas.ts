@@ -1,0 +1,79 @@
+import { Type, type Static } from 'typebox'
+
+export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'uuid' })
+export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
+export const Emoji = Type.String({ minLength: 1, maxLength: 32 })
+export const MessageTypeSchema = Type.Union([
+  Type.Literal('TEXT'), Type.Literal('IMAGE'), Type.Literal('FILE'), Type.Literal('VOICE'), Type.Literal('VIDEO'), Type.Literal('SYSTEM'),
+])
+
+export const AttachmentSchema = Type.Object({
+  url: Type.String({ minLength: 1, maxLength: 2048 }),
+  name: Type.String({ minLength: 1, maxLength: 256 }),
+  size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  mimeType: Type.String({ minLength: 1, maxLength: 128 }),
+}, { additionalProperties: false })
+
+export const ReactionSchema = Type.Object({
+  emoji: Type.String(),
+  count: Type.Integer(),
+  userIds: Type.Array(Type.String()),
+})
+
+export const MessageSchema = Type.Object({
+  id: Type.String(),
+  roomId: Type.String(),
+  seq: Type.Integer(),
+  sender: Type.Object({ id: Type.String(), name: Type.Union([Type.String(), Type.Null()]), avatar: Type.Union([Type.String(), Type.Null()]) }),
+  type: MessageTypeSchema,
+  content: Type.String(),
+  replyTo: Type.Optional(Type.Object({ id: Type.String(), seq: Type.Integer(), senderId: Type.String(), excerpt: Type.String() })),
+  attachments: Type.Array(AttachmentSchema),
+  reactions: Type.Array(ReactionSchema),
+  clientMsgId: Type.Optional(Type.String()),
+  editedAt: Type.Optional(Type.String()),
+  deletedAt: Type.Optional(Type.String()),
+  createdAt: Type.String(),
+})
+export type Message = Static<typeof MessageSchema>
+
+export const SendInput = Type.Object({
+  roomId: Uuid,
+  // The length rule (1..maxMessageLength after trimming) is an option, so the service checks it.
+  content: Type.String({ maxLength: 100000 }),
+  type: Type.Optional(MessageTypeSchema),
+  replyToId: Type.Optional(Uuid),
+  attachments: Type.Optional(Type.Array(AttachmentSchema, { maxItems: 10 })),
+  clientMsgId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+}, { additionalProperties: false })
+export type SendInput = Static<typeof SendInput>
+
+export const EditInput = Type.Object({ messageId: Uuid, content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false })
+export const MessageIdInput = Type.Object({ messageId: Uuid }, { additionalProperties: false })
+export const ReactionInput = Type.Object({ messageId: Uuid, emoji: Emoji }, { additionalProperties: false })
+export const HistoryInput = Type.Object({
+  roomId: Uuid,
+  before: Type.Optional(Seq),
+  after: Type.Optional(Seq),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+}, { additionalProperties: false })
+export type HistoryInput = Static<typeof HistoryInput>
+export const ReadInput = Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false })
+export const SyncInput = Type.Object({
+  cursors: Type.Array(Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false }), { maxItems: 500 }),
+}, { additionalProperties: false })
+
+export const MessageReply = Type.Object({ message: MessageSchema })
+export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), hasMore: Type.Boolean() })
+export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema) })
+export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer() })
+export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })
+export const SyncRoom = Type.Object({
+  roomId: Type.String(),
+  events: Type.Array(PushedEvent),
+  lastSeq: Type.Integer(),
+  hasMore: Type.Boolean(),
+  resync: Type.Optional(Type.Boolean()),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+})
+export const SyncReply = Type.Object({ rooms: Type.Array(SyncRoom) })
