@@ -5,7 +5,6 @@ import postgres from 'postgres'
 import { WebSocket } from 'ws'
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const TSX = fileURLToPath(new URL('../node_modules/tsx/dist/cli.mjs', import.meta.url))
 
 export interface Started {
   child: ChildProcess
@@ -15,9 +14,9 @@ export interface Started {
 
 /** Starts the standalone server in its own process and waits for it to listen. */
 export async function startServer (env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, [TSX, 'server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

@@ -158,9 +158,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         results.push({ message, duplicate: false, event })
       }
       if (rows.length > 0) {
-        for (const [roomId, seq] of lastSeq) {
-          if (seq !== startSeq.get(roomId)) await tx.update(rooms).set({ lastSeq: seq, updatedAt: now }).where(eq(rooms.id, roomId))
-        }
+        // One statement for every room of the batch, whatever their number.
+        const moved = [...lastSeq].filter(([roomId, seq]) => seq !== startSeq.get(roomId))
+        const values = sql.join(moved.map(([roomId, seq]) => sql`(${roomId}::uuid, ${seq}::int)`), sql`, `)
+        await tx.execute(sql`update ${rooms} set last_seq = moved.seq, updated_at = now() from (values ${values}) as moved(id, seq) where ${rooms.id} = moved.id`)
         await tx.insert(messages).values(rows)
         await roomLog.write(tx, events)
         if (config.eventRetention > 0) await pruneEvents(tx, lastSeq)
