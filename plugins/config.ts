@@ -41,6 +41,11 @@ export const ChatOptionsSchema = Type.Object({
   maxMessageLength: Type.Integer({ minimum: 1, maximum: 100000, default: 4000 }),
   presenceGraceMs: Type.Integer({ minimum: 0, default: 5000 }),
   presenceFanoutMaxMembers: Type.Integer({ minimum: 0, default: 200 }),
+  presenceNodeTtlMs: Type.Integer({
+    minimum: 300, default: 15000,
+    description: 'life of a node\'s presence liveness key in Redis, refreshed every third of it; a dead node\'s users go offline within this + a third + presenceGraceMs + presenceSweepMs',
+  }),
+  presenceSweepMs: Type.Integer({ minimum: 10, maximum: 60000, default: 1000, description: 'how often a node expires presence grace periods' }),
   rateLimits: Type.Object({
     send: Bucket(10, 20),
     typing: Bucket(5, 5),
@@ -53,6 +58,13 @@ export const ChatOptionsSchema = Type.Object({
     maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
   }, { additionalProperties: false, default: {} }),
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
+  metrics: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'GET /metrics and /metrics.json (Prometheus, prom-client); app.chatMetrics stays callable when off' }),
+    defaultMetrics: Type.Boolean({ default: true, description: 'Node process metrics (CPU, memory, GC, event loop lag) on the suite\'s registry' }),
+  }, { additionalProperties: false, default: {} }),
+  docs: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'Swagger UI at /docs, OpenAPI at /docs/json, AsyncAPI at /docs/asyncapi.json' }),
+  }, { additionalProperties: false, default: {} }),
 }, { additionalProperties: false })
 
 export type ChatConfig = Static<typeof ChatOptionsSchema>
@@ -65,8 +77,10 @@ export interface AuthorizeRequest {
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs'>> & {
   jwt?: Partial<ChatConfig['jwt']>
+  metrics?: Partial<ChatConfig['metrics']>
+  docs?: Partial<ChatConfig['docs']>
   rateLimits?: Partial<{ [K in keyof ChatConfig['rateLimits']]: Partial<ChatConfig['rateLimits'][K]> }>
   groupCommit?: Partial<ChatConfig['groupCommit']>
   /** The host's postgres.js client; the suite uses it and never closes it. */

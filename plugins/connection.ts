@@ -25,6 +25,14 @@ export const CloseCodes = {
   FLOODING: 4429,
 } as const
 
+/** Told about every write and every cut of a socket (metrics); must be cheap and must not throw. */
+export interface ConnectionObserver {
+  /** A frame was handed to the socket. */
+  sent (frame: string): void
+  /** The socket was closed with 1013 because its send buffer passed maxBufferedBytes. */
+  slowConsumerCut (): void
+}
+
 /**
  * One client socket. Writes go through `send`, which is where backpressure is enforced: a socket whose
  * unsent bytes pass `maxBufferedBytes` is cut with 1013 instead of growing the node's memory.
@@ -44,6 +52,7 @@ export class Connection {
     readonly ip: string,
     private readonly maxBufferedBytes: number,
     log: FastifyBaseLogger,
+    private readonly observer: ConnectionObserver | null = null,
   ) {
     this.log = log.child({ connectionId: this.id })
   }
@@ -61,10 +70,12 @@ export class Connection {
     if (!this.isOpen) return false
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
       this.log.warn({ bufferedAmount: this.socket.bufferedAmount }, 'slow consumer cut')
+      this.observer?.slowConsumerCut()
       this.close(CloseCodes.TRY_AGAIN_LATER, 'slow consumer')
       return false
     }
     this.socket.send(frame)
+    this.observer?.sent(frame)
     return true
   }
 

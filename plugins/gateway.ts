@@ -47,6 +47,19 @@ interface SocketRateState {
   windowStart: number
 }
 
+/**
+ * Told about the gateway's traffic (metrics). Called on the hot path: implementations must be cheap and
+ * must not throw.
+ */
+export interface GatewayObserver {
+  /** Every text frame: its event when the gateway knows it (a registered event or ping), else null. */
+  frameIn (event: string | null): void
+  /** Every error frame sent, by code. */
+  errorSent (code: ErrorCode): void
+  /** A handler finished: milliseconds from the start of its frame's handling to its reply; ok unless it threw. */
+  handled (event: string, ms: number, ok: boolean): void
+}
+
 export type SessionContributor = (connection: Connection, user: ChatUser) => Promise<Record<string, unknown>> | Record<string, unknown>
 export type SessionEndHandler = (connection: Connection, user: ChatUser) => Promise<void> | void
 
@@ -63,12 +76,18 @@ export class Gateway {
   private readonly sessionContributors: SessionContributor[] = []
   private readonly sessionEndHandlers: SessionEndHandler[] = []
   private readonly rates = new WeakMap<Connection, SocketRateState>()
+  private observer: GatewayObserver | null = null
 
   constructor (private readonly config: ChatConfig) {}
 
   on<S extends TSchema> (event: string, definition: EventDefinition<S>): void {
     if (this.events.has(event)) throw new Error(`gateway: event "${event}" is already registered`)
     this.events.set(event, { definition: definition as unknown as EventDefinition, check: Compile(definition.schema) })
+  }
+
+  /** Sets the one observer of the gateway's traffic (the metrics plugin). */
+  observe (observer: GatewayObserver | null): void {
+    this.observer = observer
   }
 
   declarePush (event: string, definition: PushDefinition): void {
@@ -119,32 +138,39 @@ export class Gateway {
 
   /** Handles one text frame of a socket. Never throws: every failure becomes an error frame. */
   async handleFrame (connection: Connection, raw: string): Promise<void> {
+    const started = this.observer === null ? 0 : performance.now()
     let envelope: unknown
     try {
       envelope = JSON.parse(raw)
     } catch {
+      this.observer?.frameIn(null)
       this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame is not valid JSON')
       return
     }
     if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
+      this.observer?.frameIn(null)
       this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame must be a JSON object')
       return
     }
     const { event, id, data } = envelope as { event?: unknown, id?: unknown, data?: unknown }
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH)) {
+      this.observer?.frameIn(null)
       this.replyError(connection, undefined, typeof event === 'string' ? event.slice(0, MAX_EVENT_LENGTH) : undefined,
         'BAD_FRAME', `"id" must be a string of 1 to ${MAX_ID_LENGTH} characters`)
       return
     }
     if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_LENGTH) {
+      this.observer?.frameIn(null)
       this.replyError(connection, id, undefined, 'BAD_FRAME', `"event" must be a string of 1 to ${MAX_EVENT_LENGTH} characters`)
       return
     }
     if (event === 'ping') {
+      this.observer?.frameIn(event)
       connection.send(id === undefined ? '{"event":"pong"}' : JSON.stringify({ event: 'pong', id }))
       return
     }
     const registered = this.events.get(event)
+    this.observer?.frameIn(registered === undefined ? null : event)
     if (connection.user === null && registered?.definition.public !== true) {
       this.replyError(connection, id, event, 'UNAUTHENTICATED', 'authenticate first: send {"event":"auth","data":{"token":"<jwt>"}}')
       return
@@ -178,9 +204,10 @@ export class Gateway {
     try {
       const ctx: EventContext = { connection, user: connection.user as ChatUser, event, requestId: id }
       const result = await definition.handler(ctx, payload as never)
-      if (result === NO_REPLY || id === undefined) return
-      connection.send(JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+      if (result !== NO_REPLY && id !== undefined) connection.send(JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+      this.observer?.handled(event, performance.now() - started, true)
     } catch (error) {
+      this.observer?.handled(event, performance.now() - started, false)
       const wire = toWireError(error)
       if (wire.code === 'INTERNAL' || wire.code === 'UNAVAILABLE') connection.log.error({ err: error, event }, 'event handler failed')
       this.sendError(connection, id, event, wire)
@@ -196,6 +223,7 @@ export class Gateway {
     const frame = id !== undefined
       ? { event: 'error', id, error }
       : { event: 'error', error: event === undefined ? error : { ...error, event } }
+    this.observer?.errorSent(error.code)
     connection.send(JSON.stringify(frame))
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Broker, BrokerHandler } from './broker-types.js'
-import type { Connection } from './connection.js'
+import type { Connection, ConnectionObserver } from './connection.js'
 
 /** A cross-node instruction addressed to a user's sockets (subscribe to a room, drop one, ...). */
 export interface UserControl {
@@ -13,6 +13,19 @@ export interface UserControl {
 export type UserControlHandler = (userId: string, control: UserControl) => void
 /** Gets a room's frames as they arrive from the broker or from this node; may reorder before delivering. */
 export type RoomFrameSink = (roomId: string, seq: number | null, frame: string, except: Connection | null) => void
+
+/**
+ * Told about this node's sockets and broadcasts (metrics). Called on the hot path: implementations must
+ * be cheap and must not throw. The upgrade route hands it to each Connection as its ConnectionObserver.
+ */
+export interface HubObserver extends ConnectionObserver {
+  socketOpened (): void
+  socketClosed (code: number): void
+  /** One broker publish of a room frame, a user frame or a user control. */
+  published (kind: 'room' | 'user' | 'control'): void
+  /** A room frame's local delivery: milliseconds from publishRoom (right after its commit) to the last local write. */
+  roomDelivered (ms: number): void
+}
 
 // Broker payloads: "<kind><originNodeId> <seq or -> <body>". The header lets a node skip its own echo
 // and order a room's frames without parsing the JSON it is about to forward untouched.
@@ -45,6 +58,8 @@ function decode (payload: string): Decoded | null {
  */
 export class Hub {
   readonly nodeId: string
+  /** Set by the metrics plugin; null when nothing observes. */
+  observer: HubObserver | null = null
   private readonly byUser = new Map<string, Set<Connection>>()
   private readonly byRoom = new Map<string, Set<Connection>>()
   private readonly roomHandlers = new Map<string, BrokerHandler>()
@@ -167,18 +182,25 @@ export class Hub {
    */
   async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection } = {}): Promise<void> {
     const seq = options.seq ?? null
+    // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
+    const timed = this.observer !== null && this.byRoom.has(roomId)
+    const started = timed ? performance.now() : 0
     this.roomSink(roomId, seq, frame, options.except ?? null)
+    if (timed) this.observer?.roomDelivered(performance.now() - started)
+    this.observer?.published('room')
     await this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
   }
 
   async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {
     this.deliverUserLocal(userId, frame, except ?? null)
+    this.observer?.published('user')
     await this.broker.publish(`user:${userId}`, encode(FRAME, this.nodeId, null, frame))
   }
 
   /** Runs a control on this node and on every other node that has sockets of the user. */
   async controlUser (userId: string, control: UserControl): Promise<void> {
     this.runControl(userId, control)
+    this.observer?.published('control')
     await this.broker.publish(`user:${userId}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
   }
 

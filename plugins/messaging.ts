@@ -206,10 +206,18 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     }
   }
 
+  const metrics = app.chatMetrics
   const writer = new GroupCommit<SendJob, SendOutcome>({
-    flush: flushSends,
+    flush: async (jobs) => {
+      const results = await flushSends(jobs)
+      let written = 0
+      for (const result of results) if (!(result instanceof Error) && result.event !== null) written += 1
+      metrics.messagePersisted(written)
+      return results
+    },
     maxBatch: config.groupCommit.maxBatch,
     maxWaitMs: config.groupCommit.maxWaitMs,
+    onBatch: (size, ms) => metrics.groupCommitBatch(size, ms),
   })
   // Sockets are closed in preClose too; whatever they queued is still written before the database closes.
   app.addHook('preClose', async () => { await writer.drain() })
@@ -375,4 +383,4 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     drain: () => writer.drain(),
   }
   app.decorate('chatMessaging', service)
-}, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms'] })
+}, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics'] })

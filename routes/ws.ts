@@ -26,7 +26,7 @@ function textOf (data: RawData): string {
  * are handled as they come.
  */
 export default async function wsRoute (app: FastifyInstance): Promise<void> {
-  const { chatGateway: gateway, chatSessions: sessions, chatConfig: config } = app
+  const { chatGateway: gateway, chatSessions: sessions, chatConfig: config, chatHub: hub } = app
   const open = new Set<Connection>()
   let shuttingDown = false
 
@@ -48,12 +48,13 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   heartbeat.unref()
 
   app.get(config.wsPath, { websocket: true }, (socket: WebSocket, request: FastifyRequest) => {
-    const connection = new Connection(socket, request.ip, config.maxBufferedBytes, request.log)
+    const connection = new Connection(socket, request.ip, config.maxBufferedBytes, request.log, hub.observer)
     if (shuttingDown) {
       connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
       return
     }
     open.add(connection)
+    hub.observer?.socketOpened()
     let establishing: Promise<void> | null = Promise.resolve()
 
     const handle = (raw: string): Promise<void> => gateway.handleFrame(connection, raw)
@@ -78,6 +79,7 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     socket.on('close', (code: number) => {
       connection.markClosed()
       open.delete(connection)
+      hub.observer?.socketClosed(code)
       connection.log.debug({ code }, 'socket closed')
       void sessions.closed(connection).catch((error: unknown) => connection.log.error({ err: error }, 'closing session failed'))
     })

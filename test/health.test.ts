@@ -1,0 +1,151 @@
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import postgres from 'postgres'
+import { startNode } from './fixtures/server.js'
+import { TestClient } from './fixtures/ws-client.js'
+import { freshDatabaseUrl } from './fixtures/database.js'
+import { sampleValue, scrape } from './fixtures/prometheus.js'
+
+interface Ready { status: string, down: string[] }
+
+async function ready (httpUrl: string): Promise<{ status: number, body: Ready }> {
+  const response = await fetch(`${httpUrl}/ready`)
+  return { status: response.status, body: await response.json() as Ready }
+}
+
+/** Polls /ready until it answers `status`; returns the last answer either way. */
+async function readyBecomes (httpUrl: string, status: number, timeoutMs = 15000): Promise<{ status: number, body: Ready }> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const answer = await ready(httpUrl)
+    if (answer.status === status || Date.now() > deadline) return answer
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
+    })
+  })
+}
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
+
+/** A throwaway redis-server of this test's own, without persistence, that the test can kill. */
+async function startRedis (port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  await new Promise<void>((resolve, reject) => {
+    let output = ''
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10000)
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (/ready to accept connections/i.test(output)) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', () => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server exited:\n${output}`))
+    })
+  })
+  return child
+}
+
+async function kill (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
+}
+
+t.test('/health answers without asking anything', async (t) => {
+  const node = await startNode(t, { redis: null })
+  const response = await fetch(`${node.httpUrl}/health`)
+  t.equal(response.status, 200)
+  t.match(await response.json(), { status: 'ok', uptime: Number })
+})
+
+t.test('/ready is 200 when the database and the broker answer', async (t) => {
+  const node = await startNode(t)
+  const answer = await ready(node.httpUrl)
+  t.equal(answer.status, 200)
+  t.same(answer.body, { status: 'ok', down: [] })
+})
+
+t.test('/ready turns 503 naming the broker while Redis is down, and 200 once it is back', { skip: !hasRedisServer && 'no redis-server binary' }, async (t) => {
+  const port = await freePort()
+  let redis = await startRedis(port)
+  t.teardown(() => kill(redis))
+  const node = await startNode(t, { redis: `redis://127.0.0.1:${port}` })
+  t.equal((await ready(node.httpUrl)).status, 200, 'up')
+
+  await kill(redis)
+  const down = await readyBecomes(node.httpUrl, 503)
+  t.equal(down.status, 503, 'Redis killed: not ready')
+  t.same(down.body, { status: 'unavailable', down: ['broker'] }, 'names the broker, not the database')
+
+  redis = await startRedis(port)
+  const back = await readyBecomes(node.httpUrl, 200)
+  t.equal(back.status, 200, 'Redis back: ready again')
+  t.same(back.body.down, [])
+  // The subscriber's reconnect is announced after it resubscribed; it may trail the command connection.
+  let reconnects = 0
+  for (let attempt = 0; attempt < 50 && reconnects === 0; attempt += 1) {
+    reconnects = sampleValue(await scrape(node.httpUrl), 'chat_broker_reconnects_total')
+    if (reconnects === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(reconnects, 1, 'the reconnect is counted')
+})
+
+// PGlite runs inside the process: it has no outage to simulate short of closing it for good. A Postgres
+// database does: it stops accepting connections and its sessions are terminated, as in a failover.
+const serverUrl = process.env.DATABASE_URL
+t.test('/ready turns 503 naming the database while Postgres refuses it, and 200 once it accepts again', {
+  skip: (serverUrl === undefined || serverUrl === '') && 'needs DATABASE_URL (a Postgres server); PGlite is in-process',
+}, async (t) => {
+  const database = await freshDatabaseUrl(t)
+  const name = new URL(database).pathname.slice(1)
+  const node = await startNode(t, { database })
+  t.equal((await ready(node.httpUrl)).status, 200, 'up')
+
+  const admin = postgres(serverUrl as string, { max: 1, onnotice: () => {} })
+  t.teardown(() => admin.end({ timeout: 5 }))
+  const reopen = async (): Promise<void> => { await admin.unsafe(`alter database "${name}" with allow_connections true`) }
+  t.teardown(reopen)
+  await admin.unsafe(`alter database "${name}" with allow_connections false`)
+  await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and pid <> pg_backend_pid()`
+  const down = await readyBecomes(node.httpUrl, 503)
+  t.equal(down.status, 503, 'connections refused: not ready')
+  t.same(down.body, { status: 'unavailable', down: ['database'] }, 'names the database, not the broker')
+
+  await reopen()
+  const back = await readyBecomes(node.httpUrl, 200)
+  t.equal(back.status, 200, 'accepting again: ready')
+  t.same(back.body.down, [])
+})
+
+t.test('/ready is 503 while the node shuts down', async (t) => {
+  const node = await startNode(t, { redis: null })
+  const { client } = await TestClient.session(node.wsUrl, node.token('lingering'))
+  // A client that does not answer the close handshake keeps the shutdown waiting on its socket.
+  const tcp = (client.socket as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+  tcp.pause()
+  t.equal((await ready(node.httpUrl)).status, 200)
+  const closing = node.close()
+  let status = 200
+  for (let attempt = 0; attempt < 100 && status === 200; attempt += 1) {
+    status = (await fetch(`${node.httpUrl}/ready`)).status
+    if (status === 200) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.equal(status, 503, 'not ready once closing started')
+  tcp.resume()
+  t.equal((await client.closed).code, 1001)
+  await closing
+})
