@@ -67,6 +67,11 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       armExpiry(connection, user)
       await app.chatUsers.remember(user)
       await hub.register(connection)
+      // The socket may have closed while we awaited: its close handler ran before it was registered.
+      if (!connection.isOpen) {
+        await hub.unregister(connection)
+        return
+      }
       const frame = await gateway.buildSessionReady(connection, user)
       connection.send(frame)
     },

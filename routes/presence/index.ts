@@ -1,0 +1,66 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from 'typebox'
+import { chatError } from '../../plugins/errors.js'
+import type { PresenceService } from '../../plugins/presence.js'
+import { MAX_PRESENCE_IDS, PresenceList, Status, UserId, UserPresence } from './schemas.js'
+
+async function listOf (presence: PresenceService, userIds: string[]): Promise<{ users: Array<{ userId: string, status: 'online' | 'away' | 'offline', lastSeen: string | null }> }> {
+  const unique = [...new Set(userIds)]
+  const statuses = await presence.statusOf(unique)
+  return {
+    users: unique.map((userId) => {
+      const info = statuses.get(userId) ?? { status: 'offline' as const, lastSeen: null }
+      return { userId, status: info.status, lastSeen: info.lastSeen }
+    }),
+  }
+}
+
+/** The presence surface: `presence.set`, `presence.get`, the `presence` push and GET /api/presence. */
+export default async function presenceRoutes (app: FastifyInstance): Promise<void> {
+  const { chatGateway: gateway, chatPresence: presence, chatConfig: config } = app
+
+  gateway.on('presence.set', {
+    summary: 'Sets the own status: online, away (until changed or offline) or offline (invisible: shown offline to others until changed, across reconnects).',
+    schema: Type.Object({ status: Status }, { additionalProperties: false }),
+    ack: Type.Object({}),
+    async handler (ctx, data) {
+      await presence.set(ctx.user, data.status)
+      return {}
+    },
+  })
+
+  gateway.on('presence.get', {
+    summary: `The status and last seen of up to ${MAX_PRESENCE_IDS} users, in the order asked (duplicates once).`,
+    schema: Type.Object({ userIds: Type.Array(UserId, { minItems: 1, maxItems: MAX_PRESENCE_IDS }) }, { additionalProperties: false }),
+    ack: PresenceList,
+    async handler (_ctx, data) {
+      return await listOf(presence, data.userIds)
+    },
+  })
+
+  gateway.declarePush('presence', {
+    summary: 'A member of one of your rooms changed status (not sent for rooms over presenceFanoutMaxMembers members; ephemeral: no seq).',
+    schema: UserPresence,
+  })
+
+  app.get(`${config.apiPrefix}/presence`, {
+    preHandler: app.chatAuthenticate,
+    schema: {
+      tags: ['presence'],
+      summary: 'Presence of users',
+      description: `Status and last seen of up to ${MAX_PRESENCE_IDS} users, in the order asked (duplicates once). Invisible users read as offline.`,
+      security: [{ bearerAuth: [] }],
+      querystring: Type.Object({
+        userIds: Type.String({ minLength: 1, maxLength: MAX_PRESENCE_IDS * 129, description: 'comma-separated user ids' }),
+      }),
+      response: { 200: PresenceList },
+    },
+  }, async (request) => {
+    const { userIds } = request.query as { userIds: string }
+    const ids = userIds.split(',').map((id) => id.trim()).filter((id) => id.length > 0)
+    if (ids.length === 0) throw chatError('VALIDATION_FAILED', 'userIds: name at least one user id')
+    if (new Set(ids).size > MAX_PRESENCE_IDS) throw chatError('VALIDATION_FAILED', `userIds: at most ${MAX_PRESENCE_IDS} user ids`)
+    if (ids.some((id) => id.length > 128)) throw chatError('VALIDATION_FAILED', 'userIds: a user id has at most 128 characters')
+    return await listOf(presence, ids)
+  })
+}

@@ -1,0 +1,121 @@
+import t from 'tap'
+import { startCluster, type TestNode } from './fixtures/server.js'
+import { connectAs, createGroup, disconnect, presenceOf, sleep, uid, type Member } from './fixtures/presence.js'
+
+// Two nodes in this process need a shared Redis and a shared Postgres (two PGlite instances cannot share
+// a database, and rooms live in the database).
+const shared = (name: string): boolean => (process.env[name] ?? '') !== ''
+const skip = !shared('REDIS_URL')
+  ? 'presence across nodes needs a shared Redis: set REDIS_URL'
+  : !shared('DATABASE_URL') ? 'two nodes need a shared Postgres: set DATABASE_URL' : false
+
+const GRACE = 600
+const TTL = 900
+
+async function statusOn (member: Member, userId: string): Promise<string> {
+  const ack = await member.client.ack('presence.get', { userIds: [userId] })
+  return (ack.users as Array<{ status: string }>)[0]?.status ?? 'missing'
+}
+
+t.test('presence across nodes', { skip }, async (t) => {
+  const nodes = await startCluster(t, 2, {
+    options: { presenceGraceMs: GRACE, presenceSweepMs: 50, presenceNodeTtlMs: TTL },
+  })
+  const a = nodes[0] as TestNode
+  const b = nodes[1] as TestNode
+
+  t.test('one user on two nodes: online until both sockets closed plus the grace', async (t) => {
+    const alice = await connectAs(a, uid('alice'))
+    const bobId = uid('bob')
+    await createGroup(alice, [bobId])
+    const onA = await connectAs(a, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    const onB = await connectAs(b, bobId)
+    t.same(await alice.client.collect(200, presenceOf(bobId)), [], 'the second socket, on another node, sends nothing')
+
+    await disconnect(onA)
+    t.same(await alice.client.collect(GRACE * 2, presenceOf(bobId)), [], 'still online: a socket is open on node B')
+    t.equal(await statusOn(alice, bobId), 'online', 'node A says online')
+
+    const closedAt = Date.now()
+    await disconnect(onB)
+    t.equal(await statusOn(alice, bobId), 'online', 'online inside the grace')
+    const offline = await alice.client.next(presenceOf(bobId), GRACE + 5000)
+    t.ok(Date.now() - closedAt >= GRACE, 'offline not before the grace')
+    t.equal(offline.data?.status, 'offline')
+    t.type(offline.data?.lastSeen, 'string')
+    t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'offline is pushed once, not by each node')
+    const carol = await connectAs(b, uid('carol'))
+    t.equal(await statusOn(carol, bobId), 'offline', 'node B agrees')
+    await disconnect(carol)
+    await disconnect(alice)
+  })
+
+  t.test('a reconnect to another node inside the grace sends nothing', async (t) => {
+    const alice = await connectAs(a, uid('alice'))
+    const bobId = uid('bob')
+    await createGroup(alice, [bobId])
+    const onA = await connectAs(a, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    await disconnect(onA)
+    await sleep(GRACE / 4)
+    const onB = await connectAs(b, bobId)
+    t.same(await alice.client.collect(GRACE * 3, presenceOf(bobId)), [], 'no offline, no second online')
+    t.equal(await statusOn(alice, bobId), 'online')
+    await disconnect(onB)
+    await alice.client.next(presenceOf(bobId, 'offline'), GRACE + 5000)
+    await disconnect(alice)
+  })
+
+  t.test('away and invisible are shared by the nodes', async (t) => {
+    const alice = await connectAs(a, uid('alice'))
+    const bobId = uid('bob')
+    await createGroup(alice, [bobId])
+    let bob = await connectAs(b, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    await bob.client.ack('presence.set', { status: 'away' })
+    await alice.client.next(presenceOf(bobId, 'away'))
+    t.equal(await statusOn(alice, bobId), 'away', 'node A reads the choice made on node B')
+
+    await bob.client.ack('presence.set', { status: 'offline' })
+    await alice.client.next(presenceOf(bobId, 'offline'))
+    await disconnect(bob)
+    await sleep(GRACE * 2)
+    bob = await connectAs(a, bobId)
+    t.same(await alice.client.collect(GRACE, presenceOf(bobId)), [], 'invisible across a reconnect to the other node')
+    t.equal(await statusOn(alice, bobId), 'offline')
+    await bob.client.ack('presence.set', { status: 'online' })
+    await alice.client.next(presenceOf(bobId, 'online'))
+    await disconnect(bob)
+    await disconnect(alice)
+  })
+
+  t.test('a node taken for dead writes its sockets back', async (t) => {
+    // Simulates a long pause of node B: its liveness key vanishes, and node A removes its entries.
+    const alice = await connectAs(a, uid('alice'))
+    const bobId = uid('bob')
+    await createGroup(alice, [bobId])
+    const bob = await connectAs(b, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    const redis = a.app.chat.scope.chatRedis
+    if (redis === null) throw new Error('the cluster has Redis')
+    const bKeys = `${a.app.chat.config.redisPrefix}{presence}:`
+    const bNode = b.app.chat.scope.chatHub.nodeId
+    // What a surviving node does to a node whose liveness key expired: its entries go, its users enter the grace.
+    await redis.multi()
+      .del(`${bKeys}node:${bNode}`)
+      .hdel(`${bKeys}user:${bobId}`, `n:${bNode}`)
+      .del(`${bKeys}sockets:${bNode}`)
+      .srem(`${bKeys}nodes`, bNode)
+      .zadd(`${bKeys}grace`, Date.now() + GRACE, bobId)
+      .exec()
+    t.equal(await statusOn(alice, bobId), 'online', 'inside the grace')
+    // Node B's next heartbeat (every TTL / 3) finds its key gone and counts bob's socket again.
+    t.same(await alice.client.collect(TTL + GRACE, presenceOf(bobId)), [], 'no offline for a live node')
+    t.equal(await statusOn(alice, bobId), 'online')
+    t.equal(await redis.hget(`${bKeys}user:${bobId}`, `n:${bNode}`), '1', 'node B counts bob\'s socket again')
+    await disconnect(bob)
+    await alice.client.next(presenceOf(bobId, 'offline'), GRACE + 5000)
+    await disconnect(alice)
+  })
+})
