@@ -15,7 +15,9 @@ export interface DevTokenClaims {
 
 export interface ChatAuth {
   /** Verifies a token and returns the user it names; throws UNAUTHENTICATED saying why. */
-  verify (token: string): ChatUser
+  verify (token: string): Promise<ChatUser>
+  /** The host's `authenticate` hook, when configured: the user of a request's own session, or null. */
+  fromRequest (request: FastifyRequest): Promise<ChatUser | null>
   /** Signs a token with the configured secret (dev tokens, tests); throws when only a public key is set. */
   sign (claims: DevTokenClaims, expiresIn?: string | number): string
   readonly canSign: boolean
@@ -75,11 +77,21 @@ function reasonOf (error: unknown): string {
 
 let namespaceCounter = 0
 
-export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
+function bearerOf (request: FastifyRequest): string | null {
+  const header = request.headers.authorization
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null
+  return match === null ? null : match[1] as string
+}
+
+function claimsOrRefuse (claims: unknown): ChatUser {
+  if (typeof claims !== 'object' || claims === null) throw chatError('UNAUTHENTICATED', 'token malformed')
+  return userFromClaims(claims as Record<string, unknown>)
+}
+
+/** Verifies with the suite's own @fastify/jwt registration (a namespace of its own). */
+async function registerJwt (app: FastifyInstance): Promise<JWT | null> {
   const { jwt: options } = app.chatConfig
-  if (options.secret === undefined && options.publicKey === undefined) {
-    throw new Error('chat: option "jwt" needs a "secret" (HS256) or a "publicKey" (RS256/ES256)')
-  }
+  if (options.secret === undefined && options.publicKey === undefined) return null
   // A namespace of our own, so that a host's @fastify/jwt (or a second suite) is never touched.
   const namespace = `chatSuite${++namespaceCounter}`
   const algorithms = options.algorithms ?? (options.secret !== undefined ? ['HS256', 'HS384', 'HS512'] : undefined)
@@ -94,33 +106,61 @@ export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
     verify: verifyOptions,
     sign: options.secret !== undefined ? { algorithm: 'HS256' } : {},
   })
-  const jwt = (app.jwt as unknown as Record<string, JWT>)[namespace] as JWT
+  return (app.jwt as unknown as Record<string, JWT>)[namespace] as JWT
+}
 
-  const auth: ChatAuth = {
-    canSign: options.secret !== undefined,
-    verify (token: string): ChatUser {
+export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
+  const { verifyToken, authenticate } = app.chatHooks
+  const jwt = await registerJwt(app)
+  if (jwt === null && verifyToken === undefined && authenticate === undefined) {
+    throw new Error('chat: option "jwt" needs a "secret" (HS256) or a "publicKey" (RS256/ES256), or give "verifyToken" or "authenticate"')
+  }
+  const secret = app.chatConfig.jwt.secret
+
+  async function verify (token: string): Promise<ChatUser> {
+    if (verifyToken !== undefined) {
       let claims: unknown
       try {
-        claims = jwt.verify(token)
+        claims = await verifyToken(token)
       } catch (error) {
         throw chatError('UNAUTHENTICATED', reasonOf(error))
       }
-      if (typeof claims !== 'object' || claims === null) throw chatError('UNAUTHENTICATED', 'token malformed')
-      return userFromClaims(claims as Record<string, unknown>)
+      return claimsOrRefuse(claims)
+    }
+    if (jwt === null) throw chatError('UNAUTHENTICATED', 'tokens are not accepted here')
+    let claims: unknown
+    try {
+      claims = jwt.verify(token)
+    } catch (error) {
+      throw chatError('UNAUTHENTICATED', reasonOf(error))
+    }
+    return claimsOrRefuse(claims)
+  }
+
+  const auth: ChatAuth = {
+    canSign: secret !== undefined && jwt !== null,
+    verify,
+    async fromRequest (request) {
+      if (authenticate === undefined) return null
+      let claims: unknown
+      try {
+        claims = await authenticate(request)
+      } catch (error) {
+        throw chatError('UNAUTHENTICATED', error instanceof Error ? error.message : 'not authenticated')
+      }
+      return claims === null || claims === undefined ? null : claimsOrRefuse(claims)
     },
     sign (claims: DevTokenClaims, expiresIn: string | number = '1h'): string {
-      if (options.secret === undefined) throw new Error('chat: cannot sign tokens without a jwt secret')
+      if (secret === undefined || jwt === null) throw new Error('chat: cannot sign tokens without a jwt secret')
       return jwt.sign({ ...claims }, { expiresIn })
     },
   }
   app.decorate('chatAuth', auth)
   app.decorateRequest('chatUser', null)
   app.decorate('chatAuthenticate', async function chatAuthenticate (request: FastifyRequest) {
-    const header = request.headers.authorization
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null
-    if (match === null) throw chatError('UNAUTHENTICATED', 'missing "Authorization: Bearer <token>" header')
-    const user = auth.verify(match[1] as string)
-    await app.chatUsers.remember(user)
-    request.chatUser = user
+    const token = bearerOf(request)
+    const user = token !== null ? await verify(token) : await auth.fromRequest(request)
+    if (user === null) throw chatError('UNAUTHENTICATED', 'missing "Authorization: Bearer <token>" header')
+    request.chatUser = await app.chatUsers.remember(user)
   })
 }, { name: 'chat-auth', fastify: '5.x', dependencies: ['chat-config', 'chat-users'] })

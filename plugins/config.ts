@@ -2,7 +2,7 @@ import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Value } from 'typebox/value'
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 
@@ -89,9 +89,22 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
   redisClient?: Redis
   /** Veto hook: return false (or throw) to refuse an action with FORBIDDEN. */
   authorize?: (request: AuthorizeRequest) => boolean | Promise<boolean>
+  /**
+   * Verifies a token with the host's own means (for example `(token) => app.jwt.verify(token)` to reuse
+   * the host's @fastify/jwt); returns its claims (`sub` required) or throws. Replaces `jwt` when given.
+   */
+  verifyToken?: (token: string) => unknown
+  /**
+   * Authenticates a REST request or a WebSocket upgrade from the host's session (a cookie, say);
+   * returns claims (`sub` required), or null to fall back to the token ways.
+   */
+  authenticate?: (request: FastifyRequest) => unknown
+  /** Names and avatars for users whose tokens carry only `sub`. */
+  resolveUser?: (id: string) => Promise<{ name?: string | null, avatar?: string | null } | null> | { name?: string | null, avatar?: string | null } | null
 }
 
 const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))
+const HOOK_KEYS = new Set(['databaseClient', 'redisClient', 'authorize', 'verifyToken', 'authenticate', 'resolveUser', 'prefix', 'decorator', 'logLevel', 'logSerializers'])
 const checkOptions = Compile(ChatOptionsSchema)
 
 /** Validates the options once and fills defaults; throws an error naming the first bad option. */
@@ -100,7 +113,7 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue
     if (SERIALIZABLE_KEYS.has(key)) plain[key] = value
-    else if (!['databaseClient', 'redisClient', 'authorize', 'prefix', 'logLevel'].includes(key)) {
+    else if (!HOOK_KEYS.has(key)) {
       throw new Error(`chat: unknown option "${key}"`)
     }
   }
@@ -117,6 +130,9 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
 
 export interface ChatHooks {
   authorize?: ChatOptions['authorize']
+  verifyToken?: ChatOptions['verifyToken']
+  authenticate?: ChatOptions['authenticate']
+  resolveUser?: ChatOptions['resolveUser']
   databaseClient?: Sql
   redisClient?: Redis
 }

@@ -10,6 +10,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 export interface Sessions {
   /** Starts the session of a socket that presented a token (header, query or auth frame). */
   authenticate (connection: Connection, token: string): Promise<void>
+  /** Starts the session of a socket whose user is already known (the host's authenticate hook). */
+  start (connection: Connection, user: ChatUser): Promise<void>
   /** Forgets a closed socket: timers, hub, session end handlers. */
   closed (connection: Connection): Promise<void>
   /** Sockets not yet authenticated are closed with 4408 after authTimeoutMs. */
@@ -43,9 +45,9 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
     timers.set(connection, setTimeout(() => connection.close(CloseCodes.UNAUTHENTICATED, 'token expired'), delay))
   }
 
-  function verifyOrClose (connection: Connection, token: string): ChatUser | null {
+  async function verifyOrClose (connection: Connection, token: string): Promise<ChatUser | null> {
     try {
-      return auth.verify(token)
+      return await auth.verify(token)
     } catch (error) {
       const reason = isChatError(error) ? error.message : 'token invalid'
       connection.log.info({ reason }, 'authentication refused')
@@ -56,8 +58,13 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
 
   const sessions: Sessions = {
     async authenticate (connection, token) {
-      const user = verifyOrClose(connection, token)
+      const user = await verifyOrClose(connection, token)
       if (user === null) return
+      await sessions.start(connection, user)
+    },
+
+    async start (connection, user) {
+      if (!connection.isOpen) return
       if (hub.connectionsOf(user.id).size >= config.maxConnectionsPerUser) {
         connection.close(CloseCodes.TOO_MANY_CONNECTIONS, 'too many connections for this user')
         return
@@ -65,14 +72,16 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       connection.user = user
       connection.log = connection.log.child({ userId: user.id })
       armExpiry(connection, user)
-      await app.chatUsers.remember(user)
+      // Registered before any other await, so that concurrent logins of one user count each other.
       await hub.register(connection)
       // The socket may have closed while we awaited: its close handler ran before it was registered.
       if (!connection.isOpen) {
         await hub.unregister(connection)
         return
       }
-      const frame = await gateway.buildSessionReady(connection, user)
+      const known = await app.chatUsers.remember(user)
+      connection.user = known
+      const frame = await gateway.buildSessionReady(connection, known)
       connection.send(frame)
     },
 
@@ -108,13 +117,14 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
         await sessions.authenticate(connection, data.token)
         return NO_REPLY
       }
-      const refreshed = verifyOrClose(connection, data.token)
+      const refreshed = await verifyOrClose(connection, data.token)
       if (refreshed === null) return NO_REPLY
       if (refreshed.id !== connection.user.id) {
         connection.close(CloseCodes.UNAUTHENTICATED, 'token is for another user')
         return NO_REPLY
       }
-      connection.user = refreshed
+      // A refreshed token that carries only `sub` keeps the profile the session already has.
+      connection.user = { ...refreshed, name: refreshed.name ?? connection.user.name, avatar: refreshed.avatar ?? connection.user.avatar }
       armExpiry(connection, refreshed)
       return { exp: refreshed.exp }
     },

@@ -12,8 +12,11 @@ export interface Profile {
 }
 
 export interface UsersService {
-  /** Caches the token's name and avatar in the users table; writes only when they changed. */
-  remember (user: ChatUser): Promise<void>
+  /**
+   * Caches the token's name and avatar in the users table (writing only when they changed), and fills
+   * them from the host's resolveUser hook when the token carries only `sub`. Returns the user as known.
+   */
+  remember (user: ChatUser): Promise<ChatUser>
   profiles (ids: string[]): Promise<Map<string, Profile>>
   /** Stamps last seen (presence going offline). */
   touchLastSeen (id: string, at: Date): Promise<void>
@@ -32,11 +35,20 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
   const db = app.chatDb
   // What this node last wrote per user: a session start of an unchanged user costs no write.
   const remembered = new Map<string, string>()
+  const resolveUser = app.chatHooks.resolveUser
+
+  async function resolved (user: ChatUser): Promise<ChatUser> {
+    if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user
+    const profile = await resolveUser(user.id)
+    if (profile === null) return user
+    return { ...user, name: user.name ?? profile.name ?? null, avatar: user.avatar ?? profile.avatar ?? null }
+  }
 
   const service: UsersService = {
-    async remember (user) {
+    async remember (given) {
+      const user = await resolved(given)
       const signature = `${user.tenant}\u0000${user.name ?? ''}\u0000${user.avatar ?? ''}`
-      if (remembered.get(user.id) === signature) return
+      if (remembered.get(user.id) === signature) return user
       await db.insert(users)
         .values({ id: user.id, tenant: user.tenant, name: user.name, avatar: user.avatar })
         .onConflictDoUpdate({
@@ -45,6 +57,7 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
         })
       if (remembered.size >= REMEMBERED_MAX) remembered.clear()
       remembered.set(user.id, signature)
+      return user
     },
     async profiles (ids) {
       const unique = [...new Set(ids)]
@@ -62,4 +75,4 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
     },
   }
   app.decorate('chatUsers', service)
-}, { name: 'chat-users', fastify: '5.x', dependencies: ['chat-database'] })
+}, { name: 'chat-users', fastify: '5.x', dependencies: ['chat-config', 'chat-database'] })

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
 import { CloseCodes, Connection } from '../plugins/connection.js'
+import { isChatError } from '../plugins/errors.js'
 
 function tokenOf (request: FastifyRequest): string | null {
   const header = request.headers.authorization
@@ -29,6 +30,14 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   const { chatGateway: gateway, chatSessions: sessions, chatConfig: config, chatHub: hub } = app
   const open = new Set<Connection>()
   let shuttingDown = false
+  const hostAuthenticates = app.chatHooks.authenticate !== undefined
+
+  // The host's own session (a cookie, say) may identify the upgrade; without one the token ways apply.
+  async function fromHostSession (connection: Connection, request: FastifyRequest): Promise<void> {
+    const user = await app.chatAuth.fromRequest(request)
+    if (user === null) sessions.awaitAuthFrame(connection)
+    else await sessions.start(connection, user)
+  }
 
   const heartbeat = setInterval(() => {
     for (const connection of open) {
@@ -85,11 +94,16 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     })
 
     const token = tokenOf(request)
-    if (token === null) {
+    if (token === null && !hostAuthenticates) {
       sessions.awaitAuthFrame(connection)
       return
     }
-    const started: Promise<void> = sessions.authenticate(connection, token).catch((error: unknown) => {
+    const begin = token !== null ? sessions.authenticate(connection, token) : fromHostSession(connection, request)
+    const started: Promise<void> = begin.catch((error: unknown) => {
+      if (isChatError(error) && error.code === 'UNAUTHENTICATED') {
+        connection.close(CloseCodes.UNAUTHENTICATED, error.message)
+        return
+      }
       connection.log.error({ err: error }, 'session start failed')
       connection.close(1011, 'session start failed')
     }).then(() => {
