@@ -11,10 +11,23 @@ import { authPlugin } from './plugins/auth.js'
 import { sessionsPlugin } from './plugins/sessions.js'
 import { usersPlugin } from './plugins/users.js'
 import { roomLogPlugin } from './plugins/room-log.js'
+import { roomsPlugin } from './plugins/rooms.js'
+import { presencePlugin } from './plugins/presence.js'
+import { typingPlugin } from './plugins/typing.js'
+import presenceRoutes from './routes/presence/index.js'
+import roomsRoutes from './routes/rooms/index.js'
+import favoritesRoutes from './routes/favorites/index.js'
 import { setChatErrorHandler } from './plugins/error-handler.js'
 import { CloseCodes } from './plugins/connection.js'
+import { messagingPlugin } from './plugins/messaging.js'
+import messagesConcern from './routes/messages/index.js'
 import wsRoute from './routes/ws.js'
 import healthRoutes from './routes/health/index.js'
+import { metricsPlugin } from './plugins/metrics.js'
+import { docsPlugin } from './plugins/docs.js'
+import { chatLogSerializers, useChatLogSerializers } from './plugins/logging.js'
+import metricsRoutes from './routes/metrics/index.js'
+import docsRoutes from './routes/docs/index.js'
 
 /** What a host's own code uses: the suite's resolved options and its services, on any node. */
 export interface ChatApi {
@@ -35,19 +48,34 @@ export interface ChatSuiteOptions extends ChatOptions {
 /** Everything of the suite, registered in an explicit order inside its own encapsulation context. */
 async function chatScope (app: FastifyInstance, options: { config: ChatConfig, raw: ChatOptions }): Promise<void> {
   const { config, raw } = options
+  useChatLogSerializers(app)
   setChatErrorHandler(app)
   await app.register(configPlugin, {
     config,
-    hooks: { authorize: raw.authorize, databaseClient: raw.databaseClient, redisClient: raw.redisClient },
+    hooks: {
+      authorize: raw.authorize,
+      verifyToken: raw.verifyToken,
+      authenticate: raw.authenticate,
+      resolveUser: raw.resolveUser,
+      databaseClient: raw.databaseClient,
+      redisClient: raw.redisClient,
+    },
   })
+  // OpenAPI collects routes as they are added: it comes before every route of the suite.
+  await app.register(docsPlugin)
   await app.register(databasePlugin)
   await app.register(brokerPlugin)
   await app.register(hubPlugin)
   await app.register(gatewayPlugin)
+  await app.register(metricsPlugin)
   await app.register(usersPlugin)
   await app.register(authPlugin)
   await app.register(sessionsPlugin)
   await app.register(roomLogPlugin)
+  await app.register(roomsPlugin)
+  await app.register(messagingPlugin)
+  await app.register(presencePlugin)
+  await app.register(typingPlugin)
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload },
     preClose (this: FastifyInstance, done: () => void) {
@@ -57,6 +85,12 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   })
   await app.register(wsRoute)
   await app.register(healthRoutes)
+  await app.register(roomsRoutes)
+  await app.register(messagesConcern)
+  await app.register(presenceRoutes)
+  await app.register(favoritesRoutes)
+  await app.register(metricsRoutes)
+  await app.register(docsRoutes)
 }
 
 /**
@@ -82,7 +116,7 @@ const chatSuite = fp(async function chatSuite (host: FastifyInstance, options: C
   await host.register(async function chatContext (app: FastifyInstance) {
     await chatScope(app, { config, raw })
     scope = app
-  }, { prefix: prefix ?? '' })
+  }, { prefix: prefix ?? '', logSerializers: chatLogSerializers })
 }, { fastify: '5.x' })
 
 declare module 'fastify' {
@@ -98,3 +132,4 @@ export type { ChatConfig, AuthorizeRequest } from './plugins/config.js'
 export type { ChatUser } from './plugins/connection.js'
 export { CloseCodes } from './plugins/connection.js'
 export { ERROR_CODES, chatError, type ErrorCode } from './plugins/errors.js'
+export type { ChatMetrics } from './plugins/metrics.js'

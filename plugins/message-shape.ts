@@ -1,0 +1,133 @@
+import { Type, type Static } from 'typebox'
+import type { Attachment, MessageType } from '../db/schema/index.js'
+
+/** How much of a replied-to message a reply carries. */
+export const EXCERPT_LENGTH = 100
+
+export const MessageSenderSchema = Type.Object({
+  id: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  avatar: Type.Union([Type.String(), Type.Null()]),
+})
+
+export const ReplyRefSchema = Type.Object({
+  id: Type.String(),
+  seq: Type.Integer(),
+  senderId: Type.String(),
+  excerpt: Type.String({ description: `the first ${EXCERPT_LENGTH} characters; empty when that message was deleted` }),
+})
+
+export const AttachmentSchema = Type.Object({
+  url: Type.String(),
+  name: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  mimeType: Type.String(),
+})
+
+export const ReactionSchema = Type.Object({
+  emoji: Type.String(),
+  count: Type.Integer({ minimum: 1 }),
+  userIds: Type.Array(Type.String()),
+})
+
+/** The protocol's Message (section 5). Timestamps are ISO 8601 strings. */
+export const MessageSchema = Type.Object({
+  id: Type.String(),
+  roomId: Type.String(),
+  seq: Type.Integer({ minimum: 1 }),
+  sender: MessageSenderSchema,
+  type: Type.Union([Type.Literal('TEXT'), Type.Literal('IMAGE'), Type.Literal('FILE'), Type.Literal('VOICE'), Type.Literal('VIDEO'), Type.Literal('SYSTEM')]),
+  content: Type.String({ description: 'empty when the message was deleted' }),
+  replyTo: Type.Optional(ReplyRefSchema),
+  attachments: Type.Array(AttachmentSchema),
+  reactions: Type.Array(ReactionSchema),
+  clientMsgId: Type.Optional(Type.String()),
+  editedAt: Type.Optional(Type.String()),
+  deletedAt: Type.Optional(Type.String()),
+  createdAt: Type.String(),
+})
+
+export type MessageSender = Static<typeof MessageSenderSchema>
+export type ReplyRef = Static<typeof ReplyRefSchema>
+export type Reaction = Static<typeof ReactionSchema>
+
+export interface Message {
+  id: string
+  roomId: string
+  seq: number
+  sender: MessageSender
+  type: MessageType
+  content: string
+  replyTo?: ReplyRef
+  attachments: Attachment[]
+  reactions: Reaction[]
+  clientMsgId?: string
+  editedAt?: string
+  deletedAt?: string
+  createdAt: string
+}
+
+/** A messages row as Drizzle or a raw query returns it; timestamps as Date or ISO string. */
+export interface MessageRecord {
+  id: string
+  roomId: string
+  seq: number
+  senderId: string
+  type: MessageType
+  content: string
+  attachments: Attachment[] | null
+  clientMsgId: string | null
+  editedAt: Date | string | null
+  deletedAt: Date | string | null
+  createdAt: Date | string
+}
+
+export interface MessageExtras {
+  sender?: { name: string | null, avatar: string | null } | null
+  replyTo?: ReplyRef | null
+  reactions?: Reaction[]
+}
+
+export function isoOf (value: Date | string): string {
+  return typeof value === 'string' ? new Date(value).toISOString() : value.toISOString()
+}
+
+/** What a reply shows of the message it answers. */
+export function excerptOf (content: string, deleted: boolean): string {
+  return deleted ? '' : content.slice(0, EXCERPT_LENGTH)
+}
+
+/** Reaction rows (one per user and emoji) grouped per emoji, in the order each emoji first appeared. */
+export function groupReactions (rows: Iterable<{ emoji: string, userId: string }>): Reaction[] {
+  const byEmoji = new Map<string, string[]>()
+  for (const row of rows) {
+    const users = byEmoji.get(row.emoji)
+    if (users === undefined) byEmoji.set(row.emoji, [row.userId])
+    else users.push(row.userId)
+  }
+  return [...byEmoji].map(([emoji, userIds]) => ({ emoji, count: userIds.length, userIds }))
+}
+
+/**
+ * The one mapper from a stored message to the protocol's Message. A deleted message keeps its id, seq
+ * and place and loses its content, attachments and reactions.
+ */
+export function toMessage (record: MessageRecord, extras: MessageExtras = {}): Message {
+  const deleted = record.deletedAt !== null
+  const message: Message = {
+    id: record.id,
+    roomId: record.roomId,
+    seq: record.seq,
+    sender: { id: record.senderId, name: extras.sender?.name ?? null, avatar: extras.sender?.avatar ?? null },
+    type: record.type,
+    content: deleted ? '' : record.content,
+    attachments: deleted ? [] : record.attachments ?? [],
+    reactions: deleted ? [] : extras.reactions ?? [],
+    createdAt: isoOf(record.createdAt),
+  }
+  if (extras.replyTo != null) message.replyTo = extras.replyTo
+  if (record.clientMsgId !== null) message.clientMsgId = record.clientMsgId
+  if (record.editedAt !== null) message.editedAt = isoOf(record.editedAt)
+  if (record.deletedAt !== null) message.deletedAt = isoOf(record.deletedAt)
+  return message
+}

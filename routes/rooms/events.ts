@@ -1,0 +1,133 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from 'typebox'
+import type { EventContext } from '../../plugins/gateway.js'
+import type { Actor } from '../../plugins/rooms.js'
+import { MessageSchema } from '../../plugins/message-shape.js'
+import {
+  CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSchema, RoomSummarySchema,
+  UserId, UserIdsInput, UserRefSchema,
+} from '../../plugins/room-schemas.js'
+
+function actorOf (ctx: EventContext): Actor {
+  return { user: ctx.user, connection: ctx.connection }
+}
+
+const RoomRef = Type.Object({ roomId: RoomId }, { additionalProperties: false })
+const Empty = Type.Object({})
+const RoomAck = Type.Object({ room: RoomSummarySchema })
+const MembersAck = Type.Object({ members: Type.Array(MemberWithStatusSchema) })
+export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), messages: Type.Array(MessageSchema) })
+
+/** The rooms concern's WebSocket events and pushes; each handler calls the same service as REST. */
+export function registerRoomEvents (app: FastifyInstance): void {
+  const gateway = app.chatGateway
+  const rooms = app.chatRooms
+
+  gateway.on('room.create', {
+    summary: 'Creates a GROUP, CHANNEL or SUPPORT room; the creator is OWNER, memberIds join as MEMBER.',
+    schema: CreateRoomInput,
+    ack: RoomAck,
+    handler: async (ctx, data) => ({ room: await rooms.create(actorOf(ctx), data) }),
+  })
+
+  gateway.on('dm.open', {
+    summary: 'Opens the DIRECT room with a user: one room per pair, whoever opens it.',
+    schema: Type.Object({ userId: UserId }, { additionalProperties: false }),
+    ack: RoomAck,
+    handler: async (ctx, data) => ({ room: (await rooms.openDirect(actorOf(ctx), data.userId)).room }),
+  })
+
+  gateway.on('room.join', {
+    summary: 'Joins a public GROUP, CHANNEL or SUPPORT room; idempotent for a member.',
+    schema: RoomRef,
+    ack: JoinAck,
+    handler: async (ctx, data) => await rooms.join(actorOf(ctx), data.roomId),
+  })
+
+  gateway.on('room.leave', {
+    summary: 'Leaves a room. The OWNER hands over first unless alone (then the room is deleted).',
+    schema: RoomRef,
+    ack: Empty,
+    handler: async (ctx, data) => {
+      await rooms.leave(actorOf(ctx), data.roomId)
+      return {}
+    },
+  })
+
+  gateway.on('room.update', {
+    summary: 'Changes the room\'s name, description, avatar, privacy or capacity (ADMIN and above).',
+    schema: Type.Object({ roomId: RoomId, ...RoomPatch.properties }, { additionalProperties: false }),
+    ack: RoomAck,
+    handler: async (ctx, data) => {
+      const { roomId, ...patch } = data
+      return { room: await rooms.update(actorOf(ctx), roomId, patch) }
+    },
+  })
+
+  gateway.on('room.delete', {
+    summary: 'Deletes the room with its messages (OWNER).',
+    schema: RoomRef,
+    ack: Empty,
+    handler: async (ctx, data) => {
+      await rooms.delete(actorOf(ctx), data.roomId)
+      return {}
+    },
+  })
+
+  gateway.on('room.members', {
+    summary: 'Lists the room\'s members with their roles and presence.',
+    schema: RoomRef,
+    ack: MembersAck,
+    handler: async (ctx, data) => ({ members: await rooms.members(actorOf(ctx), data.roomId) }),
+  })
+
+  gateway.on('room.member.add', {
+    summary: 'Adds (invites) users to the room (MODERATOR and above); the ack lists those added.',
+    schema: Type.Object({ roomId: RoomId, userIds: UserIdsInput }, { additionalProperties: false }),
+    ack: MembersAck,
+    handler: async (ctx, data) => ({ members: await rooms.addMembers(actorOf(ctx), data.roomId, data.userIds) }),
+  })
+
+  gateway.on('room.member.remove', {
+    summary: 'Removes a member of a strictly lower role (kick); your own id leaves.',
+    schema: Type.Object({ roomId: RoomId, userId: UserId }, { additionalProperties: false }),
+    ack: Empty,
+    handler: async (ctx, data) => {
+      await rooms.removeMember(actorOf(ctx), data.roomId, data.userId)
+      return {}
+    },
+  })
+
+  gateway.on('room.member.role', {
+    summary: 'Sets a member\'s role (below your own; ADMIN and OWNER by the OWNER, OWNER hands over).',
+    schema: Type.Object({ roomId: RoomId, userId: UserId, role: RoleSchema }, { additionalProperties: false }),
+    ack: Type.Object({ member: MemberSchema }),
+    handler: async (ctx, data) => ({ member: await rooms.setRole(actorOf(ctx), data.roomId, data.userId, data.role) }),
+  })
+
+  const Seq = Type.Integer({ minimum: 1, description: 'the room\'s seq this event took' })
+  gateway.declarePush('room.added', {
+    summary: 'To every socket of a user who gained a room (created, invited, joined on another socket, DM opened).',
+    schema: Type.Object({ room: RoomSummarySchema }),
+  })
+  gateway.declarePush('room.removed', {
+    summary: 'To every socket of a user who lost a room (left, kicked, room deleted).',
+    schema: Type.Object({ roomId: Type.String() }),
+  })
+  gateway.declarePush('room.member_joined', {
+    summary: 'To the room: a member joined or was added.',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, user: UserRefSchema, role: RoleSchema }),
+  })
+  gateway.declarePush('room.member_left', {
+    summary: 'To the room: a member left, or was removed by `by`.',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, userId: Type.String(), by: Type.Optional(Type.String()) }),
+  })
+  gateway.declarePush('room.member_updated', {
+    summary: 'To the room: a member\'s role changed.',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, member: MemberSchema }),
+  })
+  gateway.declarePush('room.updated', {
+    summary: 'To the room: its settings changed.',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, room: RoomSchema }),
+  })
+}

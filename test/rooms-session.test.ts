@@ -1,0 +1,135 @@
+import t from 'tap'
+import { startNode } from './fixtures/server.js'
+import { connect, countQueries, receives, rest, scopeOf, sleep, storeMessage, type Someone } from './fixtures/rooms.js'
+import type { ChatUser } from '../plugins/connection.js'
+
+// session.ready: rooms, people and favorites as the database has them, whatever happened while away,
+// read in a fixed number of queries.
+const node = await startNode(t)
+const api = node.app.chat.config.apiPrefix
+
+function chatUser (id: string): ChatUser {
+  return { id, tenant: '', name: id.toUpperCase(), avatar: null, roles: [], permissions: [], exp: null }
+}
+
+function roomsOf (ready: { data?: Record<string, unknown> }): Map<string, Record<string, any>> {
+  return new Map((ready.data?.rooms as Array<Record<string, any>>).map((room) => [room.id, room]))
+}
+
+t.test('session.ready after a reconnect reflects every change made while away', async (t) => {
+  const owner = await connect(node, 'owner1')
+  const friend = await connect(node, 'friend1')
+  let user: Someone = await connect(node, 'user1')
+  const create = async (data: Record<string, unknown>): Promise<string> => ((await owner.client.ack('room.create', { type: 'GROUP', ...data })).room as { id: string }).id
+  const addedTo = await create({ name: 'added while away' })
+  const promoted = await create({ name: 'promoted', memberIds: [user.id] })
+  const kickedFrom = await create({ name: 'kicked', memberIds: [user.id] })
+  const deleted = await create({ name: 'deleted', memberIds: [user.id] })
+  const left = await create({ name: 'left', memberIds: [user.id] })
+  await rest(node, user.token, 'PUT', `${api}/me/favorites/ROOM/${kickedFrom}`)
+  t.same(roomsOf(user.ready).size, 0, 'nothing at first')
+  user.client.close()
+  await user.client.closed
+
+  await owner.client.ack('room.member.add', { roomId: addedTo, userIds: [user.id] })
+  await owner.client.ack('room.member.role', { roomId: promoted, userId: user.id, role: 'MODERATOR' })
+  await owner.client.ack('room.update', { roomId: promoted, name: 'renamed', isPrivate: true })
+  await owner.client.ack('room.member.remove', { roomId: kickedFrom, userId: user.id })
+  await owner.client.ack('room.delete', { roomId: deleted })
+  await rest(node, user.token, 'DELETE', `${api}/rooms/${left}/members/${user.id}`)
+  const dm = ((await friend.client.ack('dm.open', { userId: user.id })).room as { id: string }).id
+  await storeMessage(node, addedTo, owner.id, 'one')
+  await storeMessage(node, addedTo, owner.id, 'deleted one', { deleted: true })
+  await storeMessage(node, addedTo, user.id, 'my own')
+  await storeMessage(node, addedTo, owner.id, 'latest')
+  await storeMessage(node, addedTo, owner.id, 'deleted last', { deleted: true })
+  await storeMessage(node, dm, friend.id, 'psst')
+  await rest(node, user.token, 'PUT', `${api}/me/favorites/USER/${friend.id}`)
+  await rest(node, user.token, 'PUT', `${api}/me/favorites/ROOM/${dm}`)
+
+  user = await connect(node, 'user1')
+  const rooms = roomsOf(user.ready)
+  t.same([...rooms.keys()].sort(), [addedTo, promoted, dm].sort(), 'exactly the rooms the user is in now')
+  t.match(rooms.get(addedTo), { name: 'added while away', myRole: 'MEMBER', lastReadSeq: 1, lastSeq: 6, unreadCount: 2, lastMessage: { content: 'latest', seq: 5, sender: { id: owner.id } } },
+    'unread counts others\' messages, not deleted ones, after the join; the last message is the latest not deleted')
+  t.match(rooms.get(promoted), { name: 'renamed', isPrivate: true, myRole: 'MODERATOR', lastSeq: 2, lastReadSeq: 0, unreadCount: 0, lastMessage: null })
+  t.match(rooms.get(dm), { type: 'DIRECT', name: 'Friend1', peerId: friend.id, myRole: 'MEMBER', unreadCount: 1, lastMessage: { content: 'psst' } })
+  t.same(user.ready.data?.people, [{ id: friend.id, name: 'Friend1', avatar: null, status: 'online', lastSeen: null }], 'people: whoever shares a DIRECT room, with presence')
+  t.same(user.ready.data?.favorites, [
+    { type: 'USER', id: friend.id, name: 'Friend1', avatar: null },
+    { type: 'ROOM', id: dm, name: 'Friend1', avatar: null },
+  ], 'favorites; a room the user was kicked from is not shown')
+
+  // The new socket is subscribed to each of those rooms.
+  await owner.client.ack('room.update', { roomId: promoted, description: 'hello again' })
+  t.ok(await receives(user.client, 'room.updated', (data) => data.roomId === promoted, 2000), 'events of a room reach the reconnected socket')
+  await owner.client.ack('room.update', { roomId: addedTo, description: 'and here' })
+  t.ok(await receives(user.client, 'room.updated', (data) => data.roomId === addedTo && data.seq === 7, 2000))
+  t.same(await scopeOf(node).chatRooms.roomIdsOf(user.id).then((ids) => ids.sort()), [addedTo, promoted, dm].sort(), 'the session primed the membership cache')
+  for (const one of [owner, friend, user]) one.client.close()
+})
+
+t.test('people: a peer without a socket is offline', async (t) => {
+  const lonely = await connect(node, 'lonely')
+  const room = ((await lonely.client.ack('dm.open', { userId: 'ghost' })).room as { id: string, name: string })
+  t.equal(room.name, 'ghost', 'a user the server never saw is named by id')
+  lonely.client.close()
+  await lonely.client.closed
+  const again = await connect(node, 'lonely')
+  t.same(again.ready.data?.people, [{ id: 'ghost', name: null, avatar: null, status: 'offline', lastSeen: null }])
+  again.client.close()
+})
+
+t.test('session.ready is read in a fixed number of queries, whatever the number of rooms', async (t) => {
+  const rooms = scopeOf(node).chatRooms
+  const few = chatUser('few')
+  const many = chatUser('many')
+  const boss = chatUser('boss')
+  await scopeOf(node).chatUsers.remember(few)
+  await scopeOf(node).chatUsers.remember(many)
+  await scopeOf(node).chatUsers.remember(boss)
+  for (let index = 0; index < 2; index += 1) await rooms.create({ user: boss }, { name: `few ${index}`, type: 'GROUP', memberIds: [few.id] })
+  const manyRooms: string[] = []
+  for (let index = 0; index < 30; index += 1) {
+    const room = await rooms.create({ user: boss }, { name: `many ${index}`, type: 'GROUP', memberIds: [many.id] })
+    manyRooms.push(room.id)
+    if (index % 3 === 0) await storeMessage(node, room.id, boss.id, `hello ${index}`)
+  }
+  for (let index = 0; index < 5; index += 1) await rooms.openDirect({ user: many }, `peer${index}`)
+  await rooms.openDirect({ user: few }, 'peer0')
+  await rooms.setFavorite({ user: many }, 'ROOM', manyRooms[0] as string, true)
+  await rooms.setFavorite({ user: many }, 'USER', 'peer1', true)
+
+  const queries = countQueries(node)
+  let forFew: number
+  let forMany: number
+  try {
+    const small = await queries.run(() => rooms.snapshot(few))
+    forFew = queries.count
+    queries.reset()
+    const large = await queries.run(() => rooms.snapshot(many))
+    forMany = queries.count
+    t.equal(small.rooms.length, 3)
+    t.equal(large.rooms.length, 35)
+    t.equal(large.people.length, 5)
+    t.equal(large.favorites.length, 2)
+    t.equal(large.rooms.filter((room) => room.lastMessage !== null).length, 10)
+  } finally {
+    queries.stop()
+  }
+  t.equal(forMany, forFew, `the same number of queries for 35 rooms as for 3 (${forFew})`)
+  t.ok(forMany <= 3, 'and a small one')
+
+  // The socket's session.ready is that snapshot.
+  const token = node.token('many', { name: 'MANY' })
+  const { TestClient } = await import('./fixtures/ws-client.js')
+  const { client, ready } = await TestClient.session(node.wsUrl, token)
+  t.equal((ready.data?.rooms as unknown[]).length, 35)
+  t.equal(scopeOf(node).chatHub.connectionsOf('many').size, 1)
+  const subscribed = [...scopeOf(node).chatHub.connectionsOf('many')][0]?.rooms
+  t.equal(subscribed?.size, 35, 'the socket is subscribed to every room')
+  client.close()
+  await client.closed
+  await sleep(50)
+  t.equal(manyRooms.filter((id) => scopeOf(node).chatHub.roomConnections(id).size > 0).length, 0, 'and unsubscribed when it closes')
+})
