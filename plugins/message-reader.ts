@@ -1,9 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, lt } from 'drizzle-orm'
 import { messages, reactions, users, type Attachment, type MessageType } from '../db/schema/index.js'
 import type { ChatDb } from '../db/client.js'
-import type { Message } from './message-schemas.js'
-
-const EXCERPT_LENGTH = 100
+import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message } from './message-shape.js'
 
 export interface MessageRow {
   id: string
@@ -25,28 +23,12 @@ export interface Sender { id: string, name: string | null, avatar: string | null
 export type Reactions = Message['reactions']
 
 export function excerptOf (row: { content: string, deletedAt: Date | null }): string {
-  return row.deletedAt !== null ? '' : row.content.slice(0, EXCERPT_LENGTH)
+  return excerptOfContent(row.content, row.deletedAt !== null)
 }
 
-/** The protocol's Message from a row and what surrounds it; a deleted message keeps its seq, not its content. */
+/** The protocol's Message from a row and what surrounds it (the one mapper lives in message-shape.ts). */
 export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummary | null, messageReactions: Reactions): Message {
-  const deleted = row.deletedAt !== null
-  const message: Message = {
-    id: row.id,
-    roomId: row.roomId,
-    seq: row.seq,
-    sender,
-    type: row.type,
-    content: deleted ? '' : row.content,
-    attachments: deleted ? [] : row.attachments,
-    reactions: messageReactions,
-    createdAt: row.createdAt.toISOString(),
-  }
-  if (replyTo !== null) message.replyTo = replyTo
-  if (row.clientMsgId !== null) message.clientMsgId = row.clientMsgId
-  if (row.editedAt !== null) message.editedAt = row.editedAt.toISOString()
-  if (row.deletedAt !== null) message.deletedAt = row.deletedAt.toISOString()
-  return message
+  return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions })
 }
 
 const columns = {
@@ -70,20 +52,13 @@ export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Ma
   if (messageIds.length === 0) return result
   const rows = await db.select({ messageId: reactions.messageId, emoji: reactions.emoji, userId: reactions.userId })
     .from(reactions).where(inArray(reactions.messageId, messageIds)).orderBy(asc(reactions.createdAt), asc(reactions.userId))
+  const byMessage = new Map<string, Array<{ emoji: string, userId: string }>>()
   for (const row of rows) {
-    let list = result.get(row.messageId)
-    if (list === undefined) {
-      list = []
-      result.set(row.messageId, list)
-    }
-    let entry = list.find((reaction) => reaction.emoji === row.emoji)
-    if (entry === undefined) {
-      entry = { emoji: row.emoji, count: 0, userIds: [] }
-      list.push(entry)
-    }
-    entry.count += 1
-    entry.userIds.push(row.userId)
+    const list = byMessage.get(row.messageId)
+    if (list === undefined) byMessage.set(row.messageId, [row])
+    else list.push(row)
   }
+  for (const [messageId, list] of byMessage) result.set(messageId, groupReactions(list))
   return result
 }
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { MessageSchema, ReactionSchema } from './message-shape.js'
 
 export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'uuid' })
 export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
@@ -14,28 +15,7 @@ export const AttachmentSchema = Type.Object({
   mimeType: Type.String({ minLength: 1, maxLength: 128 }),
 }, { additionalProperties: false })
 
-export const ReactionSchema = Type.Object({
-  emoji: Type.String(),
-  count: Type.Integer(),
-  userIds: Type.Array(Type.String()),
-})
-
-export const MessageSchema = Type.Object({
-  id: Type.String(),
-  roomId: Type.String(),
-  seq: Type.Integer(),
-  sender: Type.Object({ id: Type.String(), name: Type.Union([Type.String(), Type.Null()]), avatar: Type.Union([Type.String(), Type.Null()]) }),
-  type: MessageTypeSchema,
-  content: Type.String(),
-  replyTo: Type.Optional(Type.Object({ id: Type.String(), seq: Type.Integer(), senderId: Type.String(), excerpt: Type.String() })),
-  attachments: Type.Array(AttachmentSchema),
-  reactions: Type.Array(ReactionSchema),
-  clientMsgId: Type.Optional(Type.String()),
-  editedAt: Type.Optional(Type.String()),
-  deletedAt: Type.Optional(Type.String()),
-  createdAt: Type.String(),
-})
-export type Message = Static<typeof MessageSchema>
+export { ReactionSchema, MessageSchema, type Message } from './message-shape.js'
 
 export const SendInput = Type.Object({
   roomId: Uuid,
