@@ -9,6 +9,7 @@ import { hubPlugin } from './plugins/hub.js'
 import { gatewayPlugin } from './plugins/gateway.js'
 import { authPlugin } from './plugins/auth.js'
 import { sessionsPlugin } from './plugins/sessions.js'
+import { rateLimitPlugin } from './plugins/rate-limit.js'
 import { usersPlugin } from './plugins/users.js'
 import { roomLogPlugin } from './plugins/room-log.js'
 import { roomsPlugin } from './plugins/rooms.js'
@@ -28,9 +29,10 @@ import { docsPlugin } from './plugins/docs.js'
 import { chatLogSerializers, useChatLogSerializers } from './plugins/logging.js'
 import metricsRoutes from './routes/metrics/index.js'
 import docsRoutes from './routes/docs/index.js'
+import { createServerApi, type ServerApi } from './plugins/server-api.js'
 
 /** What a host's own code uses: the suite's resolved options and its services, on any node. */
-export interface ChatApi {
+export interface ChatApi extends ServerApi {
   readonly config: ChatConfig
   /** The suite's encapsulation context: its decorators (chatHub, chatDb, ...) live here. */
   readonly scope: FastifyInstance
@@ -64,18 +66,20 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   // OpenAPI collects routes as they are added: it comes before every route of the suite.
   await app.register(docsPlugin)
   await app.register(databasePlugin)
-  await app.register(brokerPlugin)
+  await app.register(brokerPlugin, { sharded: config.redisSharded })
   await app.register(hubPlugin)
   await app.register(gatewayPlugin)
   await app.register(metricsPlugin)
   await app.register(usersPlugin)
   await app.register(authPlugin)
   await app.register(sessionsPlugin)
+  // REST rate limit and text hygiene: before every route of the suite, after auth and the broker it uses.
+  await app.register(rateLimitPlugin)
   await app.register(roomLogPlugin)
   await app.register(roomsPlugin)
-  await app.register(messagingPlugin)
-  await app.register(presencePlugin)
-  await app.register(typingPlugin)
+  if (config.concerns.messaging) await app.register(messagingPlugin)
+  if (config.concerns.presence) await app.register(presencePlugin)
+  if (config.concerns.typing) await app.register(typingPlugin)
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload },
     preClose (this: FastifyInstance, done: () => void) {
@@ -86,8 +90,8 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   await app.register(wsRoute)
   await app.register(healthRoutes)
   await app.register(roomsRoutes)
-  await app.register(messagesConcern)
-  await app.register(presenceRoutes)
+  if (config.concerns.messaging) await app.register(messagesConcern)
+  if (config.concerns.presence) await app.register(presenceRoutes)
   await app.register(favoritesRoutes)
   await app.register(metricsRoutes)
   await app.register(docsRoutes)
@@ -111,6 +115,17 @@ const chatSuite = fp(async function chatSuite (host: FastifyInstance, options: C
     signToken (claims, expiresIn) {
       return api.scope.chatAuth.sign(claims, expiresIn)
     },
+    sendSystemMessage: (...args) => server().sendSystemMessage(...args),
+    addMembers: (...args) => server().addMembers(...args),
+    removeMember: (...args) => server().removeMember(...args),
+    presence: (...args) => server().presence(...args),
+    publishToRoom: (...args) => server().publishToRoom(...args),
+    publishToUser: (...args) => server().publishToUser(...args),
+  }
+  let serverApi: ServerApi | null = null
+  const server = (): ServerApi => {
+    serverApi ??= createServerApi(api.scope)
+    return serverApi
   }
   host.decorate(decorator, api)
   await host.register(async function chatContext (app: FastifyInstance) {
@@ -133,3 +148,10 @@ export type { ChatUser } from './plugins/connection.js'
 export { CloseCodes } from './plugins/connection.js'
 export { ERROR_CODES, chatError, type ErrorCode } from './plugins/errors.js'
 export type { ChatMetrics } from './plugins/metrics.js'
+
+// The building blocks, for hosts that compose their own subset (each declares its dependencies, and a
+// missing one fails startup with a message that names it).
+export { configPlugin, databasePlugin, brokerPlugin, hubPlugin, gatewayPlugin, metricsPlugin, usersPlugin, authPlugin, sessionsPlugin }
+export { roomLogPlugin, roomsPlugin, messagingPlugin, presencePlugin, typingPlugin }
+export type { ServerApi } from './plugins/server-api.js'
+

@@ -2,12 +2,16 @@ import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import chatSuite from './index.js'
+import demoRoutes from './routes/demo/index.js'
 import { settingsFromEnv, type ServerSettings } from './plugins/env.js'
 
 const TOKEN_QUERY = /([?&]token=)[^&]*/g
 
-/** The standalone server: the same suite a host registers, on a Fastify instance of its own. */
-export async function buildServer (settings: ServerSettings): Promise<FastifyInstance> {
+/**
+ * The standalone server: the same suite a host registers, on a Fastify instance of its own, plus the
+ * demo page at `/` (not part of the suite: a host app does not want it).
+ */
+export async function buildServer (settings: ServerSettings, { demo = true }: { demo?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: settings.logLevel,
@@ -22,6 +26,7 @@ export async function buildServer (settings: ServerSettings): Promise<FastifyIns
     return503OnClosing: true,
   })
   await app.register(chatSuite, settings.options)
+  if (demo) await app.register(demoRoutes, { wsPath: app.chat.config.wsPath })
   return app
 }
 
@@ -33,6 +38,7 @@ function printDevHelp (app: FastifyInstance, settings: ServerSettings, address: 
     'Development mode: no JWT_SECRET was set, so a secret was generated for this run.',
     `A token for user "alice", valid 24 h:\n\n  ${token}\n`,
     `Try it:\n\n  npx wscat -c "${wsUrl}" -H "Authorization: Bearer ${token}"\n`,
+    `or open the demo page:\n\n  ${address}/?token=${token}\n`,
     'Set JWT_SECRET to keep tokens valid across restarts; `npm run token -- --sub bob` mints more with it.',
     '',
   ].join('\n') + '\n')

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { createSigner } from 'fast-jwt'
-import { BenchClient, cpuMicros, percentile, round, scratchDatabase, startServer } from './lib.js'
+import { BenchClient, benchLimits, cpuMicros, percentile, round, scratchDatabase, startServer } from './lib.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, rooms: { type: 'string', default: '100' }, inflight: { type: 'string', default: '4' } } })
 const SECONDS = Number(values.seconds)
@@ -24,7 +24,7 @@ async function run (variant: string, groupCommit: { maxBatch: number, maxWaitMs:
   const server = await startServer({
     DATABASE_URL: database.url,
     JWT_SECRET: SECRET,
-    CHAT_OPTIONS: JSON.stringify({ groupCommit, maxConnectionsPerUser: 10, rateLimits: { send: { rate: 100000, burst: 100000 }, other: { rate: 100000, burst: 100000 } } }),
+    CHAT_OPTIONS: JSON.stringify({ groupCommit, ...benchLimits() }),
   })
   const wsUrl = `${server.url.replace(/^http/, 'ws')}/ws`
   try {

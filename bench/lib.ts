@@ -1,47 +1,81 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { WebSocket } from 'ws'
+import { ChatOptionsSchema } from '../plugins/config.js'
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
 export interface Started {
   child: ChildProcess
   url: string
+  /** What the child printed (its tail once it listens). */
+  output (): string
   stop (): Promise<void>
 }
 
-/** Starts the standalone server in its own process and waits for it to listen. */
-export async function startServer (env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], {
+export interface StartOptions {
+  /** Extra node flags before the script (for example --cpu-prof). */
+  nodeArgs?: string[]
+  /** Keeps the child's output to this many characters once it listens (the rest is drained). */
+  keepOutput?: number
+}
+
+/**
+ * Starts a TypeScript entry point (`node --import tsx <script>`) in its own process and waits for its
+ * "listening at http://…" line. The child is node itself, so its pid is the one to read CPU and RSS of.
+ */
+export async function startProcess (script: string, env: Record<string, string>, options: StartOptions = {}): Promise<Started> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_ENV: 'production', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  const keep = options.keepOutput ?? 4000
   let output = ''
-  child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  let listening = false
+  const collect = (chunk: Buffer): void => {
+    output += chunk.toString()
+    if (listening && output.length > keep) output = output.slice(-keep)
+  }
+  child.stderr?.on('data', collect)
+  child.stdout?.on('data', collect)
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 60000)
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
+    const timer = setTimeout(() => reject(new Error(`${script} did not start:\n${output}`)), 60000)
+    const watch = (): void => {
       const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/i.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve(match[1] as string)
-      }
+      if (match === null) return
+      clearTimeout(timer)
+      listening = true
+      child.stdout?.off('data', watch)
+      resolve(match[1] as string)
+    }
+    child.stdout?.on('data', watch)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${script} exited with ${String(code)}:\n${output}`))
     })
-    child.on('exit', () => reject(new Error(`server exited:\n${output}`)))
   })
   return {
     child,
     url,
+    output: () => output,
     async stop () {
-      if (child.exitCode !== null) return
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
       child.kill('SIGTERM')
-      await new Promise((resolve) => child.once('exit', resolve))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000)
+      await exited
+      clearTimeout(timer)
     },
   }
+}
+
+/** Starts the standalone server (NODE_ENV=production) in its own process and waits for it to listen. */
+export async function startServer (env: Record<string, string>, options: StartOptions = {}): Promise<Started> {
+  return await startProcess('server.ts', { LOG_LEVEL: 'info', NODE_ENV: 'production', ...env }, options)
 }
 
 /** A fresh database on the Postgres server of `serverUrl`, dropped by the returned function. */
@@ -123,11 +157,45 @@ export function round (value: number, digits = 2): number {
   return Math.round(value * factor) / factor
 }
 
-/** CPU time (user + system) of a process in microseconds, from /proc. */
+/** CPU time (user + system) of a process in microseconds, from /proc/<pid>/stat (10 ms ticks). */
 export async function cpuMicros (pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises')
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  return cpuMicrosSync(pid)
+}
+
+/** The same, synchronously: a load generator reads it at step boundaries without yielding. */
+export function cpuMicrosSync (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const ticks = Number(fields[11]) + Number(fields[12])
   return ticks * 10000
+}
+
+/** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */
+export function rssBytes (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status)
+  return match === null ? NaN : Number(match[1]) * 1024
+}
+
+export function median (values: number[]): number {
+  const finite = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b)
+  if (finite.length === 0) return NaN
+  const middle = Math.floor(finite.length / 2)
+  return finite.length % 2 === 1 ? finite[middle] as number : ((finite[middle - 1] as number) + (finite[middle] as number)) / 2
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * What a benchmark changes in the suite's options: every rate bucket the options schema has (per
+ * socket and per user) and the per-user socket cap are raised so that the load generator is not
+ * refused. Validation, auth and persistence stay on; rooms have no size limit unless one is set.
+ */
+export function benchLimits (): { maxConnectionsPerUser: number, rateLimits: Record<string, { rate: number, burst: number }> } {
+  const rateLimits: Record<string, { rate: number, burst: number }> = {}
+  const buckets = (ChatOptionsSchema.properties.rateLimits as unknown as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties
+  for (const [name, schema] of Object.entries(buckets)) {
+    if (schema.properties?.rate !== undefined && schema.properties.burst !== undefined) rateLimits[name] = { rate: 100_000, burst: 100_000 }
+  }
+  return { maxConnectionsPerUser: 50, rateLimits }
 }

@@ -54,7 +54,7 @@ export async function openDatabase (url: string, opts: OpenDatabaseOptions = {})
   if (opts.client !== undefined) return wrapPostgres(opts.client, false)
   if (isPostgresUrl(url)) {
     // Notices (for example "schema already exists, skipping" from the migrator) are not news to anyone.
-    const client = postgres(url, { max: 10, onnotice: () => {} })
+    const client = postgres(url, { max: 10, onnotice: () => {}, ...failFast(url) })
     return wrapPostgres(client, true)
   }
   const dataDir = pgliteDataDir(url)
@@ -71,6 +71,27 @@ export async function openDatabase (url: string, opts: OpenDatabaseOptions = {})
       if (!client.closed) await client.close()
     },
   }
+}
+
+/**
+ * While the database is away, a query must fail in well under a second, and the first query after it
+ * returns must get through. postgres.js connects on demand and waits its reconnect backoff before each
+ * attempt, and its default backoff grows to 20 s (so a send would wait that long to learn UNAVAILABLE,
+ * and the first sends after the database returned would still be waiting); its default connect timeout
+ * is 30 s (a database behind a partition). Both are capped here unless the URL sets them
+ * (`?connect_timeout=…&backoff=…`, in seconds).
+ */
+function failFast (url: string): { connect_timeout?: number, backoff?: (retries: number) => number } {
+  let query: URLSearchParams
+  try {
+    query = new URL(url).searchParams
+  } catch {
+    return {}
+  }
+  const options: { connect_timeout?: number, backoff?: (retries: number) => number } = {}
+  if (!query.has('connect_timeout')) options.connect_timeout = 5
+  if (!query.has('backoff')) options.backoff = (retries) => Math.min(0.025 * 2 ** retries, 0.5)
+  return options
 }
 
 function wrapPostgres (client: Sql, ownsClient: boolean): DatabaseHandle {

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from './errors.js'
-import type { ChatUser } from './connection.js'
+import { SERVER_USER_ID, type ChatUser } from './connection.js'
 
 export interface DevTokenClaims {
   sub: string
@@ -51,6 +51,7 @@ export function userFromClaims (claims: Record<string, unknown>): ChatUser {
   if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_ID) {
     throw chatError('UNAUTHENTICATED', `token has no valid "sub" (1 to ${MAX_ID} characters)`)
   }
+  if (sub === SERVER_USER_ID) throw chatError('UNAUTHENTICATED', `"sub" ${SERVER_USER_ID} is reserved for the server`)
   return {
     id: sub,
     tenant: typeof claims.tenant === 'string' ? claims.tenant.slice(0, MAX_ID) : '',
@@ -99,6 +100,10 @@ async function registerJwt (app: FastifyInstance): Promise<JWT | null> {
   if (algorithms !== undefined) verifyOptions.algorithms = algorithms
   if (options.issuer !== undefined) verifyOptions.allowedIss = options.issuer
   if (options.audience !== undefined) verifyOptions.allowedAud = options.audience
+  // fast-jwt checks allowedIss / allowedAud only against claims that are present: a configured issuer or
+  // audience must also be required, or a token without the claim would pass.
+  const required = [...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])]
+  if (required.length > 0) verifyOptions.requiredClaims = required
   await app.register(fastifyJwt, {
     namespace,
     decoratorName: `${namespace}User`,

@@ -85,13 +85,14 @@ export class RedisBroker implements Broker {
       // A lazy host client connects on its first command, but fail-fast publishes never send one.
       if (options.client.status === 'wait') options.client.connect().catch(() => {})
     } else {
-      this.client = new Redis(options.url, { ...options.redisOptions, ...FAIL_FAST })
+      // Auto-pipelining: the publishes of one batch of commits (issued in the same tick) leave in one write.
+      this.client = new Redis(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
       this.#ownsClient = true
       this.#description = redactRedisUrl(options.url)
       this.#reportFirstError(this.client, `Redis at ${this.#description}`)
     }
     // keyPrefix must stay the client's: in sharded mode both sides prefix the shard channel with it.
-    this.#subscriber = this.client.duplicate(FAIL_FAST)
+    this.#subscriber = this.client.duplicate({ ...FAIL_FAST, enableAutoPipelining: false })
     this.#receivedPrefix = this.#sharded ? String(this.#subscriber.options.keyPrefix ?? '') : ''
     this.#reportFirstError(this.#subscriber, `Redis subscriber at ${this.#description}`)
     this.#subscriber.on(this.#sharded ? 'smessage' : 'message', (name: string, payload: string) => {

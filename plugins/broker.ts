@@ -20,7 +20,7 @@ declare module 'fastify' {
 export interface BrokerPluginOptions {
   /** How long startup waits for Redis before failing; default 10 s. */
   readyTimeoutMs?: number
-  /** Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE), for Redis Cluster deployments. */
+  /** Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE), for Redis Cluster deployments; the `redisSharded` option by default. */
   sharded?: boolean
 }
 
@@ -34,7 +34,7 @@ export const brokerPlugin = fp(async function brokerPlugin (app: FastifyInstance
   const onError = (error: unknown, context: string): void => { app.log.warn({ err: error }, context) }
 
   // A host's client wins over a URL: the host chose that connection (TLS, auth, sentinel) itself.
-  const common = { prefix: redisPrefix, sharded: opts.sharded ?? false, onError }
+  const common = { prefix: redisPrefix, sharded: opts.sharded ?? app.chatConfig.redisSharded ?? false, onError }
   const redisBroker = client !== undefined
     ? new RedisBroker({ ...common, client })
     : url !== undefined ? new RedisBroker({ ...common, url }) : null

@@ -6,10 +6,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 
-const Bucket = (rate: number, burst: number) => Type.Object({
+const Bucket = (rate: number, burst: number, description?: string) => Type.Object({
   rate: Type.Number({ exclusiveMinimum: 0, default: rate, description: 'tokens per second' }),
   burst: Type.Integer({ minimum: 1, default: burst, description: 'bucket size' }),
-}, { additionalProperties: false, default: {} })
+}, { additionalProperties: false, default: {}, ...(description !== undefined ? { description } : {}) })
 
 /** The serializable options of the suite, with their defaults. Validated once, at registration. */
 export const ChatOptionsSchema = Type.Object({
@@ -21,6 +21,10 @@ export const ChatOptionsSchema = Type.Object({
   }),
   redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; without it one node with an in-process bus' })),
   redisPrefix: Type.String({ default: 'chat:', maxLength: 64, description: 'prefix of every Redis key and channel' }),
+  redisSharded: Type.Boolean({
+    default: false,
+    description: 'sharded pub/sub (Redis 7 SPUBLISH/SSUBSCRIBE) for Redis Cluster: each room\'s channel is hash-tagged ({room:<id>}) so it lives on one shard',
+  }),
   nodeId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   jwt: Type.Object({
     secret: Type.Optional(Type.String({ minLength: 16 })),
@@ -37,6 +41,7 @@ export const ChatOptionsSchema = Type.Object({
   heartbeatMs: Type.Integer({ minimum: 50, default: 25000 }),
   maxPayload: Type.Integer({ minimum: 1024, default: 65536 }),
   maxConnectionsPerUser: Type.Integer({ minimum: 1, default: 5 }),
+  maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0, description: 'open sockets per client address on one node (IPv6 by /64), authenticated or not; 0 is no limit; over it close 4409' }),
   maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576 }),
   maxMessageLength: Type.Integer({ minimum: 1, maximum: 100000, default: 4000 }),
   presenceGraceMs: Type.Integer({ minimum: 0, default: 5000 }),
@@ -52,12 +57,34 @@ export const ChatOptionsSchema = Type.Object({
     other: Bucket(30, 30),
     floodRefusals: Type.Integer({ minimum: 1, default: 100, description: 'refusals within floodWindowMs that close with 4429' }),
     floodWindowMs: Type.Integer({ minimum: 100, default: 10000 }),
+    userSend: Bucket(20, 40, 'per user, shared by the user\'s sockets on a node; unless set, twice rateLimits.send'),
+    maxHoldOffMs: Type.Integer({
+      minimum: 0, maximum: 60000, default: 1000,
+      description: 'after a refusal a socket is not read until its next token is due, at most this long; 0 never pauses reading',
+    }),
   }, { additionalProperties: false, default: {} }),
   groupCommit: Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
     maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
   }, { additionalProperties: false, default: {} }),
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
+  databaseTimeoutMs: Type.Integer({
+    minimum: 100, default: 5000,
+    description: 'bound on database work that other work waits behind (a group-commit batch, a gap fill): past it, UNAVAILABLE, and a batch whose commit was not sent yet is rolled back',
+  }),
+  restRateLimit: Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      max: Type.Integer({ minimum: 0, default: 300, description: 'requests per window and caller (the token\'s sub, else the address); 0 turns the limit off' }),
+      timeWindowMs: Type.Integer({ minimum: 1000, default: 60000 }),
+    }, { additionalProperties: false }),
+  ], { default: { max: 300, timeWindowMs: 60000 }, description: 'REST rate limit (@fastify/rate-limit) on the routes under apiPrefix; false turns it off' }),
+  requirePermissions: Type.Boolean({ default: false, description: 'enforce the token\'s permissions claim (chats:create, chats:read, chats:join_private, chats:moderate)' }),
+  concerns: Type.Object({
+    messaging: Type.Boolean({ default: true }),
+    presence: Type.Boolean({ default: true }),
+    typing: Type.Boolean({ default: true }),
+  }, { additionalProperties: false, default: {}, description: 'optional concerns; rooms, auth and the socket core are always on' }),
   metrics: Type.Object({
     enabled: Type.Boolean({ default: true, description: 'GET /metrics and /metrics.json (Prometheus, prom-client); app.chatMetrics stays callable when off' }),
     defaultMetrics: Type.Boolean({ default: true, description: 'Node process metrics (CPU, memory, GC, event loop lag) on the suite\'s registry' }),
@@ -74,10 +101,14 @@ export interface AuthorizeRequest {
   userId: string
   roomId?: string
   data?: unknown
+  /** The acting user as their token (or the host's authenticate hook) describes them. */
+  user?: { id: string, roles: string[], permissions: string[], tenant: string }
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns'>> & {
+  concerns?: Partial<ChatConfig['concerns']>
+  restRateLimit?: false | Partial<Exclude<ChatConfig['restRateLimit'], false>>
   jwt?: Partial<ChatConfig['jwt']>
   metrics?: Partial<ChatConfig['metrics']>
   docs?: Partial<ChatConfig['docs']>
@@ -124,6 +155,10 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
     throw new Error(`chat: invalid option "${field}": ${first?.message ?? 'invalid'}`)
   }
   const config = withDefaults as ChatConfig
+  // The per-user send budget follows the per-socket one unless it is set: twice its rate and burst.
+  const userSend = (options.rateLimits?.userSend ?? {}) as Partial<ChatConfig['rateLimits']['userSend']>
+  if (userSend.rate === undefined) config.rateLimits.userSend.rate = 2 * config.rateLimits.send.rate
+  if (userSend.burst === undefined) config.rateLimits.userSend.burst = 2 * config.rateLimits.send.burst
   if (options.databaseClient === undefined && config.database.length === 0) throw new Error('chat: invalid option "database": empty')
   return config
 }

@@ -5,6 +5,8 @@ import { Compile } from 'typebox/compile'
 import { chatError, toWireError, type ErrorCode } from './errors.js'
 import { CloseCodes, type ChatUser, type Connection } from './connection.js'
 import { TokenBucket } from './token-bucket.js'
+import { SharedBuckets } from './rate-limit.js'
+import { unstorableField } from './input-hygiene.js'
 import type { ChatConfig } from './config.js'
 
 export type RateClass = 'send' | 'typing' | 'other'
@@ -18,6 +20,11 @@ export interface EventContext {
 
 /** Returned by a handler whose reply is a push of its own (auth answers with session.ready). */
 export const NO_REPLY = Symbol('no reply')
+
+/** An ack's data already serialized (a JSON object's text), so that the gateway does not serialize it again. */
+export class JsonReply {
+  constructor (readonly json: string) {}
+}
 
 export interface EventDefinition<S extends TSchema = TSchema> {
   /** The schema of `data`; events without data use an empty object schema. */
@@ -43,8 +50,12 @@ interface RegisteredEvent {
 
 interface SocketRateState {
   buckets: Record<RateClass, TokenBucket>
+  /** The user's send budget, shared with their other sockets on this node (held from the first send). */
+  userSend: { key: string, bucket: TokenBucket } | null
   refusals: number
   windowStart: number
+  /** Reading is paused until the next token (after a refusal). */
+  holdingOff: boolean
 }
 
 /**
@@ -78,7 +89,17 @@ export class Gateway {
   private readonly rates = new WeakMap<Connection, SocketRateState>()
   private observer: GatewayObserver | null = null
 
-  constructor (private readonly config: ChatConfig) {}
+  /** Per-user send budgets (rateLimits.userSend), shared by each user's sockets on this node. */
+  private readonly userSend: SharedBuckets
+
+  constructor (private readonly config: ChatConfig) {
+    this.userSend = new SharedBuckets(config.rateLimits.userSend.rate, config.rateLimits.userSend.burst)
+  }
+
+  /** Per-user send budgets this node keeps: users with an open socket, or idle for less than a refill. */
+  get sendBudgets (): number {
+    return this.userSend.size
+  }
 
   on<S extends TSchema> (event: string, definition: EventDefinition<S>): void {
     if (this.events.has(event)) throw new Error(`gateway: event "${event}" is already registered`)
@@ -113,6 +134,11 @@ export class Gateway {
   }
 
   async endSession (connection: Connection, user: ChatUser): Promise<void> {
+    const rate = this.rates.get(connection)
+    if (rate?.userSend != null) {
+      this.userSend.release(rate.userSend.key)
+      rate.userSend = null
+    }
     await Promise.all(this.sessionEndHandlers.map(async (handler) => {
       try {
         await handler(connection, user)
@@ -144,33 +170,40 @@ export class Gateway {
       envelope = JSON.parse(raw)
     } catch {
       this.observer?.frameIn(null)
+      if (this.throttled(connection, undefined, undefined, 'other')) return
       this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame is not valid JSON')
       return
     }
     if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
       this.observer?.frameIn(null)
+      if (this.throttled(connection, undefined, undefined, 'other')) return
       this.replyError(connection, undefined, undefined, 'BAD_FRAME', 'frame must be a JSON object')
       return
     }
     const { event, id, data } = envelope as { event?: unknown, id?: unknown, data?: unknown }
     if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH)) {
       this.observer?.frameIn(null)
+      if (this.throttled(connection, undefined, undefined, 'other')) return
       this.replyError(connection, undefined, typeof event === 'string' ? event.slice(0, MAX_EVENT_LENGTH) : undefined,
         'BAD_FRAME', `"id" must be a string of 1 to ${MAX_ID_LENGTH} characters`)
       return
     }
     if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_LENGTH) {
       this.observer?.frameIn(null)
+      if (this.throttled(connection, id, undefined, 'other')) return
       this.replyError(connection, id, undefined, 'BAD_FRAME', `"event" must be a string of 1 to ${MAX_EVENT_LENGTH} characters`)
       return
     }
     if (event === 'ping') {
       this.observer?.frameIn(event)
+      if (this.throttled(connection, id, event, 'other')) return
       connection.send(id === undefined ? '{"event":"pong"}' : JSON.stringify({ event: 'pong', id }))
       return
     }
     const registered = this.events.get(event)
     this.observer?.frameIn(registered === undefined ? null : event)
+    // Every frame takes a token: unknown events and events before authentication from the `other` bucket.
+    if (this.throttled(connection, id, event, registered?.definition.rateClass ?? 'other')) return
     if (connection.user === null && registered?.definition.public !== true) {
       this.replyError(connection, id, event, 'UNAUTHENTICATED', 'authenticate first: send {"event":"auth","data":{"token":"<jwt>"}}')
       return
@@ -180,12 +213,6 @@ export class Gateway {
       return
     }
     const { definition, check } = registered
-    const retryAfterMs = this.takeToken(connection, definition.rateClass ?? 'other')
-    if (retryAfterMs > 0) {
-      this.replyError(connection, id, event, 'RATE_LIMITED', 'too many requests', { retryAfterMs })
-      this.countRefusal(connection)
-      return
-    }
     if (data !== undefined && (typeof data !== 'object' || data === null || Array.isArray(data))) {
       this.replyError(connection, id, event, 'VALIDATION_FAILED', '"data" must be an object', [{ field: 'data', message: 'must be an object' }])
       return
@@ -201,10 +228,20 @@ export class Gateway {
         first === undefined ? 'invalid data' : `${first.field}: ${first.message}`, details)
       return
     }
+    const unstorable = unstorableField(payload)
+    if (unstorable !== null) {
+      this.replyError(connection, id, event, 'VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`,
+        [{ field: unstorable, message: 'not storable text' }])
+      return
+    }
     try {
       const ctx: EventContext = { connection, user: connection.user as ChatUser, event, requestId: id }
       const result = await definition.handler(ctx, payload as never)
-      if (result !== NO_REPLY && id !== undefined) connection.send(JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+      if (result !== NO_REPLY && id !== undefined) {
+        connection.send(result instanceof JsonReply
+          ? `{"event":"ack","id":${JSON.stringify(id)},"data":${result.json}}`
+          : JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+      }
       this.observer?.handled(event, performance.now() - started, true)
     } catch (error) {
       this.observer?.handled(event, performance.now() - started, false)
@@ -227,6 +264,35 @@ export class Gateway {
     connection.send(JSON.stringify(frame))
   }
 
+  /** Takes a token of the class; when there is none, answers RATE_LIMITED, counts the refusal and returns true. */
+  private throttled (connection: Connection, id: string | undefined, event: string | undefined, rateClass: RateClass): boolean {
+    const retryAfterMs = this.takeToken(connection, rateClass)
+    if (retryAfterMs === 0) return false
+    this.replyError(connection, id, event, 'RATE_LIMITED', 'too many requests', { retryAfterMs })
+    this.countRefusal(connection)
+    this.holdOff(connection, Math.min(retryAfterMs, this.config.rateLimits.maxHoldOffMs))
+    return true
+  }
+
+  /**
+   * A socket over its limit is read no faster than its buckets refill: after a refusal its reading pauses
+   * until the next token is due. The frames already read are still answered (RATE_LIMITED while the
+   * bucket is empty); the ones still in flight wait in the kernel, and TCP slows the sender down, so a
+   * flood costs the node the frames it reads, not the frames the client manages to write.
+   */
+  private holdOff (connection: Connection, ms: number): void {
+    const state = this.rates.get(connection)
+    if (ms <= 0 || state === undefined || state.holdingOff || !connection.isOpen) return
+    const socket = connection.socket
+    state.holdingOff = true
+    socket.pause()
+    setTimeout(() => {
+      state.holdingOff = false
+      // Also when the socket is closing: its peer's close frame must still be read (ws ignores a closed one).
+      socket.resume()
+    }, ms).unref()
+  }
+
   private takeToken (connection: Connection, rateClass: RateClass): number {
     let state = this.rates.get(connection)
     if (state === undefined) {
@@ -237,12 +303,22 @@ export class Gateway {
           typing: new TokenBucket(limits.typing.rate, limits.typing.burst),
           other: new TokenBucket(limits.other.rate, limits.other.burst),
         },
+        userSend: null,
         refusals: 0,
         windowStart: Date.now(),
+        holdingOff: false,
       }
       this.rates.set(connection, state)
     }
-    return state.buckets[rateClass].take()
+    const wait = state.buckets[rateClass].take()
+    if (wait > 0 || rateClass !== 'send' || connection.user === null) return wait
+    if (state.userSend === null) {
+      // Held from the first send of an open socket, given back by endSession when it closes.
+      if (!connection.isOpen) return 0
+      const key = connection.user.id
+      state.userSend = { key, bucket: this.userSend.hold(key) }
+    }
+    return state.userSend.bucket.take()
   }
 
   private countRefusal (connection: Connection): void {

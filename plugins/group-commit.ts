@@ -4,6 +4,11 @@ export interface GroupCommitOptions<T, R> {
   maxBatch: number
   /** How long the first item of a batch may wait for company. 0 still batches what arrives meanwhile. */
   maxWaitMs: number
+  /**
+   * Batches written at once (default 1). More than one overlaps one batch's round trips and commit with
+   * the next one's; the writer must then be safe under concurrency (row locks taken in a fixed order).
+   */
+  maxInFlight?: number
   /** Told about each flushed batch (metrics). */
   onBatch?: (size: number, ms: number) => void
 }
@@ -17,14 +22,19 @@ interface Entry<T, R> {
 /**
  * Group commit: concurrent writes are queued and flushed together, so a busy node pays one commit per
  * batch instead of one per write. Each caller still waits for its own row's commit (the ack contract).
- * One batch is in flight at a time; what arrives meanwhile forms the next batch.
+ * At most `maxInFlight` batches are in flight; what arrives meanwhile forms the next batch, which starts
+ * as soon as one finishes (or after `maxWaitMs` while fewer are in flight).
  */
 export class GroupCommit<T, R> {
   private queue: Array<Entry<T, R>> = []
   private timer: NodeJS.Timeout | null = null
-  private running: Promise<void> | null = null
+  private inFlight = 0
+  private readonly maxInFlight: number
+  private idleWaiters: Array<() => void> = []
 
-  constructor (private readonly options: GroupCommitOptions<T, R>) {}
+  constructor (private readonly options: GroupCommitOptions<T, R>) {
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1)
+  }
 
   get queued (): number {
     return this.queue.length
@@ -39,50 +49,67 @@ export class GroupCommit<T, R> {
 
   /** Resolves when everything submitted so far is written (graceful shutdown). */
   async drain (): Promise<void> {
-    while (this.queue.length > 0 || this.running !== null) {
+    while (this.queue.length > 0 || this.inFlight > 0) {
       if (this.timer !== null) {
         clearTimeout(this.timer)
         this.timer = null
       }
-      if (this.running === null) this.running = this.run()
-      await this.running
+      if (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+        this.start()
+        continue
+      }
+      await new Promise<void>((resolve) => { this.idleWaiters.push(resolve) })
     }
   }
 
   private schedule (): void {
-    if (this.running !== null) return
+    if (this.inFlight >= this.maxInFlight) return
     if (this.queue.length >= this.options.maxBatch) {
       if (this.timer !== null) clearTimeout(this.timer)
       this.timer = null
-      this.running = this.run()
+      this.start()
       return
     }
     if (this.timer !== null) return
-    this.timer = setTimeout(() => {
-      this.timer = null
-      if (this.running === null) this.running = this.run()
-    }, this.options.maxWaitMs)
+    this.timer = setTimeout(this.onTimer, this.options.maxWaitMs)
   }
 
-  private async run (): Promise<void> {
+  private readonly onTimer = (): void => {
+    this.timer = null
+    if (this.queue.length > 0 && this.inFlight < this.maxInFlight) this.start()
+  }
+
+  private start (): void {
+    const batch = this.queue.splice(0, this.options.maxBatch)
+    this.inFlight += 1
+    void this.write(batch)
+  }
+
+  private async write (batch: Array<Entry<T, R>>): Promise<void> {
+    const started = performance.now()
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.options.maxBatch)
-        const started = performance.now()
-        try {
-          const results = await this.options.flush(batch.map((entry) => entry.item))
-          batch.forEach((entry, index) => {
-            const result = results[index]
-            if (result instanceof Error) entry.reject(result)
-            else entry.resolve(result as R)
-          })
-        } catch (error) {
-          for (const entry of batch) entry.reject(error)
-        }
-        this.options.onBatch?.(batch.length, performance.now() - started)
+      const results = await this.options.flush(batch.map((entry) => entry.item))
+      for (let index = 0; index < batch.length; index += 1) {
+        const entry = batch[index] as Entry<T, R>
+        const result = results[index]
+        if (result instanceof Error) entry.reject(result)
+        else entry.resolve(result as R)
       }
-    } finally {
-      this.running = null
+    } catch (error) {
+      for (const entry of batch) entry.reject(error)
     }
+    this.options.onBatch?.(batch.length, performance.now() - started)
+    this.inFlight -= 1
+    // What queued while this batch was written goes at once: it has waited long enough.
+    if (this.queue.length > 0) {
+      if (this.timer !== null) {
+        clearTimeout(this.timer)
+        this.timer = null
+      }
+      this.start()
+    }
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const resolve of waiters) resolve()
   }
 }

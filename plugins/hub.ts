@@ -182,13 +182,21 @@ export class Hub {
    */
   async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection } = {}): Promise<void> {
     const seq = options.seq ?? null
+    // Handed to the broker first, so that it leaves for the other nodes before this node's own socket
+    // writes (which go out when the tick ends) rather than after them.
+    const published = this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
+    this.observer?.published('room')
     // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
     const timed = this.observer !== null && this.byRoom.has(roomId)
     const started = timed ? performance.now() : 0
-    this.roomSink(roomId, seq, frame, options.except ?? null)
+    try {
+      this.roomSink(roomId, seq, frame, options.except ?? null)
+    } catch (error) {
+      published.catch(() => {})
+      throw error
+    }
     if (timed) this.observer?.roomDelivered(performance.now() - started)
-    this.observer?.published('room')
-    await this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
+    await published
   }
 
   async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {
@@ -207,8 +215,10 @@ export class Hub {
   deliverRoomLocal (roomId: string, frame: string, except: Connection | null): void {
     const set = this.byRoom.get(roomId)
     if (set === undefined) return
+    // Encoded to UTF-8 once for the whole room, not once per socket.
+    const encoded = set.size > 1 ? Buffer.from(frame) : undefined
     for (const connection of set) {
-      if (connection !== except) connection.send(frame)
+      if (connection !== except) connection.send(frame, encoded)
     }
   }
 

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { MessageSchema, ReactionSchema } from './message-shape.js'
 
-export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', description: 'uuid' })
+export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', maxLength: 36, description: 'uuid' })
 export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
 export const Emoji = Type.String({ minLength: 1, maxLength: 32 })
 export const MessageTypeSchema = Type.Union([

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { and, asc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm'
 import { messages, reactions, roomEvents, roomMembers, rooms, type Attachment, type MessageType } from '../db/schema/index.js'
-import type { ChatDb } from '../db/client.js'
+import { rows as rowsOf, type ChatDb } from '../db/client.js'
 import { chatError } from './errors.js'
 import type { ChatUser, Connection } from './connection.js'
 import { GroupCommit } from './group-commit.js'
+import { withDeadline, type Deadline } from './deadline.js'
+import { jsonLiteral } from './json-literal.js'
 import { excerptOf, historyPage, hydrate, messageById, reactionsOf, toMessage, type MessageRow, type Reactions } from './message-reader.js'
 import type { Message, SendInput } from './message-schemas.js'
 import type { RoomEvent } from './room-log.js'
@@ -14,6 +16,8 @@ import type { RoomsService } from './rooms-types.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
 const SYNC_PAGE = 200
+/** Group-commit batches written at once (each holds one pooled connection while it runs). */
+const BATCHES_IN_FLIGHT = 2
 
 interface SendJob {
   roomId: string
@@ -30,6 +34,8 @@ interface SendOutcome {
   /** A retry of a clientMsgId already stored: nothing was written and nothing is broadcast. */
   duplicate: boolean
   event: RoomEvent | null
+  /** JSON.stringify(message), when this send wrote it. */
+  messageJson?: string
 }
 
 export interface SendOptions {
@@ -49,7 +55,8 @@ export interface SyncRoomResult {
 }
 
 export interface MessagingService {
-  send (user: ChatUser, input: SendInput, options?: SendOptions): Promise<{ message: Message, duplicate: boolean }>
+  /** `messageJson` is the message as serialized for its push, when this send wrote it (acks reuse it). */
+  send (user: ChatUser, input: SendInput, options?: SendOptions): Promise<{ message: Message, duplicate: boolean, messageJson?: string }>
   edit (user: ChatUser, messageId: string, content: string, except?: Connection): Promise<{ message: Message }>
   remove (user: ChatUser, messageId: string, except?: Connection): Promise<void>
   react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions }>
@@ -90,22 +97,28 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     return trimmed
   }
 
-  /** Writes one batch of sends in one transaction: lock the rooms, skip retries, take seqs, insert. */
-  async function flushSends (jobs: SendJob[]): Promise<Array<SendOutcome | Error>> {
+  /**
+   * Writes one batch of sends in one transaction: lock the rooms, skip retries, take seqs, insert.
+   * Every statement carries the batch's rows as one JSON literal (no bound parameters: one round trip
+   * each, see json-literal.ts), and statements that do not depend on each other are pipelined: four
+   * round trips per batch (begin, lock + retries, writes, commit), none per message.
+   */
+  async function flushSends (jobs: SendJob[], deadline: Deadline): Promise<Array<SendOutcome | Error>> {
     return await db.transaction(async (tx) => {
       const roomIds = [...new Set(jobs.map((job) => job.roomId))].sort()
       // Locking the room rows first (in id order, so batches never deadlock) makes the idempotency
-      // check below see every committed retry: no concurrent writer of these rooms can slip in.
-      const locked = await tx.select({ id: rooms.id, lastSeq: rooms.lastSeq }).from(rooms)
-        .where(inArray(rooms.id, roomIds)).orderBy(asc(rooms.id)).for('update')
-      const lastSeq = new Map(locked.map((row) => [row.id, row.lastSeq]))
+      // check below see every committed retry: no concurrent writer of these rooms can slip in. The
+      // check is pipelined behind the lock on the same connection, so it runs once the lock is held.
+      const [locked, existing, replies] = await Promise.all([
+        tx.execute(sql`select id, last_seq from ${rooms} where id in (select value::uuid from json_array_elements_text(${jsonLiteral(JSON.stringify(roomIds))})) order by id for update`),
+        existingRetries(tx, jobs),
+        replyTargets(tx, jobs),
+      ])
+      const lastSeq = new Map(rowsOf<{ id: string, last_seq: number }>(locked).map((row) => [row.id, Number(row.last_seq)]))
       const startSeq = new Map(lastSeq)
-
-      const existing = await existingRetries(tx, jobs)
-      const replies = await replyTargets(tx, jobs)
       const results: Array<SendOutcome | Error> = []
       const firstOfKey = new Map<string, number>()
-      const rows: Array<typeof messages.$inferInsert> = []
+      const rows: MessageRow[] = []
       const events: RoomEvent[] = []
       const now = new Date()
 
@@ -152,40 +165,50 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         }
         rows.push(row)
         const message = toMessage(row, job.sender, reply === undefined || reply === null ? null : reply.summary, [])
-        const event: RoomEvent = { roomId: job.roomId, seq, event: 'message.new', data: { roomId: job.roomId, seq, message } }
+        // The message is serialized once: the push frame, the room_events row and the ack embed this text.
+        const messageJson = JSON.stringify(message)
+        const dataJson = `{"roomId":${JSON.stringify(job.roomId)},"seq":${seq},"message":${messageJson}}`
+        const event: RoomEvent = { roomId: job.roomId, seq, event: 'message.new', data: { roomId: job.roomId, seq, message }, dataJson }
         events.push(event)
         if (key !== null) firstOfKey.set(key, results.length)
-        results.push({ message, duplicate: false, event })
+        results.push({ message, duplicate: false, event, messageJson })
       }
       if (rows.length > 0) {
-        // One statement for every room of the batch, whatever their number.
-        const moved = [...lastSeq].filter(([roomId, seq]) => seq !== startSeq.get(roomId))
-        const values = sql.join(moved.map(([roomId, seq]) => sql`(${roomId}::uuid, ${seq}::int)`), sql`, `)
-        await tx.execute(sql`update ${rooms} set last_seq = moved.seq, updated_at = now() from (values ${values}) as moved(id, seq) where ${rooms.id} = moved.id`)
-        await tx.insert(messages).values(rows)
-        await roomLog.write(tx, events)
+        // One statement each for every room, message and event of the batch, whatever their number.
+        const moved = [...lastSeq].filter(([roomId, seq]) => seq !== startSeq.get(roomId)).map(([id, seq]) => ({ id, seq }))
+        await Promise.all([
+          tx.execute(sql`update ${rooms} set last_seq = moved.seq, updated_at = now() from json_to_recordset(${jsonLiteral(JSON.stringify(moved))}) as moved(id uuid, seq int) where ${rooms.id} = moved.id`),
+          tx.execute(sql`insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
+            select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", "createdAt"
+            from json_to_recordset(${jsonLiteral(JSON.stringify(rows))}) as x(id uuid, "roomId" uuid, seq int, "senderId" text, type text, content text, "replyToId" uuid, attachments jsonb, "clientMsgId" text, "createdAt" timestamptz)`),
+          roomLog.write(tx, events),
+        ])
         if (config.eventRetention > 0) await pruneEvents(tx, lastSeq)
       }
+      // Its senders were answered UNAVAILABLE already: roll back rather than commit what they were told failed.
+      if (deadline.expired) throw chatError('UNAVAILABLE', 'send batch past its deadline: rolled back')
       return results
     })
   }
 
+  /** The originals of this batch's retries (same room, sender and clientMsgId), by their key. */
   async function existingRetries (tx: ChatDb, jobs: SendJob[]): Promise<Map<string, Message>> {
-    const keyed = jobs.filter((job) => job.clientMsgId !== null)
+    const keys = jobs.filter((job) => job.clientMsgId !== null)
+      .map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
     const found = new Map<string, Message>()
-    if (keyed.length === 0) return found
-    const candidates = await tx.select({
+    if (keys.length === 0) return found
+    const matches = rowsOf<{ id: string }>(await tx.execute(sql`select m.id from ${messages} m
+      join json_to_recordset(${jsonLiteral(JSON.stringify(keys))}) as k(room_id uuid, sender_id text, client_msg_id text)
+        on m.room_id = k.room_id and m.sender_id = k.sender_id and m.client_msg_id = k.client_msg_id`))
+    if (matches.length === 0) return found
+    // A retry: rare, so the originals are read in full only now.
+    const originals = await tx.select({
       id: messages.id, roomId: messages.roomId, seq: messages.seq, senderId: messages.senderId, type: messages.type,
       content: messages.content, replyToId: messages.replyToId, attachments: messages.attachments, clientMsgId: messages.clientMsgId,
       editedAt: messages.editedAt, deletedAt: messages.deletedAt, createdAt: messages.createdAt,
-    }).from(messages).where(and(
-      inArray(messages.roomId, [...new Set(keyed.map((job) => job.roomId))]),
-      inArray(messages.clientMsgId, [...new Set(keyed.map((job) => job.clientMsgId as string))]),
-    ))
-    const wanted = new Set(keyed.map((job) => tripleKey(job.roomId, job.sender.id, job.clientMsgId as string)))
-    const matching = candidates.filter((row) => wanted.has(tripleKey(row.roomId, row.senderId, row.clientMsgId as string)))
-    const hydrated = await hydrate(tx, matching)
-    matching.forEach((row, index) => found.set(tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message))
+    }).from(messages).where(inArray(messages.id, matches.map((row) => row.id)))
+    const hydrated = await hydrate(tx, originals)
+    originals.forEach((row, index) => found.set(tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message))
     return found
   }
 
@@ -209,7 +232,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   const metrics = app.chatMetrics
   const writer = new GroupCommit<SendJob, SendOutcome>({
     flush: async (jobs) => {
-      const results = await flushSends(jobs)
+      // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
+      const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline))
       let written = 0
       for (const result of results) if (!(result instanceof Error) && result.event !== null) written += 1
       metrics.messagePersisted(written)
@@ -217,18 +241,22 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     },
     maxBatch: config.groupCommit.maxBatch,
     maxWaitMs: config.groupCommit.maxWaitMs,
+    // Two batches at once: one's round trips and commit overlap the next one's. Safe because every
+    // batch locks its rooms in id order before reading seqs or retries (see flushSends).
+    maxInFlight: BATCHES_IN_FLIGHT,
     onBatch: (size, ms) => metrics.groupCommitBatch(size, ms),
   })
   // Sockets are closed in preClose too; whatever they queued is still written before the database closes.
   app.addHook('preClose', async () => { await writer.drain() })
 
   /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
-  async function visibleMessage (user: ChatUser, messageId: string): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
+  async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
     const row = await messageById(db, messageId)
     if (row === null) throw chatError('NOT_FOUND', 'message not found')
-    const membership = await roomsService().membership(row.roomId, user.id)
-    if (membership === null) throw chatError('NOT_FOUND', 'message not found')
-    return { row, role: membership.role }
+    // The member's role; for a moderator action the permissions claim chats:moderate may raise it.
+    const role = await roomsService().actingRole(user, row.roomId, action)
+    if (role === null) throw chatError('NOT_FOUND', 'message not found')
+    return { row, role }
   }
 
   async function hydrateOne (tx: ChatDb, messageId: string): Promise<Message> {
@@ -247,9 +275,11 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
       }
       const rooms = roomsService()
-      const { role } = await rooms.requireMember(input.roomId, user.id)
-      if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
-      await rooms.authorize(user, 'message.send', input.roomId, input)
+      if (user.server !== true) {
+        const { role } = await rooms.requireMember(input.roomId, user.id)
+        if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
+        await rooms.authorize(user, 'message.send', input.roomId, input)
+      }
       const outcome = await writer.submit({
         roomId: input.roomId,
         sender: { id: user.id, name: user.name, avatar: user.avatar },
@@ -260,7 +290,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         clientMsgId: input.clientMsgId ?? null,
       })
       if (outcome.event !== null) await roomLog.publish([outcome.event], options.except)
-      return { message: outcome.message, duplicate: outcome.duplicate }
+      return outcome.messageJson === undefined
+        ? { message: outcome.message, duplicate: outcome.duplicate }
+        : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }
     },
 
     async edit (user, messageId, content, except) {
@@ -283,7 +315,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     },
 
     async remove (user, messageId, except) {
-      const { row, role } = await visibleMessage(user, messageId)
+      const { row, role } = await visibleMessage(user, messageId, 'message.delete.any')
       const rooms = roomsService()
       const own = row.senderId === user.id
       if (!(own ? rooms.can(role, 'message.delete.own') : rooms.can(role, 'message.delete.any'))) {
@@ -321,6 +353,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
 
     async history (user, roomId, page) {
       await roomsService().requireMember(roomId, user.id)
+      await roomsService().authorize(user, 'history.fetch', roomId)
       const request: { before?: number, after?: number, limit: number } = { limit: page.limit ?? 50 }
       if (page.before !== undefined) request.before = page.before
       if (page.after !== undefined) request.after = page.after
@@ -355,14 +388,22 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         await Promise.all([
           hub.publishRoom(roomId, JSON.stringify({ event: 'receipt.read', data: { roomId, userId: user.id, seq: lastReadSeq } }), except === undefined ? {} : { except }),
           hub.publishUser(user.id, JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), except),
-        ])
+        ]).catch((error: unknown) => {
+          // The read mark is committed: a broker that fails now costs other nodes this receipt, not the ack.
+          app.log.warn({ err: error, roomId }, 'messaging: publishing a read receipt failed after the commit')
+        })
       }
       return { lastReadSeq, unreadCount }
     },
 
     async sync (user, cursors) {
+      await roomsService().authorize(user, 'sync')
       const retention = config.eventRetention
+      // The user's rooms from the node's cache: a cursor for any other room (up to 500 of them in one
+      // frame) is answered without a database read of its own.
+      const mine = new Set(await roomsService().roomIdsOf(user.id))
       const results = await Promise.all(cursors.map(async ({ roomId, seq }): Promise<SyncRoomResult> => {
+        if (!mine.has(roomId)) return { roomId, events: [], lastSeq: 0, hasMore: false, error: { code: 'NOT_MEMBER', message: 'you are not a member of this room' } }
         try {
           await roomsService().requireMember(roomId, user.id)
         } catch (error) {

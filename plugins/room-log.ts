@@ -6,6 +6,8 @@ import type { ChatDb } from '../db/client.js'
 import { chatError } from './errors.js'
 import type { Connection } from './connection.js'
 import { RoomSequencer } from './room-sequencer.js'
+import { jsonLiteral } from './json-literal.js'
+import { withDeadline } from './deadline.js'
 
 /** A durable room event as pushed and as replayed by sync: `data` carries `roomId` and `seq`. */
 export interface RoomEvent {
@@ -13,6 +15,8 @@ export interface RoomEvent {
   seq: number
   event: string
   data: Record<string, unknown>
+  /** `data` already serialized (JSON.stringify(data)): the push frame and the stored row reuse it. */
+  dataJson?: string
 }
 
 export interface NewRoomEvent {
@@ -31,7 +35,10 @@ export interface RoomLog {
   reserve (tx: ChatDb, roomId: string, count: number): Promise<number>
   /** Writes events whose seqs were reserved. */
   write (tx: ChatDb, events: RoomEvent[]): Promise<void>
-  /** Pushes committed events to every socket of the room on every node; one serialization per event. */
+  /**
+   * Pushes committed events to every socket of the room on every node; one serialization per event.
+   * Never rejects for the broker: a failed publish is logged, and other nodes recover from the database.
+   */
   publish (events: RoomEvent[], except?: Connection): Promise<void>
   /** Events after `seq`, ascending, at most `limit`. */
   eventsAfter (roomId: string, seq: number, limit: number): Promise<RoomEvent[]>
@@ -46,7 +53,19 @@ declare module 'fastify' {
 }
 
 export function frameOf (event: RoomEvent): string {
-  return JSON.stringify({ event: event.event, data: event.data })
+  if (event.dataJson === undefined) return JSON.stringify({ event: event.event, data: event.data })
+  return `{"event":${JSON.stringify(event.event)},"data":${event.dataJson}}`
+}
+
+/** The rows of room_events as one JSON array, reusing each event's serialized data when it has it. */
+function eventRowsJson (events: RoomEvent[]): string {
+  let json = '['
+  for (let index = 0; index < events.length; index += 1) {
+    const event = events[index] as RoomEvent
+    if (index > 0) json += ','
+    json += `{"roomId":${JSON.stringify(event.roomId)},"seq":${event.seq},"event":${JSON.stringify(event.event)},"data":${event.dataJson ?? JSON.stringify(event.data)}}`
+  }
+  return json + ']'
 }
 
 export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstance) {
@@ -64,7 +83,9 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
 
   const sequencer = new RoomSequencer({
     deliver: (roomId, frame, except) => hub.deliverRoomLocal(roomId, frame, except),
-    fetch: async (roomId, after, upTo) => (await eventsAfter(roomId, after, 1000, upTo)).map((event) => ({ seq: event.seq, frame: frameOf(event) })),
+    // Bounded: a fill that never settles would leave the room's gap open for good (the sequencer retries).
+    fetch: async (roomId, after, upTo) => (await withDeadline(app.chatConfig.databaseTimeoutMs, 'a gap fill', () => eventsAfter(roomId, after, 1000, upTo)))
+      .map((event) => ({ seq: event.seq, frame: frameOf(event) })),
     log: app.log,
   })
   hub.setRoomSink((roomId, seq, frame, except) => sequencer.accept(roomId, seq, frame, except))
@@ -84,7 +105,25 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
 
   async function write (tx: ChatDb, events: RoomEvent[]): Promise<void> {
     if (events.length === 0) return
-    await tx.insert(roomEvents).values(events.map((event) => ({ roomId: event.roomId, seq: event.seq, event: event.event, data: event.data })))
+    // One statement for any number of events: the rows travel as one JSON literal instead of four bound
+    // parameters per row (see json-literal.ts).
+    await tx.execute(sql`insert into ${roomEvents} (room_id, seq, event, data)
+      select "roomId", seq, event, data from json_to_recordset(${jsonLiteral(eventRowsJson(events))}) as e("roomId" uuid, seq int, event text, data jsonb)`)
+  }
+
+  // The events are committed before they are published, so a broker that fails now (Redis down) must
+  // not fail the write's ack: this node's sockets were served before the broker was asked, and other
+  // nodes read the events back from the database (gap fill on their next frame, catch-up after their
+  // broker reconnects); clients resume with sync. One warning per outage second, not one per event.
+  let publishFailures = 0
+  let lastWarning = 0
+  function publishFailed (error: unknown): void {
+    publishFailures += 1
+    const now = Date.now()
+    if (now - lastWarning < 1000) return
+    lastWarning = now
+    app.log.warn({ err: error, failures: publishFailures }, 'room log: publishing committed events to the broker failed; other nodes will read them from the database')
+    publishFailures = 0
   }
 
   const log: RoomLog = {
@@ -101,7 +140,8 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
       return written
     },
     async publish (events, except) {
-      await Promise.all(events.map((event) => hub.publishRoom(event.roomId, frameOf(event), except === undefined ? { seq: event.seq } : { seq: event.seq, except })))
+      await Promise.all(events.map((event) => hub.publishRoom(event.roomId, frameOf(event), except === undefined ? { seq: event.seq } : { seq: event.seq, except })
+        .catch(publishFailed)))
     },
     eventsAfter: (roomId, seq, limit) => eventsAfter(roomId, seq, limit),
     baseline: (roomId, lastSeq) => sequencer.baseline(roomId, lastSeq),

@@ -4,11 +4,13 @@ import { and, count, eq, inArray, sql } from 'drizzle-orm'
 import { favorites, roomMembers, rooms, users, type FavoriteType, type Role } from '../db/schema/index.js'
 import type { ChatDb } from '../db/client.js'
 import { chatError } from './errors.js'
-import type { ChatUser, Connection } from './connection.js'
+import { SERVER_USER_ID, type ChatUser, type Connection } from './connection.js'
 import type { RoomEvent, NewRoomEvent } from './room-log.js'
 import type { CachedRoom, Membership, RoomAction, RoomsService } from './rooms-types.js'
 import { MembershipCache, type RoomEntry } from './membership-cache.js'
 import { can, canKick, canSetRole } from './permissions.js'
+import { PermissionClaims } from './permission-claims.js'
+import type { AuthorizeRequest } from './config.js'
 import { isUuid, type CreateRoomData, type Favorite, type Member, type MemberWithStatus, type Person, type PresenceStatus, type RoomPatchData, type RoomSummary } from './room-schemas.js'
 import { latestMessages, loadFavorites, loadMembers, loadSummaries, roomOf } from './room-summaries.js'
 import { isoOf, type Message } from './message-shape.js'
@@ -57,6 +59,11 @@ export interface RoomsApiMethods {
   setFavorite (actor: Actor, type: FavoriteType, id: string, on: boolean): Promise<Favorite[]>
   /** Re-aligns this node's socket subscriptions with the database (runs after a broker reconnect). */
   reconcileSubscriptions (): Promise<void>
+  /**
+   * The user's role in a room for `action` (null: none, or the room does not exist for them): their
+   * membership's role, raised to MODERATOR for moderator actions by the permissions claim chats:moderate.
+   */
+  actingRole (user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
   /** The node's membership cache (sizes, tests). */
   readonly cache: MembershipCache
 }
@@ -159,6 +166,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   }
 
   const cache = new MembershipCache({ loadRoom: loadRoomEntry, loadUserRooms })
+  const claims = new PermissionClaims(app.chatConfig.requirePermissions)
 
   // ---- invalidation and subscriptions across nodes -------------------------------------------------
 
@@ -276,11 +284,18 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   }
 
   async function authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void> {
+    if (user.server === true) return
+    // The token's permissions claim first (when requirePermissions is on), then the host's veto.
+    claims.require(user, action)
     const hook = app.chatHooks.authorize
     if (hook === undefined) return
     let allowed: boolean
     try {
-      const request: { action: string, userId: string, roomId?: string, data?: unknown } = { action, userId: user.id }
+      const request: AuthorizeRequest = {
+        action,
+        userId: user.id,
+        user: { id: user.id, roles: user.roles, permissions: user.permissions, tenant: user.tenant },
+      }
       if (roomId !== undefined) request.roomId = roomId
       if (data !== undefined) request.data = data
       allowed = await hook(request)
@@ -294,14 +309,25 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   /** The room from the cache; NOT_FOUND when it does not exist or belongs to another tenant. */
   async function roomFor (user: ChatUser, roomId: string): Promise<RoomEntry> {
     const entry = await cache.room(roomId)
-    if (entry === null || entry.room.tenant !== user.tenant) throw chatError('NOT_FOUND', 'room not found')
+    if (entry === null || (user.server !== true && entry.room.tenant !== user.tenant)) throw chatError('NOT_FOUND', 'room not found')
     return entry
   }
 
   async function memberOf (user: ChatUser, roomId: string): Promise<{ entry: RoomEntry, role: Role }> {
     const entry = await roomFor(user, roomId)
-    const role = entry.members.get(user.id)
+    const role = user.server === true ? 'OWNER' : entry.members.get(user.id)
     if (role === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+    return { entry, role }
+  }
+
+  /**
+   * Like memberOf, for a moderator action (`member.kick`, `message.delete.any`): the permissions claim
+   * chats:moderate (with requirePermissions) acts as MODERATOR in any room of the user's tenant.
+   */
+  async function actingMemberOf (user: ChatUser, roomId: string, action: RoomAction): Promise<{ entry: RoomEntry, role: Role }> {
+    const entry = await roomFor(user, roomId)
+    const role = claims.actingRole(user, user.server === true ? 'OWNER' : entry.members.get(user.id), action)
+    if (role === null) throw chatError('NOT_MEMBER', 'you are not a member of this room')
     return { entry, role }
   }
 
@@ -331,7 +357,10 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   async function rolesIn (tx: ChatDb, roomId: string, userIds: string[]): Promise<Map<string, Role>> {
     const found = await tx.select({ userId: roomMembers.userId, role: roomMembers.role }).from(roomMembers)
       .where(and(eq(roomMembers.roomId, roomId), inArray(roomMembers.userId, userIds)))
-    return new Map(found.map((row) => [row.userId, row.role]))
+    const roles = new Map(found.map((row) => [row.userId, row.role]))
+    // The server-side API acts as OWNER without being a member; tokens cannot claim its id.
+    if (userIds.includes(SERVER_USER_ID)) roles.set(SERVER_USER_ID, 'OWNER')
+    return roles
   }
 
   /** Takes `seats` places; the conditional UPDATE is what keeps maxMembers under concurrent joins. */
@@ -432,6 +461,12 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     can,
     authorize,
 
+    async actingRole (user, roomId, action) {
+      const entry = await cache.room(roomId)
+      if (entry === null || entry.room.tenant !== user.tenant) return null
+      return claims.actingRole(user, entry.members.get(user.id), action ?? '')
+    },
+
     async create (actor, data) {
       const { user } = actor
       const name = data.name.trim()
@@ -500,15 +535,17 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const { user } = actor
       const entry = await roomFor(user, roomId)
       const already = entry.members.has(user.id)
+      // The permissions claim chats:join_private (with requirePermissions) admits without an invitation.
+      const joinsPrivate = claims.grants(user, 'chats:join_private')
       if (!already) {
         refuseDirect(entry, 'joining')
-        if (entry.room.isPrivate) throw chatError('FORBIDDEN', 'this room is private: members are added by invitation only')
+        if (entry.room.isPrivate && !joinsPrivate) throw chatError('FORBIDDEN', 'this room is private: members are added by invitation only')
       }
       await authorize(user, 'room.join', roomId)
       if (!already) {
         const events = await db.transaction(async (tx) => {
           const room = await lockRoom(tx, roomId)
-          if (room.type === 'DIRECT' || room.isPrivate) throw chatError('FORBIDDEN', 'this room admits members by invitation only')
+          if (room.type === 'DIRECT' || (room.isPrivate && !joinsPrivate)) throw chatError('FORBIDDEN', 'this room admits members by invitation only')
           if ((await rolesIn(tx, roomId, [user.id])).size > 0) return [] // joined meanwhile: idempotent
           await takeSeats(tx, roomId, 1)
           const appended = await roomLog.append(tx, roomId, [{ event: 'room.member_joined', data: { user: userRef(user), role: 'MEMBER' } }])
@@ -522,10 +559,12 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
           await publish(events)
         }
       }
+      // Without chats:read (when claims are enforced) the join answers no members and no messages.
+      const reads = user.server === true || claims.mayRead(user)
       const [room, members, messages] = await Promise.all([
         summaryFor(user, roomId),
-        loadMembers(db, roomId).then(withStatus),
-        latestMessages(db, roomId, JOIN_PAGE),
+        reads ? loadMembers(db, roomId).then(withStatus) : [],
+        reads ? latestMessages(db, roomId, JOIN_PAGE) : [],
       ])
       return { room, members, messages }
     },
@@ -646,7 +685,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       refuseDirect(entry, 'adding members')
       requireRole(role, 'member.add', 'adding members')
       const ids = unique(userIds).filter((id) => id !== user.id)
-      await assertSameTenant(ids, user.tenant)
+      await assertSameTenant(ids, entry.room.tenant)
       await authorize(user, 'room.member.add', roomId, { userIds: ids })
       if (ids.length === 0) return []
       const profiles = await app.chatUsers.profiles(ids)
@@ -677,7 +716,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     async removeMember (actor, roomId, userId) {
       const { user } = actor
       if (userId === user.id) return await service.leave(actor, roomId)
-      const { entry, role } = await memberOf(user, roomId)
+      const { entry, role } = await actingMemberOf(user, roomId, 'member.kick')
       refuseDirect(entry, 'removing members')
       const target = entry.members.get(userId)
       if (target === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
@@ -686,9 +725,9 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const events = await db.transaction(async (tx) => {
         await lockRoom(tx, roomId)
         const roles = await rolesIn(tx, roomId, [user.id, userId])
-        const actorRole = roles.get(user.id)
+        const actorRole = claims.actingRole(user, roles.get(user.id), 'member.kick')
         const targetRole = roles.get(userId)
-        if (actorRole === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        if (actorRole === null) throw chatError('NOT_MEMBER', 'you are not a member of this room')
         if (targetRole === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
         if (!canKick(actorRole, targetRole)) throw chatError('FORBIDDEN', `a ${actorRole} cannot remove a ${targetRole}`)
         await tx.delete(roomMembers).where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId)))

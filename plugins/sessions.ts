@@ -119,7 +119,8 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       }
       const refreshed = await verifyOrClose(connection, data.token)
       if (refreshed === null) return NO_REPLY
-      if (refreshed.id !== connection.user.id) {
+      // Same user means same sub and same tenant: the socket's rooms belong to the tenant it began with.
+      if (refreshed.id !== connection.user.id || refreshed.tenant !== connection.user.tenant) {
         connection.close(CloseCodes.UNAUTHENTICATED, 'token is for another user')
         return NO_REPLY
       }

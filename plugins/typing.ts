@@ -208,4 +208,4 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     byConnection.clear()
     lastForwarded.clear()
   })
-}, { name: 'chat-typing', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway'] })
+}, { name: 'chat-typing', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-rooms'] })

@@ -3,6 +3,9 @@ import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
 import { CloseCodes, Connection } from '../plugins/connection.js'
 import { isChatError } from '../plugins/errors.js'
+import { AddressSlots, clientAddress } from '../plugins/rate-limit.js'
+
+const SHUTDOWN_GRACE_MS = 1000
 
 function tokenOf (request: FastifyRequest): string | null {
   const header = request.headers.authorization
@@ -31,6 +34,8 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   const open = new Set<Connection>()
   let shuttingDown = false
   const hostAuthenticates = app.chatHooks.authenticate !== undefined
+  // maxConnectionsPerIp: sockets per client address on this node, authenticated or not.
+  const addressSlots = new AddressSlots(config.maxConnectionsPerIp)
 
   // The host's own session (a cookie, say) may identify the upgrade; without one the token ways apply.
   async function fromHostSession (connection: Connection, request: FastifyRequest): Promise<void> {
@@ -57,13 +62,21 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
   heartbeat.unref()
 
   app.get(config.wsPath, { websocket: true }, (socket: WebSocket, request: FastifyRequest) => {
-    const connection = new Connection(socket, request.ip, config.maxBufferedBytes, request.log, hub.observer)
+    // @fastify/websocket leaves the upgrade's ServerResponse attached to the TCP socket for the socket's
+    // life, and with it Fastify's request, reply, their loggers and the upgrade headers (a few KiB per
+    // idle socket). Nothing reads them after the upgrade: let them go.
+    const tcp = request.raw.socket as { _httpMessage?: { detachSocket?: (socket: unknown) => void } | null }
+    tcp._httpMessage?.detachSocket?.(tcp)
+    // The connection's logger descends from the app's (not the request's, which would then be kept).
+    const connection = new Connection(socket, request.ip, config.maxBufferedBytes, app.log, hub.observer, request.id)
     if (shuttingDown) {
       connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
       return
     }
     open.add(connection)
     hub.observer?.socketOpened()
+    const address = clientAddress(connection.ip)
+    const counted = addressSlots.acquire(address)
     let establishing: Promise<void> | null = Promise.resolve()
 
     const handle = (raw: string): Promise<void> => gateway.handleFrame(connection, raw)
@@ -84,15 +97,26 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
       establishing = tail
     })
     socket.on('pong', () => { connection.missedPongs = 0 })
-    socket.on('error', (error) => connection.log.debug({ err: error }, 'socket error'))
+    // @fastify/websocket's own 'error' listener closes over the upgrade's request and reply, which keeps
+    // them for the socket's life; this one does what its default handler does, without them.
+    for (const listener of socket.listeners('error')) socket.off('error', listener as (error: Error) => void)
+    socket.on('error', (error) => {
+      connection.log.debug({ err: error }, 'socket error')
+      connection.terminate()
+    })
     socket.on('close', (code: number) => {
       connection.markClosed()
       open.delete(connection)
+      if (counted) addressSlots.release(address)
       hub.observer?.socketClosed(code)
       connection.log.debug({ code }, 'socket closed')
       void sessions.closed(connection).catch((error: unknown) => connection.log.error({ err: error }, 'closing session failed'))
     })
 
+    if (!counted) {
+      connection.close(CloseCodes.TOO_MANY_CONNECTIONS, 'too many connections from this address')
+      return
+    }
     const token = tokenOf(request)
     if (token === null && !hostAuthenticates) {
       sessions.awaitAuthFrame(connection)
@@ -117,5 +141,10 @@ export default async function wsRoute (app: FastifyInstance): Promise<void> {
     shuttingDown = true
     clearInterval(heartbeat)
     for (const connection of open) connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
+    // A peer that never answers the close handshake (a stalled reader) must not hold the shutdown for
+    // ws's 30 s close timeout: after a short grace the rest are cut.
+    const deadline = Date.now() + SHUTDOWN_GRACE_MS
+    while (open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    for (const connection of open) connection.terminate()
   })
 }

@@ -16,7 +16,7 @@ interface Tap {
   teardown (fn: () => unknown): void
 }
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 
 // Test files run in parallel against one Redis: every test gets channels of its own.
 const freshPrefix = (): string => `test:${randomUUID()}:`

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import { JsonReply } from '../../plugins/gateway.js'
 import {
   EditInput, HistoryInput, HistoryReply, MessageIdInput, MessageReply, MessageSchema, ReactionInput, ReactionsReply,
   ReactionSchema, ReadInput, ReadReply, SendInput, SyncInput, SyncReply, Uuid,
@@ -15,7 +16,11 @@ export default async function messageEvents (app: FastifyInstance): Promise<void
     schema: SendInput,
     ack: MessageReply,
     rateClass: 'send',
-    handler: async (ctx, data) => ({ message: (await messaging.send(ctx.user, data, { except: ctx.connection })).message }),
+    handler: async (ctx, data) => {
+      const sent = await messaging.send(ctx.user, data, { except: ctx.connection })
+      // The ack embeds the message as its push serialized it: one serialization per message.
+      return sent.messageJson === undefined ? { message: sent.message } : new JsonReply(`{"message":${sent.messageJson}}`)
+    },
   })
   gateway.on('message.edit', {
     summary: 'Edits a message (sender only).',

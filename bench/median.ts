@@ -1,0 +1,81 @@
+/**
+ * The medians of several runs: reads the raw JSON of `npm run bench` runs and prints, per metric and
+ * per target ratio, the median over the runs (each ratio is taken within its own run first, which is
+ * what cancels the drift of a shared machine), plus every run's value.
+ *   node --import tsx bench/median.ts bench/results/2026-….json bench/results/2026-….json …
+ */
+import { readFileSync } from 'node:fs'
+import { median, round } from './lib.js'
+import { buildReport, P99_OK_MS, type RunResults } from './report.js'
+import type { TargetKind } from './protocols.js'
+
+interface RawRun {
+  date: string
+  results: RunResults
+}
+
+const files = process.argv.slice(2)
+if (files.length === 0) {
+  process.stderr.write('usage: bench/median.ts <results.json>…\n')
+  process.exit(1)
+}
+const runs = files.map((file) => JSON.parse(readFileSync(file, 'utf8')) as RawRun)
+
+type Row = { label: string, digits: number, values: Array<number | null> }
+
+function valuesOf (pick: (results: RunResults, report: ReturnType<typeof buildReport>) => number | null | undefined): Array<number | null> {
+  return runs.map((run) => {
+    const value = pick(run.results, buildReport(run.results))
+    return value === undefined || value === null || !Number.isFinite(value) ? null : value
+  })
+}
+
+const rows: Row[] = []
+const add = (label: string, digits: number, pick: Parameters<typeof valuesOf>[0]): void => { rows.push({ label, digits, values: valuesOf(pick) }) }
+const targets: TargetKind[] = ['chat', 'socketio', 'relay']
+const NAMES: Record<TargetKind, string> = { chat: 'this server', socketio: 'Socket.IO', relay: 'ws relay' }
+
+for (const kind of targets) add(`fan-out deliveries/s at p99 ≤ ${P99_OK_MS} ms, ${NAMES[kind]}`, 0, (_results, report) => report.summary.fanout[kind]?.deliveredAtP99)
+for (const kind of targets) add(`fan-out CPU µs/delivery, ${NAMES[kind]}`, 2, (_results, report) => report.summary.fanout[kind]?.cpuMicrosPerDelivery)
+for (const kind of targets) add(`fan-out p50 ms at the common rate, ${NAMES[kind]}`, 1, (_results, report) => report.summary.fanout[kind]?.reference?.p50)
+for (const kind of targets) add(`fan-out p99 ms at the common rate, ${NAMES[kind]}`, 1, (_results, report) => report.summary.fanout[kind]?.reference?.p99)
+for (const kind of targets) add(`durable acked/s, ${NAMES[kind]}`, 0, (results) => results.durable[kind]?.ackedPerSecond)
+for (const kind of targets) add(`durable ack p50 ms, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.p50)
+for (const kind of targets) add(`durable ack p99 ms, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.p99)
+for (const kind of targets) add(`durable CPU µs/ack, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.cpuMicrosPerAck)
+for (const kind of ['chat', 'socketio'] as const) {
+  add(`durable acks − rows, ${NAMES[kind]}`, 0, (results) => {
+    const result = results.durable[kind]
+    return result === undefined || result.rows === null ? null : result.totalAcked - result.rows
+  })
+}
+for (const kind of targets) add(`idle KiB RSS/socket, ${NAMES[kind]}`, 1, (results) => (results.idle[kind]?.rssPerSocket ?? NaN) / 1024)
+for (const kind of ['chat', 'socketio'] as const) {
+  add(`2 nodes deliveries/s at p99 ≤ ${P99_OK_MS} ms, ${NAMES[kind]}`, 0, (_results, report) => report.summary.cluster[kind]?.deliveredAtP99)
+  add(`2 nodes CPU µs/delivery, ${NAMES[kind]}`, 2, (_results, report) => report.summary.cluster[kind]?.cpuMicrosPerDelivery)
+  add(`2 nodes p50 added ms, ${NAMES[kind]}`, 1, (_results, report) => report.summary.clusterP50Added[kind])
+}
+
+const lines = ['| metric | median | runs |', '| --- | --- | --- |']
+const show = (value: number | null, digits: number): string => value === null ? '—' : digits === 0 ? Math.round(value).toLocaleString('en-US') : value.toFixed(digits)
+for (const row of rows) {
+  const present = row.values.filter((value): value is number => value !== null)
+  lines.push(`| ${row.label} | ${present.length === 0 ? '—' : show(median(present), row.digits)} | ${row.values.map((value) => show(value, row.digits)).join(', ')} |`)
+}
+
+// The target checks: each run's own ratio, then the median of those.
+const checkLines = ['| target (this server) | median | runs | limit | holds (median) |', '| --- | --- | --- | --- | --- |']
+const reports = runs.map((run) => buildReport(run.results))
+const names = reports[0]?.checks.map((check) => check.target) ?? []
+for (const [index, name] of names.entries()) {
+  const measured = reports.map((report) => report.checks[index]?.measured ?? '—')
+  const numbers = measured.map((text) => Number.parseFloat(text)).filter((value) => Number.isFinite(value))
+  const limit = reports[0]?.checks[index]?.limit ?? ''
+  const middle = numbers.length === 0 ? NaN : median(numbers)
+  const unit = measured.find((text) => text !== '—')?.replace(/^[-\d.]+/, '') ?? ''
+  const bound = Number.parseFloat(limit.replace(/[^\d.]/g, ''))
+  const ok = !Number.isFinite(middle) ? null : limit.startsWith('≤') ? middle <= bound : limit.startsWith('≥') ? middle >= bound : middle === bound
+  checkLines.push(`| ${name} | ${Number.isFinite(middle) ? `${round(middle, 2)}${unit}` : '—'} | ${measured.join(', ')} | ${limit} | ${ok === null ? '—' : ok ? 'yes' : '**no**'} |`)
+}
+
+process.stdout.write(`Medians of ${runs.length} runs (${runs.map((run) => run.date.slice(0, 16)).join(', ')})\n\n${lines.join('\n')}\n\n${checkLines.join('\n')}\n`)

@@ -1,0 +1,72 @@
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { clusterSkip, isRun, Peer, startProcessCluster, storm, until, type ClusterNode } from './fixtures/cluster.js'
+import { ROOT } from './fixtures/process.js'
+import { freePort } from './fixtures/redis-server.js'
+import { sampleValue, scrape } from './fixtures/prometheus.js'
+import { sleep } from './fixtures/presence.js'
+
+// deploy/nginx.conf itself, its upstream pointed at real nodes: clients that nginx spreads over the
+// nodes (no sticky sessions) share one room. Runs where an nginx binary is installed.
+const hasNginx = spawnSync('nginx', ['-v']).status === 0
+const skip = clusterSkip() || (!hasNginx && 'needs an nginx binary (apt-get install nginx-light)')
+
+t.test('deploy/nginx.conf: clients spread over the nodes by nginx, without stickiness, share a room', { skip }, async (t) => {
+  const cluster = await startProcessCluster(t, { nodes: 2 })
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'chat-nginx-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const upstreams = cluster.nodes.map((node) => `    server ${new URL(node.httpUrl).host} max_fails=1 fail_timeout=5s;`).join('\n')
+  const site = readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8')
+    .replace(/^ {4}server chat-node-\d:3000[^\n]*\n/gm, '')
+    .replace('    keepalive 32;', `${upstreams}\n    keepalive 32;`)
+    .replace('listen 80;', `listen 127.0.0.1:${port};`)
+  t.notMatch(site, /chat-node-/, 'every example upstream was replaced')
+  writeFileSync(join(dir, 'chat.conf'), site)
+  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  include ${dir}/chat.conf;
+}
+`)
+  const nginx = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let nginxErrors = ''
+  nginx.stderr.on('data', (chunk: Buffer) => { nginxErrors += chunk.toString() })
+  t.teardown(() => { if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL') })
+  const front = `http://127.0.0.1:${port}`
+  const up = await until(async () => (await fetch(`${front}/health`).catch(() => null))?.status === 200, 10000, 50)
+  t.ok(up >= 0, `nginx answers /health through the upstream ${nginxErrors}`)
+
+  // A stand-in node whose URLs are nginx's: Peer connects through it.
+  const viaNginx = { httpUrl: front, wsUrl: `${front.replace(/^http/, 'ws')}/ws`, name: 'nginx' } as unknown as ClusterNode
+  const ids = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6']
+  const peers: Peer[] = []
+  for (const id of ids) peers.push(await Peer.connect(cluster, viaNginx, id))
+  const perNode = await Promise.all(cluster.nodes.map(async (node) => sampleValue(await scrape(node.httpUrl), 'chat_sockets_open')))
+  t.ok(perNode.every((count) => count > 0), `nginx spread the sockets over both nodes: ${perNode.join(' + ')}`)
+
+  const [owner, ...others] = peers as [Peer, ...Peer[]]
+  const created = await owner.client.ack('room.create', { name: 'behind-nginx', type: 'GROUP', memberIds: ids.slice(1) })
+  const roomId = (created.room as { id: string }).id
+  await Promise.all(others.map((peer) => peer.client.next((frame) => frame.event === 'room.added', 10000)))
+  const sent = await Promise.all(peers.slice(0, 3).map((peer) => storm(peer, roomId, { count: 10 })))
+  t.same(sent.flat().filter((o) => !o.ok), [], 'every send through nginx is acked')
+  const listeners = peers.slice(3)
+  t.ok(await until(() => listeners.every((peer) => peer.lastSeq(roomId) >= 30), 10000) >= 0, 'every listener got all 30')
+  await sleep(100)
+  for (const peer of listeners) t.ok(isRun(peer.seqs(roomId), 1, 30), `${peer.userId}: 1..30 in order, once`)
+
+  // A socket idle past nginx's timeouts would be cut; the server's pings keep it open (heartbeatMs 25 s
+  // against proxy_read_timeout 75 s) — not waited for here, only the REST side through nginx.
+  const rest = await fetch(`${front}/api/rooms/${roomId}/messages?limit=5`, { headers: { authorization: `Bearer ${cluster.token('u1')}` } })
+  t.equal(rest.status, 200, 'REST goes through nginx too')
+  t.equal((await fetch(`${front}/metrics`)).status, 403, '/metrics is not exposed through nginx')
+  for (const peer of peers) peer.close()
+})
