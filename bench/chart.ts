@@ -1,6 +1,6 @@
 /**
  * A hand-written SVG line chart: latency (log scale) against delivered messages per second, one colour
- * per target, p99 solid with markers and p50 dashed. No chart library.
+ * per target, p99 solid with markers and p50 dashed, points in the order of the steps. No chart library.
  */
 
 export interface ChartSeries {
@@ -81,7 +81,8 @@ export function lineChart (series: ChartSeries[], options: ChartOptions): string
   out.push(`<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#222">send-to-receive latency, ms (log)</text>`)
   // Lines.
   for (const line of series) {
-    const points = line.points.filter((point) => Number.isFinite(point.x)).sort((a, b) => a.x - b.x)
+    // In step order (the send rate rising), so that a saturated step that delivered less bends back.
+    const points = line.points.filter((point) => Number.isFinite(point.x))
     const path = (pick: (point: ChartSeries['points'][number]) => number | null): string => points
       .map((point) => `${xOf(point.x).toFixed(1)},${yOf(pick(point) ?? yMax).toFixed(1)}`).join(' ')
     if (points.length === 0) continue

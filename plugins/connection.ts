@@ -97,6 +97,9 @@ const TEXT_FRAME = { binary: false } as const
 /** Corked bytes of one socket after which the tick's frames are let go early. */
 const CORK_CHUNK_BYTES = 64 * 1024
 
+// A session being set up holds its pushes; a flood of them past this is dropped (sync recovers it).
+const MAX_HELD_FRAMES = 1000
+
 // Sockets written to in the current tick, uncorked together when it ends: the frames a socket gets
 // from one batch of commits (or one read of the broker) leave in one write instead of one each.
 const corked: Connection[] = []
@@ -119,6 +122,7 @@ export class Connection {
   /** Rooms this socket is subscribed to on this node (maintained by the hub). */
   readonly rooms = new Set<string>()
   missedPongs = 0
+  private held: Array<[string, Buffer | undefined]> | null = null
   log: FastifyBaseLogger
   private closed = false
   private stream: Corkable | null = null
@@ -151,6 +155,10 @@ export class Connection {
    */
   send (frame: string, encoded?: Buffer): boolean {
     if (!this.isOpen) return false
+    if (this.held !== null) {
+      if (this.held.length < MAX_HELD_FRAMES) this.held.push([frame, encoded])
+      return true
+    }
     const socket = this.socket
     // What is still unsent from earlier ticks; the frames corked in this tick are not a slow consumer.
     const backlog = this.stream === null ? socket.bufferedAmount : this.backlogAtCork
@@ -192,6 +200,22 @@ export class Connection {
     const stream = this.stream
     this.stream = null
     if (stream !== null && stream.destroyed !== true) stream.uncork()
+  }
+
+  /**
+   * Holds pushes while the session is being set up: the socket is already registered (so nothing is
+   * missed) but session.ready must be its first frame after authentication.
+   */
+  hold (): void {
+    this.held ??= []
+  }
+
+  /** Sends `first` (session.ready), then what was held meanwhile, in order. */
+  release (first: string): void {
+    const held = this.held ?? []
+    this.held = null
+    this.send(first)
+    for (const [frame, encoded] of held) this.send(frame, encoded)
   }
 
   close (code: number, reason: string): void {

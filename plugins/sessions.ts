@@ -72,7 +72,9 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       connection.user = user
       connection.log = connection.log.child({ userId: user.id })
       armExpiry(connection, user)
-      // Registered before any other await, so that concurrent logins of one user count each other.
+      // Registered before any other await, so that concurrent logins of one user count each other;
+      // pushes that arrive meanwhile wait behind session.ready.
+      connection.hold()
       await hub.register(connection)
       // The socket may have closed while we awaited: its close handler ran before it was registered.
       if (!connection.isOpen) {
@@ -82,7 +84,7 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       const known = await app.chatUsers.remember(user)
       connection.user = known
       const frame = await gateway.buildSessionReady(connection, known)
-      connection.send(frame)
+      connection.release(frame)
     },
 
     async closed (connection) {
