@@ -12,7 +12,7 @@ const server = await startDemoServer(t, { presenceGraceMs: 300 })
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
 t.teardown(() => browser.close())
 
-const WAIT = { timeout: 10000 }
+const WAIT = { timeout: 20000 }
 
 async function until (what: string, condition: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
   const started = Date.now()
