@@ -1,18 +1,12 @@
 import { and, asc, desc, eq, gt, inArray, lt } from 'drizzle-orm'
-import { messages, reactions, users, type Attachment, type MessageType } from '../db/schema/index.js'
+import { messages, reactions, users, type Attachment } from '../db/schema/index.js'
 import type { ChatDb } from '../db/client.js'
-import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message } from './message-shape.js'
+import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message, type MessageRecord } from './message-shape.js'
 
-export interface MessageRow {
-  id: string
-  roomId: string
-  seq: number
-  senderId: string
-  type: MessageType
-  content: string
+/** A typed select of a messages row: the shape's record, with the reply link and Dates as Drizzle gives them. */
+export interface MessageRow extends MessageRecord {
   replyToId: string | null
   attachments: Attachment[]
-  clientMsgId: string | null
   editedAt: Date | null
   deletedAt: Date | null
   createdAt: Date

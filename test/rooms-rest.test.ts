@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, memberRows, receives, rest, type Someone } from './fixtures/rooms.js'
+import { connect, memberRows, receives, rest, type Someone, peopleOn } from './fixtures/rooms.js'
 import { TestClient } from './fixtures/ws-client.js'
 
 // The rules of rooms over REST (protocol section 9): the same service as the WebSocket events, and the
@@ -8,18 +8,7 @@ import { TestClient } from './fixtures/ws-client.js'
 const node = await startNode(t)
 const api = node.app.chat.config.apiPrefix
 
-let userCounter = 0
-function uid (name: string): string {
-  return `${name}${++userCounter}`
-}
-
-async function people<N extends string[]> (...names: N): Promise<{ [K in keyof N]: Someone }> {
-  return await Promise.all(names.map((name) => connect(node, uid(name)))) as { [K in keyof N]: Someone }
-}
-
-function closeAll (...all: Someone[]): void {
-  for (const one of all) one.client.close()
-}
+const { uid, people, closeAll } = peopleOn(node)
 
 async function createRoom (owner: Someone, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
   const reply = await rest(node, owner.token, 'POST', `${api}/rooms`, { name: 'room', type: 'GROUP', ...data })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, countQueries, memberRows, receives, scopeOf, storeMessage, type Someone } from './fixtures/rooms.js'
+import { connect, countQueries, memberRows, receives, scopeOf, storeMessage, type Someone, peopleOn } from './fixtures/rooms.js'
 import type { Frame } from './fixtures/ws-client.js'
 import { TestClient } from './fixtures/ws-client.js'
 
@@ -8,19 +8,7 @@ import { TestClient } from './fixtures/ws-client.js'
 // rooms-cluster.test.ts; session.ready: rooms-session.test.ts.
 const node = await startNode(t)
 
-let userCounter = 0
-/** A fresh user id per test, so that tests sharing the node never see each other's rooms. */
-function uid (name: string): string {
-  return `${name}${++userCounter}`
-}
-
-async function people<N extends string[]> (...names: N): Promise<{ [K in keyof N]: Someone }> {
-  return await Promise.all(names.map((name) => connect(node, uid(name)))) as { [K in keyof N]: Someone }
-}
-
-function closeAll (...all: Someone[]): void {
-  for (const one of all) one.client.close()
-}
+const { uid, people, closeAll } = peopleOn(node)
 
 async function createRoom (owner: Someone, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
   const ack = await owner.client.ack('room.create', { name: 'room', type: 'GROUP', ...data })
