@@ -84,6 +84,14 @@ export async function messageById (db: ChatDb, messageId: string): Promise<Messa
   return row ?? null
 }
 
+/** Rows of a room with `after` < seq (< `before`), ascending, at most `limit`. */
+export async function rowsAfter (db: ChatDb, roomId: string, after: number, limit: number, before?: number): Promise<MessageRow[]> {
+  const condition = before === undefined
+    ? and(eq(messages.roomId, roomId), gt(messages.seq, after))
+    : and(eq(messages.roomId, roomId), gt(messages.seq, after), lt(messages.seq, before))
+  return await db.select(columns).from(messages).where(condition).orderBy(asc(messages.seq)).limit(limit)
+}
+
 /**
  * A history page, ascending by seq: with `before`, the `limit` messages just before it; with `after`,
  * just after it; with neither, the latest. `hasMore` looks one row further in the paging direction.
@@ -92,10 +100,7 @@ export async function historyPage (db: ChatDb, roomId: string, page: { before?: 
   const { before, after, limit } = page
   let rows: MessageRow[]
   if (after !== undefined) {
-    const condition = before === undefined
-      ? and(eq(messages.roomId, roomId), gt(messages.seq, after))
-      : and(eq(messages.roomId, roomId), gt(messages.seq, after), lt(messages.seq, before))
-    rows = await db.select(columns).from(messages).where(condition).orderBy(asc(messages.seq)).limit(limit + 1)
+    rows = await rowsAfter(db, roomId, after, limit + 1, before)
   } else {
     const condition = before === undefined ? eq(messages.roomId, roomId) : and(eq(messages.roomId, roomId), lt(messages.seq, before))
     rows = (await db.select(columns).from(messages).where(condition).orderBy(desc(messages.seq)).limit(limit + 1))

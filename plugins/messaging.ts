@@ -165,7 +165,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         }
         rows.push(row)
         const message = toMessage(row, job.sender, reply === undefined || reply === null ? null : reply.summary, [])
-        // The message is serialized once: the push frame, the room_events row and the ack embed this text.
+        // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
         const messageJson = JSON.stringify(message)
         const dataJson = `{"roomId":${JSON.stringify(job.roomId)},"seq":${seq},"message":${messageJson}}`
         const event: RoomEvent = { roomId: job.roomId, seq, event: 'message.new', data: { roomId: job.roomId, seq, message }, dataJson }
@@ -181,7 +181,6 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
           tx.execute(sql`insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
             select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", "createdAt"
             from json_to_recordset(${jsonLiteral(JSON.stringify(rows))}) as x(id uuid, "roomId" uuid, seq int, "senderId" text, type text, content text, "replyToId" uuid, attachments jsonb, "clientMsgId" text, "createdAt" timestamptz)`),
-          roomLog.write(tx, events),
         ])
         if (config.eventRetention > 0) await pruneEvents(tx, lastSeq)
       }

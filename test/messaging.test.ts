@@ -146,6 +146,13 @@ t.test('edit, delete, replies and reactions push events with the next seqs', asy
   const events = (sync.rooms as Array<{ events: Array<{ event: string, data: { seq: number } }> }>)[0]?.events ?? []
   t.same(events.map((event) => event.event), ['message.new', 'message.new', 'message.updated', 'reaction.updated', 'reaction.updated', 'reaction.updated', 'message.deleted'])
   t.same(events.map((event) => event.data.seq), [1, 2, 3, 4, 5, 6, 7], 'gapless')
+  // A message.new entry is the messages row itself, so it replays the message as it is now.
+  const replayed = events.slice(0, 2).map((event) => (event.data as unknown as { message: { id: string, seq: number, content: string, deletedAt?: string, replyTo?: unknown } }).message)
+  t.equal(replayed[0]?.id, first.id)
+  t.equal(replayed[0]?.content, '', 'the deleted message replays without its content')
+  t.ok(replayed[0]?.deletedAt, 'and with deletedAt')
+  t.same(replayed[1]?.replyTo, { id: first.id, seq: first.seq, senderId: 'ev-a', excerpt: '' }, 'a reply replays with the summary of what it answers as that is now (deleted)')
+  t.equal(replayed[1]?.seq, 2)
   alice.client.close()
   bob.client.close()
 })

@@ -3,8 +3,9 @@ import { chatSchema } from './chat-schema.js'
 import { rooms } from './rooms.js'
 
 /**
- * The durable log of a room: every event that took a seq, stored as the exact `{event, data}` that was
- * pushed, so that `sync` replays what a connected client would have seen, in order, from one index scan.
+ * The durable log of a room, with its messages: every event that took a seq except `message.new`, whose
+ * entry is the messages row itself (a send is written once). Stored as the exact `{event, data}` that was
+ * pushed, so that `sync` replays, merged with the messages by seq, what a connected client saw, in order.
  */
 export const roomEvents = chatSchema.table('room_events', {
   roomId: uuid('room_id').notNull().references(() => rooms.id, { onDelete: 'cascade' }),
