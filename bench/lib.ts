@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { WebSocket } from 'ws'
@@ -168,6 +168,27 @@ export function cpuMicrosSync (pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const ticks = Number(fields[11]) + Number(fields[12])
   return ticks * 10000
+}
+
+/**
+ * CPU time of every PostgreSQL process on the machine (backends, WAL writer, checkpointer...), in
+ * microseconds: the database's share of a durable send, which the server's own CPU does not show. The
+ * benchmark's scratch databases are the only load the machine's PostgreSQL has while it runs.
+ */
+export function postgresCpuMicros (): number {
+  let total = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) * 10000
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return total
 }
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */

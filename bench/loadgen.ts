@@ -8,7 +8,7 @@
  */
 import { createSigner } from 'fast-jwt'
 import { io } from 'socket.io-client'
-import { cpuMicrosSync, median, percentile, round, rssBytes, sleep } from './lib.js'
+import { cpuMicrosSync, median, percentile, postgresCpuMicros, round, rssBytes, sleep } from './lib.js'
 import { PROTOCOLS, sentAtOf, type Peer, type Protocol, type TargetKind } from './protocols.js'
 
 interface Common {
@@ -95,6 +95,8 @@ export interface DurableResult {
   p50: number
   p99: number
   cpuMicrosPerAck: number
+  /** CPU of all PostgreSQL processes per ack over the window (0 for a target without a database). */
+  databaseCpuMicrosPerAck: number
   /** Every ack of the run, warm-up included: what the database must hold. */
   totalAcked: number
   errors: number
@@ -384,10 +386,12 @@ async function durable (config: DurableConfig): Promise<DurableResult> {
   await sleep(config.warmMs)
   phase = 'measure'
   const cpuBefore = cpuOf(config.pids)
+  const databaseCpuBefore = postgresCpuMicros()
   windowStart = performance.now()
   await sleep(config.durationMs)
   windowEnd = performance.now()
   const cpu = cpuOf(config.pids) - cpuBefore
+  const databaseCpu = postgresCpuMicros() - databaseCpuBefore
   phase = 'stop'
   await Promise.race([Promise.all(loops), sleep(15000)])
   await sleep(300)
@@ -406,6 +410,7 @@ async function durable (config: DurableConfig): Promise<DurableResult> {
     p50: round(percentile(latencies, 50)),
     p99: round(percentile(latencies, 99)),
     cpuMicrosPerAck: round(cpu / Math.max(1, acked), 1),
+    databaseCpuMicrosPerAck: round(databaseCpu / Math.max(1, acked), 1),
     totalAcked,
     errors,
     pushes,

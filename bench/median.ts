@@ -43,6 +43,7 @@ for (const kind of targets) add(`durable acked/s, ${NAMES[kind]}`, 0, (results) 
 for (const kind of targets) add(`durable ack p50 ms, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.p50)
 for (const kind of targets) add(`durable ack p99 ms, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.p99)
 for (const kind of targets) add(`durable CPU µs/ack, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.cpuMicrosPerAck)
+for (const kind of ['chat', 'socketio'] as const) add(`durable PostgreSQL CPU µs/ack, ${NAMES[kind]}`, 1, (results) => results.durable[kind]?.databaseCpuMicrosPerAck)
 for (const kind of ['chat', 'socketio'] as const) {
   add(`durable acks − rows, ${NAMES[kind]}`, 0, (results) => {
     const result = results.durable[kind]

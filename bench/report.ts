@@ -130,6 +130,10 @@ export function buildReport (results: RunResults): Report {
     return result === undefined ? '—' : `${fmt(result.p50, 1)} / ${fmt(result.p99, 1)}`
   })])
   rows.push(['durable: server CPU µs per ack', ...col((kind) => fmt(results.durable[kind]?.cpuMicrosPerAck, 1))])
+  rows.push(['durable: PostgreSQL CPU µs per ack', ...col((kind) => {
+    const result = results.durable[kind]
+    return result === undefined ? '—' : result.rows === null ? 'no database' : fmt(result.databaseCpuMicrosPerAck, 1)
+  })])
   rows.push(['durable: rows in the database / acks', ...col((kind) => {
     const result = results.durable[kind]
     if (result === undefined) return '—'

@@ -170,7 +170,7 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
       await cluster.stop()
       const rows = cluster.database === null ? null : await countRows(target, cluster.database.url)
       results.durable[target] = { ...result, rows }
-      log(`durable on ${TARGET_NAMES[target]}: ${result.ackedPerSecond} acked/s, p50 ${result.p50} p99 ${result.p99} ms, ${result.cpuMicrosPerAck} µs/ack, ${rows ?? '—'} rows / ${result.totalAcked} acks`)
+      log(`durable on ${TARGET_NAMES[target]}: ${result.ackedPerSecond} acked/s, p50 ${result.p50} p99 ${result.p99} ms, ${result.cpuMicrosPerAck} µs/ack (PostgreSQL ${result.databaseCpuMicrosPerAck}), ${rows ?? '—'} rows / ${result.totalAcked} acks`)
     } else {
       const config: IdleConfig = { scenario: 'idle', ...common, ...IDLE }
       const result = await loadgen(config)

@@ -1,12 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { openDatabase, type ChatDb, type DatabaseDriver } from '../db/client.js'
+import { openDatabase, type ChatDb, type DatabaseHandle } from '../db/client.js'
 import { migrateDatabase } from '../db/migrate.js'
 
-export interface ChatDatabase {
-  driver: DatabaseDriver
-  ping (): Promise<void>
-}
+export type ChatDatabase = Pick<DatabaseHandle, 'driver' | 'ping' | 'transactStatement'>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,7 +30,7 @@ export const databasePlugin = fp(async function databasePlugin (app: FastifyInst
     throw error
   }
   app.decorate('chatDb', handle.db)
-  app.decorate('chatDatabase', { driver: handle.driver, ping: handle.ping })
+  app.decorate('chatDatabase', { driver: handle.driver, ping: handle.ping, transactStatement: handle.transactStatement })
   // handle.close leaves a host's client open: the host created it, the host ends it.
   app.addHook('onClose', async () => { await handle.close() })
   app.log.debug({ driver: handle.driver }, 'chat database ready')

@@ -84,6 +84,11 @@ export async function messageById (db: ChatDb, messageId: string): Promise<Messa
   return row ?? null
 }
 
+export async function messagesByIds (db: ChatDb, messageIds: string[]): Promise<MessageRow[]> {
+  if (messageIds.length === 0) return []
+  return await db.select(columns).from(messages).where(inArray(messages.id, messageIds))
+}
+
 /** Rows of a room with `after` < seq (< `before`), ascending, at most `limit`. */
 export async function rowsAfter (db: ChatDb, roomId: string, after: number, limit: number, before?: number): Promise<MessageRow[]> {
   const condition = before === undefined

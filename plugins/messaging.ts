@@ -1,23 +1,39 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { and, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm'
-import { messages, reactions, roomEvents, roomMembers, rooms, type Attachment, type MessageType } from '../db/schema/index.js'
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
+import { messages, reactions, roomMembers, rooms, type Attachment, type MessageType } from '../db/schema/index.js'
 import { rows as rowsOf, type ChatDb } from '../db/client.js'
 import { chatError } from './errors.js'
 import type { ChatUser, Connection } from './connection.js'
 import { GroupCommit } from './group-commit.js'
 import { withDeadline, type Deadline } from './deadline.js'
 import { jsonLiteral } from './json-literal.js'
-import { excerptOf, historyPage, hydrate, messageById, reactionsOf, toMessage, type MessageRow, type Reactions } from './message-reader.js'
-import type { Message, SendInput } from './message-schemas.js'
+import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from './send-batch.js'
+import { excerptOf, historyPage, hydrate, messageById, messagesByIds, reactionsOf, toMessage, type MessageRow, type Reactions } from './message-reader.js'
+import { SendInput, type Message } from './message-schemas.js'
+import { Compile } from 'typebox/compile'
+import { unstorableField } from './input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
 import type { RoomsService } from './rooms-types.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
+/** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
+const checkSendInput = Compile(SendInput)
 const SYNC_PAGE = 200
 /** Group-commit batches written at once (each holds one pooled connection while it runs). */
 const BATCHES_IN_FLIGHT = 2
+/** Runs of a send batch's statement before its error is its senders' answer (see isRetryable). */
+const STATEMENT_ATTEMPTS = 3
+
+/**
+ * A batch that broke the clientMsgId index (a retry whose original committed meanwhile) or lost a
+ * deadlock or serialization check wrote nothing and can run again as it is.
+ */
+function isRetryable (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code
+  return code === '23505' || code === '40P01' || code === '40001'
+}
 
 interface SendJob {
   roomId: string
@@ -98,134 +114,128 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   /**
-   * Writes one batch of sends in one transaction: lock the rooms, skip retries, take seqs, insert.
-   * Every statement carries the batch's rows as one JSON literal (no bound parameters: one round trip
-   * each, see json-literal.ts), and statements that do not depend on each other are pipelined: four
-   * round trips per batch (begin, lock + retries, writes, commit), none per message.
+   * Writes one batch of sends as one statement in a transaction of its own (see send-batch.ts): two
+   * round trips per batch, none per message. A retry whose original another batch committed while this
+   * one ran breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
    */
   async function flushSends (jobs: SendJob[], deadline: Deadline): Promise<Array<SendOutcome | Error>> {
-    return await db.transaction(async (tx) => {
-      const roomIds = [...new Set(jobs.map((job) => job.roomId))].sort()
-      // Locking the room rows first (in id order, so batches never deadlock) makes the idempotency
-      // check below see every committed retry: no concurrent writer of these rooms can slip in. The
-      // check is pipelined behind the lock on the same connection, so it runs once the lock is held.
-      const [locked, existing, replies] = await Promise.all([
-        tx.execute(sql`select id, last_seq from ${rooms} where id in (select value::uuid from json_array_elements_text(${jsonLiteral(JSON.stringify(roomIds))})) order by id for update`),
-        existingRetries(tx, jobs),
-        replyTargets(tx, jobs),
-      ])
-      const lastSeq = new Map(rowsOf<{ id: string, last_seq: number }>(locked).map((row) => [row.id, Number(row.last_seq)]))
-      const startSeq = new Map(lastSeq)
-      const results: Array<SendOutcome | Error> = []
-      const firstOfKey = new Map<string, number>()
-      const rows: MessageRow[] = []
-      const events: RoomEvent[] = []
-      const now = new Date()
-
-      for (const job of jobs) {
-        const current = lastSeq.get(job.roomId)
-        if (current === undefined) {
-          results.push(chatError('NOT_FOUND', 'room not found'))
-          continue
+    const createdAt = new Date()
+    const createdAtIso = createdAt.toISOString()
+    const batch: SendBatchRow[] = []
+    // A clientMsgId sent twice in one batch is written once: the second copy is answered with the first.
+    const copyOf = new Map<number, number>()
+    const firstOfKey = new Map<string, number>()
+    jobs.forEach((job, i) => {
+      if (job.clientMsgId !== null) {
+        const key = tripleKey(job.roomId, job.sender.id, job.clientMsgId)
+        const first = firstOfKey.get(key)
+        if (first !== undefined) {
+          copyOf.set(i, first)
+          return
         }
-        const key = job.clientMsgId === null ? null : tripleKey(job.roomId, job.sender.id, job.clientMsgId)
-        if (key !== null) {
-          const stored = existing.get(key)
-          if (stored !== undefined) {
-            results.push({ message: stored, duplicate: true, event: null })
-            continue
-          }
-          const first = firstOfKey.get(key)
-          if (first !== undefined) {
-            const original = results[first] as SendOutcome
-            results.push({ message: original.message, duplicate: true, event: null })
-            continue
-          }
-        }
-        const reply = job.replyToId === null ? null : replies.get(job.replyToId)
-        if (job.replyToId !== null && (reply === undefined || reply === null || reply.roomId !== job.roomId)) {
-          results.push(chatError('NOT_FOUND', 'replyToId: no such message in this room', [{ field: 'replyToId', message: 'not found in this room' }]))
-          continue
-        }
-        const seq = current + 1
-        lastSeq.set(job.roomId, seq)
-        const row: MessageRow = {
-          id: randomUUID(),
-          roomId: job.roomId,
-          seq,
-          senderId: job.sender.id,
-          type: job.type,
-          content: job.content,
-          replyToId: job.replyToId,
-          attachments: job.attachments,
-          clientMsgId: job.clientMsgId,
-          editedAt: null,
-          deletedAt: null,
-          createdAt: now,
-        }
-        rows.push(row)
-        const message = toMessage(row, job.sender, reply === undefined || reply === null ? null : reply.summary, [])
-        // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
-        const messageJson = JSON.stringify(message)
-        const dataJson = `{"roomId":${JSON.stringify(job.roomId)},"seq":${seq},"message":${messageJson}}`
-        const event: RoomEvent = { roomId: job.roomId, seq, event: 'message.new', data: { roomId: job.roomId, seq, message }, dataJson }
-        events.push(event)
-        if (key !== null) firstOfKey.set(key, results.length)
-        results.push({ message, duplicate: false, event, messageJson })
+        firstOfKey.set(key, i)
       }
-      if (rows.length > 0) {
-        // One statement each for every room, message and event of the batch, whatever their number.
-        const moved = [...lastSeq].filter(([roomId, seq]) => seq !== startSeq.get(roomId)).map(([id, seq]) => ({ id, seq }))
-        await Promise.all([
-          tx.execute(sql`update ${rooms} set last_seq = moved.seq, updated_at = now() from json_to_recordset(${jsonLiteral(JSON.stringify(moved))}) as moved(id uuid, seq int) where ${rooms.id} = moved.id`),
-          tx.execute(sql`insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
-            select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", "createdAt"
-            from json_to_recordset(${jsonLiteral(JSON.stringify(rows))}) as x(id uuid, "roomId" uuid, seq int, "senderId" text, type text, content text, "replyToId" uuid, attachments jsonb, "clientMsgId" text, "createdAt" timestamptz)`),
-        ])
-        if (config.eventRetention > 0) await pruneEvents(tx, lastSeq)
-      }
-      // Its senders were answered UNAVAILABLE already: roll back rather than commit what they were told failed.
-      if (deadline.expired) throw chatError('UNAVAILABLE', 'send batch past its deadline: rolled back')
-      return results
+      batch.push({
+        i,
+        id: randomUUID(),
+        roomId: job.roomId,
+        senderId: job.sender.id,
+        type: job.type,
+        content: job.content,
+        replyToId: job.replyToId,
+        attachments: job.attachments,
+        clientMsgId: job.clientMsgId,
+        createdAt: createdAtIso,
+      })
     })
+    const statement = sendBatchStatement(batch, config.eventRetention)
+    // Its senders were answered UNAVAILABLE already: roll back rather than commit what they were told failed.
+    const checkDeadline = (): void => { if (deadline.expired) throw chatError('UNAVAILABLE', 'send batch past its deadline: rolled back') }
+    let answers: SendBatchResult[] | undefined
+    for (let attempt = 1; answers === undefined; attempt += 1) {
+      try {
+        answers = await app.chatDatabase.transactStatement<SendBatchResult>(statement, { beforeCommit: checkDeadline })
+      } catch (error) {
+        if (attempt >= STATEMENT_ATTEMPTS || !isRetryable(error) || deadline.expired) throw error
+      }
+    }
+
+    const results: Array<SendOutcome | Error | undefined> = new Array(jobs.length)
+    const retried: number[] = []
+    const byIndex = new Map(answers.map((answer) => [answer.i, answer]))
+    for (const row of batch) {
+      const answer = byIndex.get(row.i) as SendBatchResult
+      const job = jobs[row.i] as SendJob
+      if (job.replyToId !== null && answer.reply_room_id !== job.roomId) {
+        results[row.i] = chatError('NOT_FOUND', 'replyToId: no such message in this room', [{ field: 'replyToId', message: 'not found in this room' }])
+        continue
+      }
+      if (answer.seq === null) {
+        if (answer.room_exists === false) results[row.i] = chatError('NOT_FOUND', 'room not found')
+        else retried.push(row.i)
+        continue
+      }
+      const seq = Number(answer.seq)
+      const replyTo = answer.reply_room_id === null
+        ? null
+        : { id: job.replyToId as string, seq: Number(answer.reply_seq), senderId: answer.reply_sender_id as string, excerpt: excerptOf({ content: answer.reply_content ?? '', deletedAt: answer.reply_deleted === true ? createdAt : null }) }
+      const record: MessageRow = {
+        id: row.id,
+        roomId: row.roomId,
+        seq,
+        senderId: row.senderId,
+        type: row.type,
+        content: row.content,
+        replyToId: row.replyToId,
+        attachments: row.attachments,
+        clientMsgId: row.clientMsgId,
+        editedAt: null,
+        deletedAt: null,
+        createdAt,
+      }
+      const message = toMessage(record, job.sender, replyTo, [])
+      // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
+      const messageJson = JSON.stringify(message)
+      const dataJson = `{"roomId":${JSON.stringify(row.roomId)},"seq":${seq},"message":${messageJson}}`
+      const event: RoomEvent = { roomId: row.roomId, seq, event: 'message.new', data: { roomId: row.roomId, seq, message }, dataJson }
+      results[row.i] = { message, duplicate: false, event, messageJson }
+    }
+    if (retried.length > 0) {
+      // Retries of a clientMsgId stored earlier: rare, so the originals are read (committed) only now.
+      const originals = await existingRetries(db, retried.map((i) => jobs[i] as SendJob))
+      for (const i of retried) {
+        const job = jobs[i] as SendJob
+        const original = originals.get(tripleKey(job.roomId, job.sender.id, job.clientMsgId as string))
+        results[i] = original === undefined
+          ? chatError('INTERNAL', 'a send was neither written nor found as a retry')
+          : { message: original, duplicate: true, event: null }
+      }
+    }
+    for (const [i, first] of copyOf) {
+      const original = results[first]
+      results[i] = original === undefined || original instanceof Error ? original ?? chatError('INTERNAL', 'lost send') : { message: original.message, duplicate: true, event: null }
+    }
+    return results as Array<SendOutcome | Error>
   }
 
-  /** The originals of this batch's retries (same room, sender and clientMsgId), by their key. */
-  async function existingRetries (tx: ChatDb, jobs: SendJob[]): Promise<Map<string, Message>> {
-    const keys = jobs.filter((job) => job.clientMsgId !== null)
-      .map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
-    const found = new Map<string, Message>()
-    if (keys.length === 0) return found
-    const matches = rowsOf<{ id: string }>(await tx.execute(sql`select m.id from ${messages} m
+  function refuseUnstorable (input: SendInput): void {
+    if (!checkSendInput.Check(input)) {
+      const first = [...checkSendInput.Errors(input)][0]
+      throw chatError('VALIDATION_FAILED', first === undefined ? 'invalid message' : `${first.instancePath.slice(1) || 'message'}: ${first.message}`)
+    }
+    const unstorable = unstorableField(input)
+    if (unstorable !== null) throw chatError('VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`, [{ field: unstorable, message: 'not storable text' }])
+  }
+
+  /** The stored originals of retried sends (same room, sender and clientMsgId), by their key. */
+  async function existingRetries (reader: ChatDb, retries: SendJob[]): Promise<Map<string, Message>> {
+    const keys = retries.map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
+    const matches = rowsOf<{ id: string }>(await reader.execute(sql`select m.id from ${messages} m
       join json_to_recordset(${jsonLiteral(JSON.stringify(keys))}) as k(room_id uuid, sender_id text, client_msg_id text)
         on m.room_id = k.room_id and m.sender_id = k.sender_id and m.client_msg_id = k.client_msg_id`))
-    if (matches.length === 0) return found
-    // A retry: rare, so the originals are read in full only now.
-    const originals = await tx.select({
-      id: messages.id, roomId: messages.roomId, seq: messages.seq, senderId: messages.senderId, type: messages.type,
-      content: messages.content, replyToId: messages.replyToId, attachments: messages.attachments, clientMsgId: messages.clientMsgId,
-      editedAt: messages.editedAt, deletedAt: messages.deletedAt, createdAt: messages.createdAt,
-    }).from(messages).where(inArray(messages.id, matches.map((row) => row.id)))
-    const hydrated = await hydrate(tx, originals)
-    originals.forEach((row, index) => found.set(tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message))
-    return found
-  }
-
-  async function replyTargets (tx: ChatDb, jobs: SendJob[]): Promise<Map<string, { roomId: string, summary: { id: string, seq: number, senderId: string, excerpt: string } } | null>> {
-    const ids = [...new Set(jobs.map((job) => job.replyToId).filter((id): id is string => id !== null))]
-    const found = new Map<string, { roomId: string, summary: { id: string, seq: number, senderId: string, excerpt: string } } | null>()
-    if (ids.length === 0) return found
-    const rows = await tx.select({ id: messages.id, roomId: messages.roomId, seq: messages.seq, senderId: messages.senderId, content: messages.content, deletedAt: messages.deletedAt })
-      .from(messages).where(inArray(messages.id, ids))
-    for (const row of rows) found.set(row.id, { roomId: row.roomId, summary: { id: row.id, seq: row.seq, senderId: row.senderId, excerpt: excerptOf(row) } })
-    return found
-  }
-
-  async function pruneEvents (tx: ChatDb, lastSeq: Map<string, number>): Promise<void> {
-    for (const [roomId, seq] of lastSeq) {
-      const keepFrom = seq - config.eventRetention + 1
-      if (keepFrom > 1) await tx.delete(roomEvents).where(and(eq(roomEvents.roomId, roomId), sql`${roomEvents.seq} < ${keepFrom}`))
-    }
+    const originals = await messagesByIds(reader, matches.map((match) => match.id))
+    const hydrated = await hydrate(reader, originals)
+    return new Map(originals.map((row, index) => [tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message]))
   }
 
   const metrics = app.chatMetrics
@@ -266,6 +276,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
 
   const service: MessagingService = {
     async send (user, input, options = {}) {
+      // Whatever a batch's statement cannot store would fail every send of the batch: refuse it here.
+      if (user.server === true) refuseUnstorable(input)
       const type = input.type ?? 'TEXT'
       if (type === 'SYSTEM' && options.allowSystem !== true) throw chatError('FORBIDDEN', 'SYSTEM messages are the server\'s alone')
       const content = checkContent(input.content)

@@ -79,6 +79,10 @@ t.test('a host route sends a SYSTEM message that reaches sockets on another node
   t.equal(response.status, 200)
   const pushed = await guest.client.next((frame) => frame.event === 'message.new')
   t.match(pushed.data?.message, { type: 'SYSTEM', sender: { id: 'system' } }, 'delivered on the other node')
+  // The host's code skips the gateway's and REST's checks: what no batch could store is refused up front.
+  await t.rejects(one.app.chat.sendSystemMessage(roomId, 'nul \u0000 inside'), { code: 'VALIDATION_FAILED' }, 'a NUL character is refused before the batch')
+  await t.rejects(one.app.chat.sendSystemMessage('not-a-uuid', 'hello'), { code: 'VALIDATION_FAILED' }, 'so is a room id that is not a uuid')
+  await t.rejects(one.app.chat.sendSystemMessage(roomId, 'lone \ud800 surrogate'), { code: 'VALIDATION_FAILED' }, 'and a lone surrogate')
   await one.app.chat.publishToUser('pete', 'booking.reminder', { roomId })
   t.match(await guest.client.next((frame) => frame.event === 'booking.reminder'), { data: { roomId } }, 'a custom event to a user, across nodes')
   await one.app.chat.addMembers(roomId, ['quinn'])

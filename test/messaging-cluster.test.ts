@@ -1,8 +1,11 @@
 import t from 'tap'
+import postgres from 'postgres'
 import { startCluster } from './fixtures/server.js'
+import { freshDatabaseUrl } from './fixtures/database.js'
 import { person, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
 
 const redis = process.env.REDIS_URL
+const pg = process.env.DATABASE_URL
 const fast = { rateLimits: { send: { rate: 10000, burst: 10000 } } }
 
 t.test('two nodes sharing Redis deliver one room\'s stream in order to sockets on both', { skip: redis === undefined || redis === '' ? 'needs REDIS_URL' : false }, async (t) => {
@@ -25,4 +28,43 @@ t.test('two nodes sharing Redis deliver one room\'s stream in order to sockets o
   t.same(await carol.client.collect(300, (frame) => frame.event === 'message.new'), [], 'no duplicate from the broker echo')
   t.same(await dave.client.collect(100, (frame) => frame.event === 'message.new'), [], 'no duplicate on the other node either')
   for (const p of [alice, bob, carol, dave]) p.client.close()
+})
+
+t.test('a retry whose original commits while its batch waits for the room: the batch runs again and answers with the original', { skip: pg === undefined || pg === '' ? 'needs DATABASE_URL (a lock held from outside the nodes)' : false }, async (t) => {
+  const database = await freshDatabaseUrl(t)
+  const [one, two] = await startCluster(t, 2, { database, redis: null, options: fast })
+  const alice = await person(one!, 'race-a')
+  const aliceElsewhere = await person(two!, 'race-a')
+  const roomId = await groupRoom(alice, ['race-b'])
+  // Two connections: one holds the lock, the other watches the nodes wait for it.
+  const sql = postgres(database, { max: 2, onnotice: () => {} })
+  t.teardown(() => sql.end({ timeout: 1 }))
+  // Hold the room's row: both nodes' batches take their snapshot (no original yet) and then wait for it.
+  let release!: () => void
+  let locked!: () => void
+  const released = new Promise<void>((resolve) => { release = resolve })
+  const held = new Promise<void>((resolve) => { locked = resolve })
+  const holding = sql.begin(async (tx) => {
+    await tx`select id from chat.rooms where id = ${roomId} for update`
+    locked()
+    await released
+  })
+  await held
+  const sends = [alice, aliceElsewhere].map((p) => p.client.ack('message.send', { roomId, content: 'once', clientMsgId: 'race-1' }))
+  const waiting = async (): Promise<number> => (await sql`select count(*)::int as n from pg_stat_activity
+    where datname = current_database() and wait_event_type = 'Lock' and query like '%json_to_recordset%'`)[0]?.n as number
+  const deadline = Date.now() + 10000
+  while (await waiting() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(await waiting(), 2, 'both batches wait for the room')
+  release()
+  await holding
+  const acks = await Promise.all(sends)
+  const ids = acks.map((ack) => (ack.message as { id: string }).id)
+  t.equal(ids[0], ids[1], 'both senders get the same message')
+  const rows = await sql`select id, seq from chat.messages where room_id = ${roomId}`
+  t.equal(rows.length, 1, 'one row')
+  t.equal(rows[0]?.seq, 1, 'and no seq was lost to the batch that ran again')
+  const [room] = await sql`select last_seq from chat.rooms where id = ${roomId}`
+  t.equal(room?.last_seq, 1, 'the room took one seq')
+  for (const p of [alice, aliceElsewhere]) p.client.close()
 })

@@ -1,0 +1,83 @@
+import { sql, type SQL } from 'drizzle-orm'
+import { messages, roomEvents, rooms, type Attachment, type MessageType } from '../db/schema/index.js'
+import { jsonLiteral } from './json-literal.js'
+
+/** One send of a batch as the statement reads it; `i` is its place in the batch. */
+export interface SendBatchRow {
+  i: number
+  id: string
+  roomId: string
+  senderId: string
+  type: MessageType
+  content: string
+  replyToId: string | null
+  attachments: Attachment[]
+  clientMsgId: string | null
+  createdAt: string
+}
+
+/** What the statement says of each send, by `i`. */
+export interface SendBatchResult {
+  i: number
+  /** The seq the message took; null when it was not written. */
+  seq: number | null
+  /** Set when the send replies to a message that exists (in any room). */
+  reply_room_id: string | null
+  reply_seq: number | null
+  reply_sender_id: string | null
+  reply_content: string | null
+  reply_deleted: boolean | null
+  /** Only read for a send that was not written: false when its room does not exist. */
+  room_exists: boolean | null
+}
+
+/**
+ * A whole group-commit batch as one statement, so that a batch costs one round trip (plus BEGIN and
+ * COMMIT around it, see transactStatement) instead of one per step:
+ * - `fresh` drops the sends whose reply target is not in their room, and the retries of a clientMsgId
+ *   already stored (as this statement's snapshot sees it);
+ * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
+ *   batches (two per node, and other nodes) wait for each other instead of deadlocking; the UPDATE's
+ *   one-time filter reads it first;
+ * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
+ *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
+ * - the messages are inserted, and with `retention` the room events it no longer keeps are pruned.
+ * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
+ * the unique (room, sender, clientMsgId) index, nothing is written, and the caller runs the batch again.
+ * The rows travel as one JSON literal: no bound parameter, so no describe round trip (json-literal.ts).
+ * Not a prepared statement: a generic plan made while the tables are small (a hashed subplan that scans
+ * messages for the retry check) stays cached as they grow, and each batch then reads the whole table.
+ */
+export function sendBatchStatement (batch: SendBatchRow[], retention: number): SQL {
+  const prune = retention > 0
+    ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${sql.raw(String(retention))})`
+    : sql``
+  return sql`with input as (
+      select * from json_to_recordset(${jsonLiteral(JSON.stringify(batch))}) as x(i int, id uuid, "roomId" uuid, "senderId" text, type text, content text, "replyToId" uuid, attachments jsonb, "clientMsgId" text, "createdAt" timestamptz)
+    ), replies as (
+      select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
+      from input x join ${messages} r on r.id = x."replyToId"
+    ), fresh as (
+      select x.* from input x
+      where (x."replyToId" is null or exists (select 1 from replies p where p.i = x.i and p.room_id = x."roomId"))
+        and (x."clientMsgId" is null or not exists (
+          select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId"))
+    ), locked as (
+      select id from ${rooms} where id in (select "roomId" from fresh) order by id for update
+    ), bumped as (
+      update ${rooms} r set last_seq = r.last_seq + c.n, updated_at = now()
+      from (select "roomId", count(*)::int as n from fresh group by "roomId") c
+      where r.id = c."roomId" and (select count(*) from locked) >= 0
+      returning r.id, r.last_seq, c.n
+    ), numbered as (
+      select f.*, (b.last_seq - b.n + row_number() over (partition by f."roomId" order by f.i))::int as seq
+      from fresh f join bumped b on b.id = f."roomId"
+    ), inserted as (
+      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
+      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", "createdAt" from numbered
+    )${prune}
+    select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
+      p.content as reply_content, p.deleted as reply_deleted,
+      case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists
+    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i`
+}
