@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './broker-types.js'
 import { reportAsWarning } from './broker-memory.js'
+import { SharedTimeout } from './shared-timeout.js'
 import { chatError, isChatError } from './errors.js'
 
 interface RedisBrokerCommonOptions {
@@ -64,6 +65,7 @@ export class RedisBroker implements Broker {
   readonly #timeoutMs: number
   readonly #onError: (error: unknown, context: string) => void
   readonly #description: string
+  readonly #publishTimeout: SharedTimeout
   readonly #channels = new Map<string, ChannelState>()
   readonly #byUpstreamName = new Map<string, ChannelState>()
   // ioredis reports sharded messages under the channel name with its keyPrefix applied (the shard
@@ -99,6 +101,7 @@ export class RedisBroker implements Broker {
       this.#deliver(name, payload)
     })
     this.#subscriber.on('ready', () => { this.#subscriberReady() })
+    this.#publishTimeout = new SharedTimeout(this.#timeoutMs, () => this.#timedOut('publish'))
   }
 
   /** Where this broker connects, without credentials: for log lines and startup errors. */
@@ -122,7 +125,8 @@ export class RedisBroker implements Broker {
     this.#assertUsable(this.client, 'publish')
     const name = this.#upstreamName(channel)
     const sent = this.#sharded ? this.client.spublish(name, payload) : this.client.publish(name, payload)
-    await this.#bounded(sent, 'publish')
+    // Publishes are the hot path (one per room frame): they share timers instead of arming one each.
+    await this.#bounded(sent, 'publish', this.#publishTimeout)
   }
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
@@ -292,23 +296,27 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async #bounded<T> (command: Promise<T>, what: string): Promise<T> {
+  async #bounded<T> (command: Promise<T>, what: string, shared?: SharedTimeout): Promise<T> {
     let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(chatError('UNAVAILABLE', `Redis at ${this.#description} did not answer ${what} within ${this.#timeoutMs} ms`))
-      }, this.#timeoutMs)
-    })
+    const bounded = shared !== undefined
+      ? shared.race(command)
+      : Promise.race([command, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(this.#timedOut(what)) }, this.#timeoutMs)
+      })])
     try {
-      return await Promise.race([command, timeout])
+      return await bounded
     } catch (error) {
       if (isChatError(error)) throw error
       const wrapped = chatError('UNAVAILABLE', `Redis at ${this.#description} ${what} failed: ${error instanceof Error ? error.message : String(error)}`)
       wrapped.cause = error
       throw wrapped
     } finally {
-      clearTimeout(timer)
+      if (timer !== undefined) clearTimeout(timer)
     }
+  }
+
+  #timedOut (what: string): Error {
+    return chatError('UNAVAILABLE', `Redis at ${this.#description} did not answer ${what} within ${this.#timeoutMs} ms`)
   }
 }
 

@@ -300,7 +300,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         replyToId: input.replyToId ?? null,
         clientMsgId: input.clientMsgId ?? null,
       })
-      if (outcome.event !== null) await roomLog.publish([outcome.event], options.except)
+      // Not awaited: this node's sockets are written before publish returns, and the ack does not wait
+      // for Redis (the message is committed; a node that misses the push reads it back, see room-log.ts).
+      if (outcome.event !== null) void roomLog.publish([outcome.event], options.except)
       return outcome.messageJson === undefined
         ? { message: outcome.message, duplicate: outcome.duplicate }
         : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }
