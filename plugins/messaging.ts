@@ -145,10 +145,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         replyToId: job.replyToId,
         attachments: job.attachments,
         clientMsgId: job.clientMsgId,
-        createdAt: createdAtIso,
       })
     })
-    const statement = sendBatchStatement(batch, config.eventRetention)
+    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention)
     // Its senders were answered UNAVAILABLE already: roll back rather than commit what they were told failed.
     const checkDeadline = (): void => { if (deadline.expired) throw chatError('UNAVAILABLE', 'send batch past its deadline: rolled back') }
     let answers: SendBatchResult[] | undefined
