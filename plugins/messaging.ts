@@ -114,9 +114,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   /**
-   * Writes one batch of sends as one statement in a transaction of its own (see send-batch.ts): two
-   * round trips per batch, none per message. A retry whose original another batch committed while this
-   * one ran breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
+   * Writes one batch of sends as one statement in a transaction of its own (see send-batch.ts): three
+   * round trips per batch (BEGIN, the statement, COMMIT), none per message. A retry whose original
+   * another batch committed while this one ran breaks the clientMsgId index and rolls back: the batch
+   * runs again and then sees the original.
    */
   async function flushSends (jobs: SendJob[], deadline: Deadline): Promise<Array<SendOutcome | Error>> {
     const createdAt = new Date()

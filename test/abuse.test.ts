@@ -306,7 +306,7 @@ t.test('user input reaches SQL only as bound parameters (one audited exception)'
       if (file.endsWith('send-batch.ts') && argument === 'String(retention)') continue
       findings.push(`${file}: sql.raw(${argument})`)
     }
-    for (const match of text.matchAll(/\.unsafe\((?!'begin'\)|'commit'\)|'rollback'\)|text, params as never\[\])|sql\.identifier\((?![A-Z_]+\))|new Function\(|(?<![.\w])eval\(/g)) findings.push(`${file}: ${match[0]}`)
+    for (const match of text.matchAll(/\.unsafe\(|sql\.identifier\((?![A-Z_]+\))|new Function\(|(?<![.\w])eval\(/g)) findings.push(`${file}: ${match[0]}`)
   }
   t.ok(files.length > 30, `${files.length} files read`)
   t.same(findings, [], 'no SQL built from strings other than constants')
