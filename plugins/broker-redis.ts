@@ -54,6 +54,9 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 1000
  * Redis users of the suite as `client`); a second one, a duplicate, is in subscriber mode, where Redis
  * accepts no other command.
  */
+/** ARGV: channel, payload, channel, payload, ... Redis caches the compiled script by its text's hash. */
+const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+
 export class RedisBroker implements Broker {
   readonly kind = 'redis' as const
   /** The command connection: the host's client when one was given, else one of ours. */
@@ -127,6 +130,23 @@ export class RedisBroker implements Broker {
     const sent = this.#sharded ? this.client.spublish(name, payload) : this.client.publish(name, payload)
     // Publishes are the hot path (one per room frame): they share timers instead of arming one each.
     await this.#bounded(sent, 'publish', this.#publishTimeout)
+  }
+
+  /**
+   * A group-commit batch's frames in one command: a script that publishes each of them, instead of one
+   * PUBLISH (a command object, a reply, a promise) per frame. Sharded publishes go one by one: a script's
+   * shard channels would all have to live in one slot.
+   */
+  async publishMany (messages: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void> {
+    if (messages.length === 0) return
+    if (this.#sharded || messages.length === 1) {
+      await Promise.all(messages.map(([channel, payload]) => this.publish(channel, payload)))
+      return
+    }
+    this.#assertUsable(this.client, 'publish')
+    const args: string[] = []
+    for (const [channel, payload] of messages) args.push(this.#upstreamName(channel), payload)
+    await this.#bounded(this.client.eval(PUBLISH_MANY, 0, ...args), 'publish', this.#publishTimeout)
   }
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {

@@ -10,6 +10,8 @@ export type BrokerHandler = (payload: string) => void
 export interface Broker {
   readonly kind: 'memory' | 'redis'
   publish (channel: string, payload: string): Promise<void>
+  /** Publishes several payloads, each to its channel, in order; one command where the broker allows it. */
+  publishMany (messages: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void>
   subscribe (channel: string, handler: BrokerHandler): Promise<void>
   unsubscribe (channel: string, handler: BrokerHandler): Promise<void>
   /** Channels subscribed upstream right now (logical names, without the prefix). */

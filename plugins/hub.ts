@@ -186,17 +186,29 @@ export class Hub {
     // writes (which go out when the tick ends) rather than after them.
     const published = this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
     this.observer?.published('room')
-    // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
-    const timed = this.observer !== null && this.byRoom.has(roomId)
-    const started = timed ? performance.now() : 0
     try {
-      this.roomSink(roomId, seq, frame, options.except ?? null)
+      this.deliverRoomFrame(roomId, seq, frame, options.except ?? null)
     } catch (error) {
       published.catch(() => {})
       throw error
     }
-    if (timed) this.observer?.roomDelivered(performance.now() - started)
     await published
+  }
+
+  /** The broker half of publishRoom for many frames at once (a group-commit batch): one broker command. */
+  async publishRoomFrames (frames: ReadonlyArray<{ roomId: string, seq: number, frame: string }>): Promise<void> {
+    const messages = frames.map(({ roomId, seq, frame }) => [`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame)] as const)
+    for (let index = 0; index < frames.length; index += 1) this.observer?.published('room')
+    await this.broker.publishMany(messages)
+  }
+
+  /** The local half of publishRoom: this node's sockets of the room, through the reorder step. */
+  deliverRoomFrame (roomId: string, seq: number | null, frame: string, except: Connection | null): void {
+    // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
+    const timed = this.observer !== null && this.byRoom.has(roomId)
+    const started = timed ? performance.now() : 0
+    this.roomSink(roomId, seq, frame, except)
+    if (timed) this.observer?.roomDelivered(performance.now() - started)
   }
 
   async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {

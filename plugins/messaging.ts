@@ -243,9 +243,11 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     flush: async (jobs) => {
       // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
       const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline))
-      let written = 0
-      for (const result of results) if (!(result instanceof Error) && result.event !== null) written += 1
-      metrics.messagePersisted(written)
+      const events: RoomEvent[] = []
+      for (const result of results) if (!(result instanceof Error) && result.event !== null) events.push(result.event)
+      metrics.messagePersisted(events.length)
+      // Committed: one broker command for the whole batch, before any sender is answered.
+      void roomLog.broadcast(events)
       return results
     },
     maxBatch: config.groupCommit.maxBatch,
@@ -300,9 +302,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         replyToId: input.replyToId ?? null,
         clientMsgId: input.clientMsgId ?? null,
       })
-      // Not awaited: this node's sockets are written before publish returns, and the ack does not wait
-      // for Redis (the message is committed; a node that misses the push reads it back, see room-log.ts).
-      if (outcome.event !== null) void roomLog.publish([outcome.event], options.except)
+      // The batch was handed to the broker once, when it committed (see the writer); this node's sockets
+      // get it here, without the sending socket. The ack does not wait for the broker: the message is
+      // committed, and a node that misses the push reads it back (see room-log.ts).
+      if (outcome.event !== null) roomLog.deliverLocal(outcome.event, options.except)
       return outcome.messageJson === undefined
         ? { message: outcome.message, duplicate: outcome.duplicate }
         : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }

@@ -18,6 +18,8 @@ export interface RoomEvent {
   data: Record<string, unknown>
   /** `data` already serialized (JSON.stringify(data)): the push frame and the stored row reuse it. */
   dataJson?: string
+  /** The push frame, kept once built (a batch's broadcast and each local delivery share it). */
+  frame?: string
 }
 
 export interface NewRoomEvent {
@@ -41,6 +43,13 @@ export interface RoomLog {
    * Never rejects for the broker: a failed publish is logged, and other nodes recover from the database.
    */
   publish (events: RoomEvent[], except?: Connection): Promise<void>
+  /**
+   * publish in two halves, for a group-commit batch: `broadcast` hands all of the batch's committed events
+   * to the broker in one command (never rejects, like publish), and `deliverLocal` writes one of them to
+   * this node's sockets, without the sender's.
+   */
+  broadcast (events: RoomEvent[]): Promise<void>
+  deliverLocal (event: RoomEvent, except?: Connection): void
   /** Events after `seq`, ascending, at most `limit`. */
   eventsAfter (roomId: string, seq: number, limit: number): Promise<RoomEvent[]>
   /** Tells the sequencer which seq a node has delivered up to when it starts listening to a room. */
@@ -54,8 +63,11 @@ declare module 'fastify' {
 }
 
 export function frameOf (event: RoomEvent): string {
-  if (event.dataJson === undefined) return JSON.stringify({ event: event.event, data: event.data })
-  return `{"event":${JSON.stringify(event.event)},"data":${event.dataJson}}`
+  if (event.frame !== undefined) return event.frame
+  event.frame = event.dataJson === undefined
+    ? JSON.stringify({ event: event.event, data: event.data })
+    : `{"event":${JSON.stringify(event.event)},"data":${event.dataJson}}`
+  return event.frame
 }
 
 /** The rows of room_events as one JSON array, reusing each event's serialized data when it has it. */
@@ -172,6 +184,14 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     async publish (events, except) {
       await Promise.all(events.map((event) => hub.publishRoom(event.roomId, frameOf(event), except === undefined ? { seq: event.seq } : { seq: event.seq, except })
         .catch(publishFailed)))
+    },
+    async broadcast (events) {
+      if (events.length === 0) return
+      await hub.publishRoomFrames(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event) })))
+        .catch(publishFailed)
+    },
+    deliverLocal (event, except) {
+      hub.deliverRoomFrame(event.roomId, event.seq, frameOf(event), except ?? null)
     },
     eventsAfter: (roomId, seq, limit) => eventsAfter(roomId, seq, limit),
     baseline: (roomId, lastSeq) => sequencer.baseline(roomId, lastSeq),

@@ -94,6 +94,26 @@ t.test('two Redis brokers deliver to each other in publish order', async (t) => 
   t.same(b.subscribedChannels(), ['room:1'])
 })
 
+t.test('publishMany: one command for many channels, each payload to its channel, in order, on every kind of broker', async (t) => {
+  const [plain] = await redisBrokers(t, 1)
+  const [sharded] = await redisBrokers(t, 1, { sharded: true })
+  const memory = new MemoryBroker()
+  t.teardown(() => memory.close())
+  for (const [name, broker] of [['redis', plain], ['sharded', sharded], ['memory', memory]] as const) {
+    if (broker === undefined) throw new Error('unreachable')
+    const one = collector(3)
+    const two = collector(2)
+    await broker.subscribe('room:one', one.handler)
+    await broker.subscribe('room:two', two.handler)
+    // Payloads with the characters a frame carries (quotes, backslashes, non-ASCII) arrive byte for byte.
+    await broker.publishMany([['room:one', '1 {"a":"\\"}'], ['room:two', '2 ü'], ['room:one', '3'], ['room:nobody', 'x'], ['room:two', '4'], ['room:one', '5']])
+    t.same(await within(one.done, 5000, `${name} one`), ['1 {"a":"\\"}', '3', '5'], `${name}: room:one in order`)
+    t.same(await within(two.done, 5000, `${name} two`), ['2 ü', '4'], `${name}: room:two in order`)
+    await broker.publishMany([])
+    t.pass(`${name}: an empty batch is nothing`)
+  }
+})
+
 t.test('Redis subscriptions are reference counted upstream', async (t) => {
   const [broker, publisher] = await redisBrokers(t, 2)
   if (broker === undefined || publisher === undefined) throw new Error('unreachable')
