@@ -29,10 +29,10 @@ export class MemoryBroker implements Broker {
     if (!this.#channels.has(channel)) return
     queueMicrotask(() => this.#deliver(channel, payload))
   }
+
   async publishMany (messages: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void> {
     for (const [channel, payload] of messages) await this.publish(channel, payload)
   }
-
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
     if (this.#closed) throw chatError('UNAVAILABLE', 'broker closed')

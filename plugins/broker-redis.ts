@@ -49,14 +49,14 @@ const FAIL_FAST: RedisOptions = {
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 
+/** ARGV: channel, payload, channel, payload, ... Redis caches the compiled script by its text's hash. */
+const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+
 /**
  * The broker between nodes, over Redis pub/sub. One connection publishes (and is shared with the other
  * Redis users of the suite as `client`); a second one, a duplicate, is in subscriber mode, where Redis
  * accepts no other command.
  */
-/** ARGV: channel, payload, channel, payload, ... Redis caches the compiled script by its text's hash. */
-const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
-
 export class RedisBroker implements Broker {
   readonly kind = 'redis' as const
   /** The command connection: the host's client when one was given, else one of ours. */

@@ -212,8 +212,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       }
     }
     for (const [i, first] of copyOf) {
-      const original = results[first]
-      results[i] = original === undefined || original instanceof Error ? original ?? chatError('INTERNAL', 'lost send') : { message: original.message, duplicate: true, event: null }
+      const original = results[first] as SendOutcome | Error
+      results[i] = original instanceof Error ? original : { message: original.message, duplicate: true, event: null }
     }
     return results as Array<SendOutcome | Error>
   }

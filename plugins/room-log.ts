@@ -44,9 +44,9 @@ export interface RoomLog {
    */
   publish (events: RoomEvent[], except?: Connection): Promise<void>
   /**
-   * publish in two halves, for a group-commit batch: `broadcast` hands all of the batch's committed events
-   * to the broker in one command (never rejects, like publish), and `deliverLocal` writes one of them to
-   * this node's sockets, without the sender's.
+   * publish's two halves, apart for a group-commit batch: `broadcast` hands committed events to the
+   * broker in one command (never rejects, like publish), and `deliverLocal` writes one of them to this
+   * node's sockets, without the sender's.
    */
   broadcast (events: RoomEvent[]): Promise<void>
   deliverLocal (event: RoomEvent, except?: Connection): void
@@ -168,6 +168,16 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     publishFailures = 0
   }
 
+  async function broadcast (events: RoomEvent[]): Promise<void> {
+    if (events.length === 0) return
+    await hub.publishRoomFrames(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event) })))
+      .catch(publishFailed)
+  }
+
+  function deliverLocal (event: RoomEvent, except?: Connection): void {
+    hub.deliverRoomFrame(event.roomId, event.seq, frameOf(event), except ?? null)
+  }
+
   const log: RoomLog = {
     reserve,
     write,
@@ -182,17 +192,14 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
       return written
     },
     async publish (events, except) {
-      await Promise.all(events.map((event) => hub.publishRoom(event.roomId, frameOf(event), except === undefined ? { seq: event.seq } : { seq: event.seq, except })
-        .catch(publishFailed)))
+      // Handed to the broker first, so that the frames leave for the other nodes before this node's own
+      // socket writes (which go out when the tick ends).
+      const broadcasting = broadcast(events)
+      for (const event of events) deliverLocal(event, except)
+      await broadcasting
     },
-    async broadcast (events) {
-      if (events.length === 0) return
-      await hub.publishRoomFrames(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event) })))
-        .catch(publishFailed)
-    },
-    deliverLocal (event, except) {
-      hub.deliverRoomFrame(event.roomId, event.seq, frameOf(event), except ?? null)
-    },
+    broadcast,
+    deliverLocal,
     eventsAfter: (roomId, seq, limit) => eventsAfter(roomId, seq, limit),
     baseline: (roomId, lastSeq) => sequencer.baseline(roomId, lastSeq),
   }
