@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import postgres, { type Sql } from 'postgres'
 import { PGlite } from '@electric-sql/pglite'
-import { sql, type SQL } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
@@ -17,18 +17,8 @@ export type DatabaseDriver = 'postgres' | 'pglite'
 interface HandleBase {
   db: ChatDb
   ping (): Promise<void>
-  /**
-   * Runs one statement in a transaction of its own and returns its rows. `beforeCommit` runs once the
-   * statement has answered; if it throws, the transaction is rolled back and its error is thrown.
-   */
-  transactStatement<T> (statement: SQL, options?: StatementOptions): Promise<T[]>
   /** Ends only what openDatabase created: a host's postgres.js client is left open. */
   close (): Promise<void>
-}
-
-export interface StatementOptions {
-  /** Runs once the statement has answered; throwing rolls the transaction back. */
-  beforeCommit?: () => void
 }
 
 /** The raw client is exposed because the migrator and a few driver-specific paths need it. */
@@ -77,7 +67,6 @@ export async function openDatabase (url: string, opts: OpenDatabaseOptions = {})
     dataDir,
     db,
     ping: () => ping(db),
-    transactStatement: async <T>(statement: SQL, options: StatementOptions = {}) => await transactStatement<T>(db, statement, options),
     async close () {
       if (!client.closed) await client.close()
     },
@@ -116,27 +105,12 @@ function wrapPostgres (client: Sql, ownsClient: boolean): DatabaseHandle {
     ownsClient,
     db,
     ping: () => ping(db),
-    transactStatement: async <T>(statement: SQL, options: StatementOptions = {}) => await transactStatement<T>(db, statement, options),
     async close () {
       if (closed || !ownsClient) return
       closed = true
       await client.end({ timeout: 5 })
     },
   }
-}
-
-/**
- * postgres.js's `begin` waits for BEGIN's answer before it sends the statement, so this is three round
- * trips. Two (BEGIN pipelined with the statement on a reserved connection) were measured as no faster on
- * this CPU-bound benchmark, and a reserved connection that the database drops is handed back to the pool
- * still dead by `release()`, where every later query on it waits for ever.
- */
-async function transactStatement<T> (db: ChatDb, statement: SQL, options: StatementOptions): Promise<T[]> {
-  return await db.transaction(async (tx) => {
-    const result = rows<T>(await tx.execute(statement))
-    options.beforeCommit?.()
-    return result
-  })
 }
 
 async function ping (db: ChatDb): Promise<void> {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { openDatabase, type ChatDb, type DatabaseHandle } from '../db/client.js'
 import { migrateDatabase } from '../db/migrate.js'
 
-export type ChatDatabase = Pick<DatabaseHandle, 'driver' | 'ping' | 'transactStatement'>
+export type ChatDatabase = Pick<DatabaseHandle, 'driver' | 'ping'>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,7 +30,7 @@ export const databasePlugin = fp(async function databasePlugin (app: FastifyInst
     throw error
   }
   app.decorate('chatDb', handle.db)
-  app.decorate('chatDatabase', { driver: handle.driver, ping: handle.ping, transactStatement: handle.transactStatement })
+  app.decorate('chatDatabase', { driver: handle.driver, ping: handle.ping })
   // handle.close leaves a host's client open: the host created it, the host ends it.
   app.addHook('onClose', async () => { await handle.close() })
   app.log.debug({ driver: handle.driver }, 'chat database ready')

@@ -3,6 +3,8 @@ import { chatError } from './errors.js'
 /** Tells work that runs under a deadline whether it has passed (for example: roll back, do not commit). */
 export interface Deadline {
   readonly expired: boolean
+  /** When it expires (epoch ms): for work that must judge it elsewhere, like a statement in the database. */
+  readonly at: number
 }
 
 /**
@@ -17,7 +19,7 @@ export interface Deadline {
  * fill) must not wait for ever.
  */
 export async function withDeadline<T> (ms: number, what: string, work: (deadline: Deadline) => Promise<T>): Promise<T> {
-  const deadline = { expired: false }
+  const deadline = { expired: false, at: Date.now() + ms }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => {

@@ -51,9 +51,10 @@ export interface WireError {
 }
 
 // Connection failures of postgres.js, PGlite and ioredis: the client cannot be served right now,
-// which is a 503 for the caller rather than a bug of ours.
+// which is a 503 for the caller rather than a bug of ours. 57014 is a statement cancelled for time
+// (statement_timeout, or a send batch past its deadline).
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED',
-  'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', '57P01', '57P03', '53300', '08006', '08001', '08003'])
+  'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', '57014', '57P01', '57P03', '53300', '08006', '08001', '08003'])
 
 export function isUnavailableError (error: unknown): boolean {
   if (!(error instanceof Error)) return false

@@ -114,10 +114,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   /**
-   * Writes one batch of sends as one statement in a transaction of its own (see send-batch.ts): three
-   * round trips per batch (BEGIN, the statement, COMMIT), none per message. A retry whose original
-   * another batch committed while this one ran breaks the clientMsgId index and rolls back: the batch
-   * runs again and then sees the original.
+   * Writes one batch of sends as one statement, a transaction of its own (see send-batch.ts): one round
+   * trip per batch, none per message. A retry whose original another batch committed while this one ran
+   * breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
    */
   async function flushSends (jobs: SendJob[], deadline: Deadline): Promise<Array<SendOutcome | Error>> {
     const createdAt = new Date()
@@ -148,13 +147,12 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         clientMsgId: job.clientMsgId,
       })
     })
-    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention)
-    // Its senders were answered UNAVAILABLE already: roll back rather than commit what they were told failed.
-    const checkDeadline = (): void => { if (deadline.expired) throw chatError('UNAVAILABLE', 'send batch past its deadline: rolled back') }
+    // Past the deadline its senders are told UNAVAILABLE: the statement then refuses to write (send-batch.ts).
+    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention, new Date(deadline.at).toISOString())
     let answers: SendBatchResult[] | undefined
     for (let attempt = 1; answers === undefined; attempt += 1) {
       try {
-        answers = await app.chatDatabase.transactStatement<SendBatchResult>(statement, { beforeCommit: checkDeadline })
+        answers = rowsOf<SendBatchResult>(await db.execute(statement))
       } catch (error) {
         if (attempt >= STATEMENT_ATTEMPTS || !isRetryable(error) || deadline.expired) throw error
       }

@@ -31,8 +31,8 @@ export interface SendBatchResult {
 }
 
 /**
- * A whole group-commit batch as one statement, so that a batch costs one round trip (plus BEGIN and
- * COMMIT around it, see transactStatement) instead of one per step:
+ * A whole group-commit batch as one statement, run in a transaction of its own, so that a batch costs
+ * one round trip (see runStatement) instead of one per step:
  * - `fresh` drops the sends whose reply target is not in their room, and the retries of a clientMsgId
  *   already stored (as this statement's snapshot sees it);
  * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
@@ -61,7 +61,13 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
   return compact
 }
 
-export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number): SQL {
+/**
+ * `deadline` (ISO) is when the batch's senders are answered UNAVAILABLE. The final select's rows are made
+ * after the rooms are locked and before the insert runs (an unreferenced data-modifying CTE runs last),
+ * and past the deadline they raise instead (migration 0002): the statement, a transaction of its own,
+ * then writes nothing. PostgreSQL's clock judges it, so the two clocks are assumed to agree (NTP).
+ */
+export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string): SQL {
   const prune = retention > 0
     ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${sql.raw(String(retention))})`
     : sql``
@@ -76,7 +82,9 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       select x.* from input x
       where (x."replyToId" is null or exists (select 1 from replies p where p.i = x.i and p.room_id = x."roomId"))
         and (x."clientMsgId" is null or not exists (
-          select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId"))
+          -- offset 0 keeps this a probe of the clientMsgId index per send: without it the planner may hash
+          -- the subquery, reading all of messages per batch while the table's statistics say it is small.
+          select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId" offset 0))
     ), locked as (
       select id from ${rooms} where id in (select "roomId" from fresh) order by id for update
     ), bumped as (
@@ -93,6 +101,8 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     )${prune}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
-      case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists
-    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i`
+      case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
+      case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
+    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i
+      cross join (select (${jsonLiteral(JSON.stringify(deadline))}#>>'{}')::timestamptz as at) d`
 }

@@ -1,0 +1,65 @@
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { sql } from 'drizzle-orm'
+import { PgDialect } from 'drizzle-orm/pg-core'
+import { openDatabase, rows, type DatabaseHandle } from '../db/client.js'
+import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../plugins/send-batch.js'
+import { toWireError } from '../plugins/errors.js'
+import { freshDatabaseUrl } from './fixtures/database.js'
+
+// The send batch statement on its own, against the driver the run uses (PGlite, or DATABASE_URL's server).
+
+async function openFresh (test: Parameters<typeof freshDatabaseUrl>[0]): Promise<DatabaseHandle> {
+  const handle = await openDatabase(await freshDatabaseUrl(test))
+  test.teardown(() => handle.close())
+  return handle
+}
+
+async function createRoom (handle: DatabaseHandle): Promise<string> {
+  const created = rows<{ id: string }>(await handle.db.execute(sql`insert into chat.rooms (name, type, created_by) values ('r', 'GROUP', 'u') returning id`))
+  return (created[0] as { id: string }).id
+}
+
+function sends (roomId: string, count: number, tag: string): SendBatchRow[] {
+  return Array.from({ length: count }, (_, i) => ({
+    i, id: randomUUID(), roomId, senderId: 'u', type: 'TEXT' as const, content: `${tag} ${i}`, replyToId: null, attachments: [], clientMsgId: `${tag}-${i}`,
+  }))
+}
+
+async function stored (handle: DatabaseHandle, roomId: string): Promise<{ messages: number, lastSeq: number }> {
+  const [row] = rows<{ messages: number, last_seq: number }>(await handle.db.execute(sql`
+    select (select count(*)::int from chat.messages where room_id = ${roomId}) as messages, last_seq from chat.rooms where id = ${roomId}`))
+  return { messages: row?.messages ?? -1, lastSeq: row?.last_seq ?? -1 }
+}
+
+const inAMinute = (): string => new Date(Date.now() + 60_000).toISOString()
+
+t.test('a batch that reaches the database past its deadline writes nothing and fails as UNAVAILABLE', async (t) => {
+  const handle = await openFresh(t)
+  const roomId = await createRoom(handle)
+  const late = sendBatchStatement(sends(roomId, 3, 'late'), new Date().toISOString(), 0, new Date(Date.now() - 1000).toISOString())
+  const error = await handle.db.execute(late).then(() => null, (caught: unknown) => caught)
+  t.ok(error instanceof Error, 'the statement fails')
+  t.equal(toWireError(error).code, 'UNAVAILABLE', 'its senders are told UNAVAILABLE')
+  t.same(await stored(handle, roomId), { messages: 0, lastSeq: 0 }, 'no message, no seq taken')
+
+  const onTime = sendBatchStatement(sends(roomId, 3, 'on-time'), new Date().toISOString(), 0, inAMinute())
+  const answers = rows<SendBatchResult>(await handle.db.execute(onTime))
+  t.same(answers.map((answer) => Number(answer.seq)).sort(), [1, 2, 3], 'the same batch before its deadline takes seqs 1..3')
+  t.same(await stored(handle, roomId), { messages: 3, lastSeq: 3 }, 'and is written')
+})
+
+t.test('the retry check probes the clientMsgId index per send, whatever the statistics say of messages', async (t) => {
+  const handle = await openFresh(t)
+  const roomId = await createRoom(handle)
+  // Enough rows that reading them all per batch would be costly, too few for the planner to avoid
+  // hashing the whole table by itself (it did at 10,000 rows before the check was fenced).
+  await handle.db.execute(sql`insert into chat.messages (room_id, seq, sender_id, content, client_msg_id)
+    select ${roomId}, n, 'u', 'x', 'seed-' || n from generate_series(1, 10000) as n`)
+  const query = new PgDialect().sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 0, inAMinute()))
+  t.same(query.params, [], 'the batch travels inside the statement text')
+  const plan = rows<{ 'QUERY PLAN': string }>(await handle.db.execute(sql.raw(`explain (costs off) ${query.sql}`)))
+    .map((row) => row['QUERY PLAN']).join('\n')
+  t.match(plan, /Index Only Scan using messages_client_msg_idx on messages m/, 'the retry check uses the index')
+  t.notMatch(plan, /Seq Scan on messages m\b/, 'and never reads the whole table')
+})
