@@ -70,7 +70,7 @@ export const ChatOptionsSchema = Type.Object({
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
   databaseTimeoutMs: Type.Integer({
     minimum: 100, default: 5000,
-    description: 'bound on database work that other work waits behind (a group-commit batch, a gap fill): past it, UNAVAILABLE, and a batch whose commit was not sent yet is rolled back',
+    description: 'bound on database work that other work waits behind (a group-commit batch, a gap fill): past it, UNAVAILABLE, and a send batch that reaches the database later writes nothing',
   }),
   restRateLimit: Type.Union([
     Type.Literal(false),
