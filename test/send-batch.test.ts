@@ -1,5 +1,7 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import postgres from 'postgres'
 import { sql } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import { openDatabase, rows, type DatabaseHandle } from '../db/client.js'
@@ -62,4 +64,32 @@ t.test('the retry check probes the clientMsgId index per send, whatever the stat
     .map((row) => row['QUERY PLAN']).join('\n')
   t.match(plan, /Index Only Scan using messages_client_msg_idx on messages m/, 'the retry check uses the index')
   t.notMatch(plan, /Seq Scan on messages m\b/, 'and never reads the whole table')
+})
+
+t.test('a batch that waits past its deadline for a room lock writes nothing', { skip: process.env.DATABASE_URL ? false : 'needs two connections to one database: set DATABASE_URL' }, async (t) => {
+  const url = await freshDatabaseUrl(t)
+  const handle = await openDatabase(url)
+  t.teardown(() => handle.close())
+  const roomId = await createRoom(handle)
+  const holder = postgres(url, { max: 1, onnotice: () => {} })
+  t.teardown(() => holder.end({ timeout: 1 }))
+  let release = (): void => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  let locked = (): void => {}
+  const isLocked = new Promise<void>((resolve) => { locked = resolve })
+  // Another writer holds the room's row (as a long batch of another node would) past the deadline.
+  const holding = holder.begin(async (tx) => {
+    await tx`select id from chat.rooms where id = ${roomId} for update`
+    locked()
+    await released
+  })
+  await isLocked
+  const batch = handle.db.execute(sendBatchStatement(sends(roomId, 2, 'behind'), new Date().toISOString(), 0, new Date(Date.now() + 300).toISOString()))
+    .then(() => null, (caught: unknown) => caught)
+  await sleep(600)
+  release()
+  await holding
+  const error = await batch
+  t.equal(toWireError(error).code, 'UNAVAILABLE', 'it fails once it gets the lock, its deadline gone')
+  t.same(await stored(handle, roomId), { messages: 0, lastSeq: 0 }, 'and writes nothing')
 })
