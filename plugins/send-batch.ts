@@ -31,8 +31,8 @@ export interface SendBatchResult {
 }
 
 /**
- * A whole group-commit batch as one statement, run in a transaction of its own, so that a batch costs
- * one round trip (see runStatement) instead of one per step:
+ * A whole group-commit batch as one statement, so that a batch costs one round trip instead of one per
+ * step; sent without BEGIN and COMMIT, PostgreSQL runs it as a transaction of its own:
  * - `fresh` drops the sends whose reply target is not in their room, and the retries of a clientMsgId
  *   already stored (as this statement's snapshot sees it);
  * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
@@ -67,6 +67,11 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
  * and past the deadline they raise instead (migration 0002): the statement, a transaction of its own,
  * then writes nothing. PostgreSQL's clock judges it, so the two clocks are assumed to agree (NTP).
  */
+/** An ISO time as a timestamptz, inside the statement's text like the rows (no bound parameter). */
+function timestampLiteral (iso: string): SQL {
+  return sql`(${jsonLiteral(JSON.stringify(iso))}#>>'{}')::timestamptz`
+}
+
 export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string): SQL {
   const prune = retention > 0
     ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${sql.raw(String(retention))})`
@@ -97,12 +102,12 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       from fresh f join bumped b on b.id = f."roomId"
     ), inserted as (
       insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
-      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", (${jsonLiteral(JSON.stringify(createdAt))}#>>'{}')::timestamptz from numbered
+      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${timestampLiteral(createdAt)} from numbered
     )${prune}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
       case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
     from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i
-      cross join (select (${jsonLiteral(JSON.stringify(deadline))}#>>'{}')::timestamptz as at) d`
+      cross join (select ${timestampLiteral(deadline)} as at) d`
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import postgres from 'postgres'
 import { startCluster } from './fixtures/server.js'
-import { freshDatabaseUrl } from './fixtures/database.js'
+import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
 import { person, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
 
 const redis = process.env.REDIS_URL
@@ -40,24 +40,14 @@ t.test('a retry whose original commits while its batch waits for the room: the b
   const sql = postgres(database, { max: 2, onnotice: () => {} })
   t.teardown(() => sql.end({ timeout: 1 }))
   // Hold the room's row: both nodes' batches take their snapshot (no original yet) and then wait for it.
-  let release!: () => void
-  let locked!: () => void
-  const released = new Promise<void>((resolve) => { release = resolve })
-  const held = new Promise<void>((resolve) => { locked = resolve })
-  const holding = sql.begin(async (tx) => {
-    await tx`select id from chat.rooms where id = ${roomId} for update`
-    locked()
-    await released
-  })
-  await held
+  const release = await holdRoomLock(sql, roomId)
   const sends = [alice, aliceElsewhere].map((p) => p.client.ack('message.send', { roomId, content: 'once', clientMsgId: 'race-1' }))
   const waiting = async (): Promise<number> => (await sql`select count(*)::int as n from pg_stat_activity
     where datname = current_database() and wait_event_type = 'Lock' and query like '%json_to_recordset%'`)[0]?.n as number
   const deadline = Date.now() + 10000
   while (await waiting() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   t.equal(await waiting(), 2, 'both batches wait for the room')
-  release()
-  await holding
+  await release()
   const acks = await Promise.all(sends)
   const ids = acks.map((ack) => (ack.message as { id: string }).id)
   t.equal(ids[0], ids[1], 'both senders get the same message')

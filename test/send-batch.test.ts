@@ -7,7 +7,7 @@ import { PgDialect } from 'drizzle-orm/pg-core'
 import { openDatabase, rows, type DatabaseHandle } from '../db/client.js'
 import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../plugins/send-batch.js'
 import { toWireError } from '../plugins/errors.js'
-import { freshDatabaseUrl } from './fixtures/database.js'
+import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
 
 // The send batch statement on its own, against the driver the run uses (PGlite, or DATABASE_URL's server).
 
@@ -73,22 +73,12 @@ t.test('a batch that waits past its deadline for a room lock writes nothing', { 
   const roomId = await createRoom(handle)
   const holder = postgres(url, { max: 1, onnotice: () => {} })
   t.teardown(() => holder.end({ timeout: 1 }))
-  let release = (): void => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
-  let locked = (): void => {}
-  const isLocked = new Promise<void>((resolve) => { locked = resolve })
   // Another writer holds the room's row (as a long batch of another node would) past the deadline.
-  const holding = holder.begin(async (tx) => {
-    await tx`select id from chat.rooms where id = ${roomId} for update`
-    locked()
-    await released
-  })
-  await isLocked
+  const release = await holdRoomLock(holder, roomId)
   const batch = handle.db.execute(sendBatchStatement(sends(roomId, 2, 'behind'), new Date().toISOString(), 0, new Date(Date.now() + 300).toISOString()))
     .then(() => null, (caught: unknown) => caught)
   await sleep(600)
-  release()
-  await holding
+  await release()
   const error = await batch
   t.equal(toWireError(error).code, 'UNAVAILABLE', 'it fails once it gets the lock, its deadline gone')
   t.same(await stored(handle, roomId), { messages: 0, lastSeq: 0 }, 'and writes nothing')
