@@ -1,6 +1,10 @@
 export interface GroupCommitOptions<T, R> {
-  /** Writes a batch in one transaction; returns one result (or Error) per item, in order. */
-  flush (items: T[]): Promise<Array<R | Error>>
+  /**
+   * Writes a batch in one transaction; returns one result (or Error) per item, in order. It may call
+   * `release` once the database has answered: the batch's slot is then free, and the next batch is sent
+   * before this one's results are turned into replies (the database need not wait for that work).
+   */
+  flush (items: T[], release: () => void): Promise<Array<R | Error>>
   maxBatch: number
   /** How long the first item of a batch may wait for company. 0 still batches what arrives meanwhile. */
   maxWaitMs: number
@@ -28,7 +32,10 @@ interface Entry<T, R> {
 export class GroupCommit<T, R> {
   private queue: Array<Entry<T, R>> = []
   private timer: NodeJS.Timeout | null = null
+  /** Batches holding a slot: sent to the database and not yet answered (or released). */
   private inFlight = 0
+  /** Batches whose flush has not returned yet, released or not: what drain waits for. */
+  private writing = 0
   private readonly maxInFlight: number
   private idleWaiters: Array<() => void> = []
 
@@ -49,7 +56,7 @@ export class GroupCommit<T, R> {
 
   /** Resolves when everything submitted so far is written (graceful shutdown). */
   async drain (): Promise<void> {
-    while (this.queue.length > 0 || this.inFlight > 0) {
+    while (this.queue.length > 0 || this.writing > 0) {
       if (this.timer !== null) {
         clearTimeout(this.timer)
         this.timer = null
@@ -82,13 +89,28 @@ export class GroupCommit<T, R> {
   private start (): void {
     const batch = this.queue.splice(0, this.options.maxBatch)
     this.inFlight += 1
+    this.writing += 1
     void this.write(batch)
   }
 
   private async write (batch: Array<Entry<T, R>>): Promise<void> {
     const started = performance.now()
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      this.inFlight -= 1
+      // What queued while this batch was written goes at once: it has waited long enough.
+      if (this.queue.length > 0) {
+        if (this.timer !== null) {
+          clearTimeout(this.timer)
+          this.timer = null
+        }
+        this.start()
+      }
+    }
     try {
-      const results = await this.options.flush(batch.map((entry) => entry.item))
+      const results = await this.options.flush(batch.map((entry) => entry.item), release)
       for (let index = 0; index < batch.length; index += 1) {
         const entry = batch[index] as Entry<T, R>
         const result = results[index]
@@ -99,15 +121,8 @@ export class GroupCommit<T, R> {
       for (const entry of batch) entry.reject(error)
     }
     this.options.onBatch?.(batch.length, performance.now() - started)
-    this.inFlight -= 1
-    // What queued while this batch was written goes at once: it has waited long enough.
-    if (this.queue.length > 0) {
-      if (this.timer !== null) {
-        clearTimeout(this.timer)
-        this.timer = null
-      }
-      this.start()
-    }
+    this.writing -= 1
+    release()
     const waiters = this.idleWaiters
     this.idleWaiters = []
     for (const resolve of waiters) resolve()

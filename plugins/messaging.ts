@@ -118,7 +118,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
    * trip per batch, none per message. A retry whose original another batch committed while this one ran
    * breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
    */
-  async function flushSends (jobs: SendJob[], deadline: Deadline): Promise<Array<SendOutcome | Error>> {
+  async function flushSends (jobs: SendJob[], deadline: Deadline, release: () => void): Promise<Array<SendOutcome | Error>> {
     const createdAt = new Date()
     const createdAtIso = createdAt.toISOString()
     const batch: SendBatchRow[] = []
@@ -158,6 +158,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       }
     }
 
+    // The database is done with this batch: the next one is sent before these results become replies.
+    release()
     const results: Array<SendOutcome | Error | undefined> = new Array(jobs.length)
     const retried: number[] = []
     const byIndex = new Map(answers.map((answer) => [answer.i, answer]))
@@ -238,9 +240,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
 
   const metrics = app.chatMetrics
   const writer = new GroupCommit<SendJob, SendOutcome>({
-    flush: async (jobs) => {
+    flush: async (jobs, release) => {
       // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
-      const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline))
+      const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline, release))
       const events: RoomEvent[] = []
       for (const result of results) if (!(result instanceof Error) && result.event !== null) events.push(result.event)
       metrics.messagePersisted(events.length)

@@ -72,3 +72,33 @@ t.test('group commit batches concurrent submissions and keeps per-item results',
   await commit.drain()
   t.equal(await late, 110, 'drain waits for queued writes')
 })
+
+t.test('group commit: a released batch frees its slot, and drain still waits for its results', async (t) => {
+  const log: string[] = []
+  let finishFirst = (): void => {}
+  const commit = new GroupCommit<number, number>({
+    maxBatch: 1,
+    maxWaitMs: 0,
+    maxInFlight: 1,
+    flush: async (items, release) => {
+      const item = items[0] as number
+      log.push(`start ${item}`)
+      release()
+      if (item === 1) await new Promise<void>((resolve) => { finishFirst = resolve })
+      log.push(`end ${item}`)
+      return [item * 10]
+    },
+  })
+  const first = commit.submit(1)
+  const second = commit.submit(2)
+  t.equal(await second, 20, 'the next batch ran while the released one was still busy')
+  t.same(log, ['start 1', 'start 2', 'end 2'])
+  let drained = false
+  const draining = commit.drain().then(() => { drained = true })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.notOk(drained, 'drain waits for the released batch')
+  finishFirst()
+  await draining
+  t.equal(await first, 10)
+  t.same(log, ['start 1', 'start 2', 'end 2', 'end 1'])
+})
