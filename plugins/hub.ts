@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Broker, BrokerHandler } from './broker-types.js'
 import type { Connection, ConnectionObserver } from './connection.js'
+import { LatestVersions } from './latest-versions.js'
 
 /** A cross-node instruction addressed to a user's sockets (subscribe to a room, drop one, ...). */
 export interface UserControl {
@@ -31,6 +32,27 @@ export interface HubObserver extends ConnectionObserver {
 // and order a room's frames without parsing the JSON it is about to forward untouched.
 const FRAME = 'f'
 const CONTROL = 'c'
+// "v<originNodeId> <version> <key length>:<key><frame>": an ephemeral room frame that supersedes the
+// older frames of its key (see publishRoom's `version`).
+const VERSIONED = 'v'
+
+/** An ephemeral frame's place among the frames it supersedes: the latest version of a key wins. */
+export interface FrameVersion {
+  key: string
+  version: number
+}
+
+function encodeVersioned (nodeId: string, { key, version }: FrameVersion, frame: string): string {
+  return `${VERSIONED}${nodeId} ${version} ${key.length}:${key}${frame}`
+}
+
+/** The key and the frame of a versioned payload's body; null when the body is not one. */
+function splitVersioned (body: string): { key: string, frame: string } | null {
+  const colon = body.indexOf(':')
+  const length = colon < 0 ? NaN : Number(body.slice(0, colon))
+  if (!Number.isInteger(length) || length < 0 || colon + 1 + length > body.length) return null
+  return { key: body.slice(colon + 1, colon + 1 + length), frame: body.slice(colon + 1 + length) }
+}
 
 function encode (kind: string, nodeId: string, seq: number | null, body: string): string {
   return `${kind}${nodeId} ${seq ?? '-'} ${body}`
@@ -67,6 +89,8 @@ export class Hub {
   private readonly controlHandlers: UserControlHandler[] = []
   private readonly roomIdleHandlers: Array<(roomId: string) => void> = []
   private roomSink: RoomFrameSink = (roomId, _seq, frame, except) => this.deliverRoomLocal(roomId, frame, except)
+  /** Latest version delivered per key of versioned frames, from this node or any other. */
+  private readonly frameVersions = new LatestVersions()
 
   constructor (private readonly broker: Broker, private readonly log: FastifyBaseLogger, nodeId?: string) {
     this.nodeId = nodeId ?? randomUUID().slice(0, 8)
@@ -178,13 +202,20 @@ export class Hub {
 
   /**
    * Sends one serialized frame to every socket of a room on every node: locally at once (no broker
-   * round trip), and through the broker for the other nodes, which skip their own echo.
+   * round trip), and through the broker for the other nodes, which skip their own echo. A frame with a
+   * `version` is ephemeral and supersedes the older ones of its key: every node (this one included)
+   * drops it if it already delivered a newer one of that key.
    */
-  async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection } = {}): Promise<void> {
+  async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection, version?: FrameVersion } = {}): Promise<void> {
     const seq = options.seq ?? null
+    const version = options.version
+    // Out of date already: a newer frame of its key, from another node, was delivered here (and so was
+    // sent to every node).
+    if (version !== undefined && !this.frameVersions.admit(version.key, version.version)) return
     // Handed to the broker first, so that it leaves for the other nodes before this node's own socket
     // writes (which go out when the tick ends) rather than after them.
-    const published = this.broker.publish(`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame))
+    const payload = version === undefined ? encode(FRAME, this.nodeId, seq, frame) : encodeVersioned(this.nodeId, version, frame)
+    const published = this.broker.publish(`room:${roomId}`, payload)
     this.observer?.published('room')
     try {
       this.deliverRoomFrame(roomId, seq, frame, options.except ?? null)
@@ -244,8 +275,15 @@ export class Hub {
 
   private onRoomPayload (roomId: string, payload: string): void {
     const message = decode(payload)
-    if (message === null || message.nodeId === this.nodeId || message.kind !== FRAME) return
-    this.roomSink(roomId, message.seq, message.body, null)
+    if (message === null || message.nodeId === this.nodeId) return
+    if (message.kind === FRAME) {
+      this.roomSink(roomId, message.seq, message.body, null)
+      return
+    }
+    if (message.kind !== VERSIONED || message.seq === null) return
+    const versioned = splitVersioned(message.body)
+    if (versioned === null || !this.frameVersions.admit(versioned.key, message.seq)) return
+    this.roomSink(roomId, null, versioned.frame, null)
   }
 
   private onUserPayload (userId: string, payload: string): void {

@@ -15,6 +15,8 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #users = new Map<string, Entry>()
   /** Users inside their grace period, so that a sweep does not walk every user. */
   readonly #inGrace = new Set<string>()
+  /** One process: a counter orders every change. */
+  #version = 0
 
   async attach (userId: string): Promise<AttachResult> {
     const entry = this.#entry(userId)
@@ -22,7 +24,7 @@ export class MemoryPresenceStore implements PresenceStore {
     entry.sockets += 1
     entry.graceUntil = null
     this.#inGrace.delete(userId)
-    return { wasPresent, chosen: entry.chosen }
+    return { wasPresent, chosen: entry.chosen, version: ++this.#version }
   }
 
   async detach (userId: string, graceDeadline: number): Promise<void> {
@@ -41,7 +43,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const previous = entry.chosen
     entry.chosen = chosen === 'away' && !present ? previous : chosen
     this.#forgetIfEmpty(userId, entry)
-    return { present, previous, chosen: entry.chosen }
+    return { present, previous, chosen: entry.chosen, version: ++this.#version }
   }
 
   async read (userIds: string[]): Promise<Map<string, StoredPresence>> {
@@ -66,7 +68,7 @@ export class MemoryPresenceStore implements PresenceStore {
         continue
       }
       if (entry.graceUntil > now) continue
-      expired.push({ userId, chosen: entry.chosen, at: entry.graceUntil })
+      expired.push({ userId, chosen: entry.chosen, at: entry.graceUntil, version: ++this.#version })
       this.#inGrace.delete(userId)
       entry.graceUntil = null
       if (entry.chosen === 'away') entry.chosen = null

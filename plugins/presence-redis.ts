@@ -13,8 +13,24 @@ import type {
  *   node:<nodeId>     string with a TTL: the node is alive while it exists (refreshed every third of the TTL)
  *   nodes             set of the node ids that have entries
  *   grace             sorted set userId -> the time (ms) their grace ends
+ *   version           the version last handed to a change (VERSION below)
  * A user is present while a user hash has an n: field or the user is in `grace`.
  */
+
+// The next version of presence, taken by every script that changes what others see of a user: Redis's
+// clock in microseconds, or one more than the last version when that is larger. A Redis that restarted
+// empty thus still hands out versions above those the nodes remember (its clock has moved on).
+const VERSION = `
+local function nextVersion(key)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  local last = tonumber(redis.call('GET', key) or '0')
+  local version = now
+  if last >= now then version = last + 1 end
+  redis.call('SET', key, string.format('%d', version))
+  return version
+end
+`
 
 // Sum of the n:<node> fields of a user hash: the user's open sockets on every node.
 const TOTAL = `
@@ -48,16 +64,17 @@ local function dropNode(prefix, node, deadline)
 end
 `
 
-// KEYS: user, sockets:<node>, nodes, grace   ARGV: node, userId
-const ATTACH = `${TOTAL}
+// KEYS: user, sockets:<node>, nodes, grace, version   ARGV: node, userId
+const ATTACH = `${TOTAL}${VERSION}
 local before = total(KEYS[1])
 local inGrace = redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1)
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 redis.call('SADD', KEYS[3], ARGV[1])
 local chosen = redis.call('HGET', KEYS[1], 's') or ''
-if before > 0 or inGrace == 1 then return {1, chosen} end
-return {0, chosen}
+local version = nextVersion(KEYS[5])
+if before > 0 or inGrace == 1 then return {1, chosen, version} end
+return {0, chosen, version}
 `
 
 // KEYS: user, sockets:<node>, grace   ARGV: node, userId, graceDeadline
@@ -72,19 +89,20 @@ if total(KEYS[1]) == 0 then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
 return 1
 `
 
-// KEYS: user, grace   ARGV: chosen ('' for online), userId
-const SET_CHOSEN = `${TOTAL}
+// KEYS: user, grace, version   ARGV: chosen ('' for online), userId
+const SET_CHOSEN = `${TOTAL}${VERSION}
 local present = total(KEYS[1]) > 0 or redis.call('ZSCORE', KEYS[2], ARGV[2]) ~= false
 local previous = redis.call('HGET', KEYS[1], 's') or ''
 local chosen = ARGV[1]
 if chosen == 'away' and not present then chosen = previous end
 if chosen == '' then redis.call('HDEL', KEYS[1], 's') else redis.call('HSET', KEYS[1], 's', chosen) end
-if present then return {1, previous, chosen} end
-return {0, previous, chosen}
+local version = nextVersion(KEYS[3])
+if present then return {1, previous, chosen, version} end
+return {0, previous, chosen, version}
 `
 
-// KEYS: grace   ARGV: now, limit, prefix   -> flat list userId, chosen, deadline, ...
-const EXPIRE = `${TOTAL}
+// KEYS: grace   ARGV: now, limit, prefix   -> flat list userId, chosen, deadline, version, ...
+const EXPIRE = `${TOTAL}${VERSION}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 for i = 1, #due, 2 do
@@ -97,6 +115,7 @@ for i = 1, #due, 2 do
     table.insert(out, user)
     table.insert(out, chosen)
     table.insert(out, due[i + 1])
+    table.insert(out, nextVersion(ARGV[3] .. 'version'))
   end
 end
 return out
@@ -119,8 +138,8 @@ return {existed, reaped}
 `
 
 // KEYS: node:<node>, sockets:<node>, nodes, grace   ARGV: node, ttlMs, graceDeadline, prefix, userId, count, ...
-// Makes this node's entries exactly the given counts; returns userId, chosen of users present again.
-const RESYNC = `${TOTAL}
+// Makes this node's entries exactly the given counts; returns userId, chosen, version of users present again.
+const RESYNC = `${TOTAL}${VERSION}
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
 local field = 'n:' .. ARGV[1]
@@ -148,6 +167,7 @@ for i = 5, #ARGV, 2 do
   if others == 0 and inGrace == 0 and wasHere == 0 then
     table.insert(out, user)
     table.insert(out, redis.call('HGET', key, 's') or '')
+    table.insert(out, nextVersion(ARGV[4] .. 'version'))
   end
 end
 return out
@@ -200,10 +220,12 @@ function chosenOf (value: unknown): ChosenStatus | null {
   return value === 'away' || value === 'invisible' ? value : null
 }
 
-function pairsOf (reply: unknown): RestoredUser[] {
-  const flat = reply as string[]
+function restoredOf (reply: unknown): RestoredUser[] {
+  const flat = reply as Array<string | number>
   const users: RestoredUser[] = []
-  for (let index = 0; index + 1 < flat.length; index += 2) users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]) })
+  for (let index = 0; index + 2 < flat.length; index += 3) {
+    users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), version: Number(flat[index + 2]) })
+  }
   return users
 }
 
@@ -229,8 +251,8 @@ export class RedisPresenceStore implements PresenceStore {
 
   async attach (userId: string): Promise<AttachResult> {
     const reply = await this.#run(SCRIPTS.attach,
-      [this.#user(userId), this.#sockets(), this.#key('nodes'), this.#key('grace')], [this.#nodeId, userId]) as [number, string]
-    return { wasPresent: Number(reply[0]) === 1, chosen: chosenOf(reply[1]) }
+      [this.#user(userId), this.#sockets(), this.#key('nodes'), this.#key('grace'), this.#key('version')], [this.#nodeId, userId]) as [number, string, number]
+    return { wasPresent: Number(reply[0]) === 1, chosen: chosenOf(reply[1]), version: Number(reply[2]) }
   }
 
   async detach (userId: string, graceDeadline: number): Promise<void> {
@@ -238,8 +260,8 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async setChosen (userId: string, chosen: ChosenStatus | null): Promise<SetChosenResult> {
-    const reply = await this.#run(SCRIPTS.setChosen, [this.#user(userId), this.#key('grace')], [chosen ?? '', userId]) as [number, string, string]
-    return { present: Number(reply[0]) === 1, previous: chosenOf(reply[1]), chosen: chosenOf(reply[2]) }
+    const reply = await this.#run(SCRIPTS.setChosen, [this.#user(userId), this.#key('grace'), this.#key('version')], [chosen ?? '', userId]) as [number, string, string, number]
+    return { present: Number(reply[0]) === 1, previous: chosenOf(reply[1]), chosen: chosenOf(reply[2]), version: Number(reply[3]) }
   }
 
   async read (userIds: string[]): Promise<Map<string, StoredPresence>> {
@@ -266,10 +288,10 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async expireDue (now: number, limit: number): Promise<ExpiredUser[]> {
-    const flat = await this.#run(SCRIPTS.expire, [this.#key('grace')], [now, limit, this.#scriptPrefix]) as string[]
+    const flat = await this.#run(SCRIPTS.expire, [this.#key('grace')], [now, limit, this.#scriptPrefix]) as Array<string | number>
     const users: ExpiredUser[] = []
-    for (let index = 0; index + 2 < flat.length; index += 3) {
-      users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), at: Number(flat[index + 2]) })
+    for (let index = 0; index + 3 < flat.length; index += 4) {
+      users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), at: Number(flat[index + 2]), version: Number(flat[index + 3]) })
     }
     return users
   }
@@ -287,7 +309,7 @@ export class RedisPresenceStore implements PresenceStore {
     for (const [userId, count] of localCounts) if (count > 0) args.push(userId, count)
     const reply = await this.#run(SCRIPTS.resync,
       [this.#key(`node:${this.#nodeId}`), this.#sockets(), this.#key('nodes'), this.#key('grace')], args)
-    return pairsOf(reply)
+    return restoredOf(reply)
   }
 
   async leave (graceDeadline: number): Promise<void> {

@@ -9,10 +9,18 @@ export interface StoredPresence {
   chosen: ChosenStatus | null
 }
 
+/**
+ * Every change of a user's presence takes a version from the store, in the same atomic step as the
+ * change: larger is later. Pushes of one user made on different nodes can reach a node in either order;
+ * the version lets it drop the one that is out of date.
+ */
+export type PresenceVersion = number
+
 export interface AttachResult {
   /** True when the user already had a socket open on some node or was inside the grace period. */
   wasPresent: boolean
   chosen: ChosenStatus | null
+  version: PresenceVersion
 }
 
 export interface SetChosenResult {
@@ -20,6 +28,7 @@ export interface SetChosenResult {
   previous: ChosenStatus | null
   /** The choice now stored (away is not stored for a user who is not present). */
   chosen: ChosenStatus | null
+  version: PresenceVersion
 }
 
 /** A user whose grace ran out without a reconnect: offline now. `chosen` is what they had chosen. */
@@ -28,12 +37,14 @@ export interface ExpiredUser {
   chosen: ChosenStatus | null
   /** When the grace ended (ms since the epoch): the user's last seen. */
   at: number
+  version: PresenceVersion
 }
 
 /** Users who became present again when a node re-asserted its sockets (after being taken for dead). */
 export interface RestoredUser {
   userId: string
   chosen: ChosenStatus | null
+  version: PresenceVersion
 }
 
 /**

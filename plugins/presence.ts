@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Connection } from './connection.js'
 import { MemoryPresenceStore } from './presence-memory.js'
 import { RedisPresenceStore } from './presence-redis.js'
-import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceStore } from './presence-store.js'
+import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceStore, type PresenceVersion } from './presence-store.js'
 
 export type { PresenceStatus } from './presence-store.js'
 
@@ -62,8 +62,8 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
   /** Sockets of each user attached on this node. */
   const localCounts = new Map<string, number>()
   const attached = new WeakSet<Connection>()
-  /** Users whose status changed and is not pushed yet: the latest status wins. */
-  const pending = new Map<string, PresenceInfo>()
+  /** Users whose status changed and is not pushed yet: the latest change (by version) wins. */
+  const pending = new Map<string, { info: PresenceInfo, version: PresenceVersion }>()
   let flushTimer: NodeJS.Timeout | null = null
   let flushing: Promise<void> = Promise.resolve()
   let closing = false
@@ -72,8 +72,11 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
 
   const graceDeadline = (): number => Date.now() + config.presenceGraceMs
 
-  function queuePush (userId: string, info: PresenceInfo): void {
-    pending.set(userId, info)
+  function queuePush (userId: string, info: PresenceInfo, version: PresenceVersion): void {
+    // Store calls answer in any order: a change older than the one already queued is out of date.
+    const queued = pending.get(userId)
+    if (queued !== undefined && queued.version > version) return
+    pending.set(userId, { info, version })
     if (flushTimer === null && !closing) {
       flushTimer = setTimeout(() => {
         flushTimer = null
@@ -98,13 +101,15 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       }
       return size
     }
-    await inBatches(batch, 64, async ([userId, info]) => {
+    await inBatches(batch, 64, async ([userId, { info, version }]) => {
       try {
         const frame = JSON.stringify({ event: 'presence', data: { userId, status: info.status, lastSeen: info.lastSeen } })
         const roomIds = await rooms.roomIdsOf(userId)
+        // Another node may push a later change of this user first: every node keeps the latest version.
+        const ordered = { version: { key: `presence:${userId}`, version } }
         await Promise.all(roomIds.map(async (roomId) => {
           if (await sizeOf(roomId) > config.presenceFanoutMaxMembers) return
-          await hub.publishRoom(roomId, frame)
+          await hub.publishRoom(roomId, frame, ordered)
         }))
       } catch (error) {
         log.warn({ err: error, userId }, 'presence push failed')
@@ -112,9 +117,9 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     })
   }
 
-  async function stampOffline (userId: string, at: number): Promise<void> {
+  async function stampOffline (userId: string, at: number, version: PresenceVersion): Promise<void> {
     const lastSeen = new Date(at)
-    queuePush(userId, { status: 'offline', lastSeen: lastSeen.toISOString() })
+    queuePush(userId, { status: 'offline', lastSeen: lastSeen.toISOString() }, version)
     try {
       await users.touchLastSeen(userId, lastSeen)
     } catch (error) {
@@ -132,9 +137,9 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     attached.add(connection)
     localCounts.set(user.id, (localCounts.get(user.id) ?? 0) + 1)
     try {
-      const { wasPresent, chosen } = await store.attach(user.id)
+      const { wasPresent, chosen, version } = await store.attach(user.id)
       const status = shownStatus(true, chosen)
-      if (!wasPresent && status !== 'offline') queuePush(user.id, { status, lastSeen: null })
+      if (!wasPresent && status !== 'offline') queuePush(user.id, { status, lastSeen: null }, version)
     } catch (error) {
       needsResync = true
       log.warn({ err: error, userId: user.id }, 'presence: attach failed, written back at the next heartbeat')
@@ -188,17 +193,17 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
 
     async set (user, status) {
       const userId = typeof user === 'string' ? user : user.id
-      const { present, previous, chosen } = await store.setChosen(userId, chosenFor(status))
+      const { present, previous, chosen, version } = await store.setChosen(userId, chosenFor(status))
       const before = shownStatus(present, previous)
       const after = shownStatus(present, chosen)
       if (after === 'offline') {
         if (before === 'offline') return (await service.statusOf([userId])).get(userId) as PresenceInfo
         // Going invisible looks like leaving: others see offline, last seen now.
         const at = Date.now()
-        await stampOffline(userId, at)
+        await stampOffline(userId, at, version)
         return { status: 'offline', lastSeen: new Date(at).toISOString() }
       }
-      if (before !== after) queuePush(userId, { status: after, lastSeen: null })
+      if (before !== after) queuePush(userId, { status: after, lastSeen: null }, version)
       return { status: after, lastSeen: null }
     },
   }
@@ -213,7 +218,7 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       for (;;) {
         const expired = await store.expireDue(Date.now(), EXPIRE_BATCH)
         const visible = expired.filter((user) => user.chosen !== 'invisible')
-        await inBatches(visible, TOUCH_CONCURRENCY, (user) => stampOffline(user.userId, Math.min(user.at, Date.now())))
+        await inBatches(visible, TOUCH_CONCURRENCY, (user) => stampOffline(user.userId, Math.min(user.at, Date.now()), user.version))
         if (expired.length < EXPIRE_BATCH) break
       }
     } catch (error) {
@@ -232,9 +237,9 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
         ? await store.resync(localCountsSnapshot(), graceDeadline())
         : await store.heartbeat(localCountsSnapshot(), graceDeadline())
       needsResync = false
-      for (const { userId, chosen } of restored) {
+      for (const { userId, chosen, version } of restored) {
         const status = shownStatus(true, chosen)
-        if (status !== 'offline') queuePush(userId, { status, lastSeen: null })
+        if (status !== 'offline') queuePush(userId, { status, lastSeen: null }, version)
       }
     } catch (error) {
       log.warn({ err: error }, 'presence: heartbeat failed')

@@ -118,4 +118,31 @@ t.test('presence across nodes', { skip }, async (t) => {
     await alice.client.next(presenceOf(bobId, 'offline'), GRACE + 5000)
     await disconnect(alice)
   })
+
+  t.test('a push older than one already delivered is dropped, where it arrives and where it was made', async (t) => {
+    // The race this guards: a grace ends on node A (offline) while the user reconnects to node B (online),
+    // and A's push is slower. Here the late pushes are made by hand, with a version older than the real one.
+    const alice = await connectAs(a, uid('alice'))
+    const carolId = uid('carol')
+    const bobId = uid('bob')
+    const roomId = await createGroup(alice, [bobId, carolId])
+    const carol = await connectAs(b, carolId)
+    const bob = await connectAs(a, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    await carol.client.next(presenceOf(bobId, 'online'))
+    const redis = a.app.chat.scope.chatRedis
+    if (redis === null) throw new Error('the cluster has Redis')
+    const channel = `${a.app.chat.config.redisPrefix}room:${roomId}`
+    const key = `presence:${bobId}`
+    const pushOf = (status: string): string => JSON.stringify({ event: 'presence', data: { userId: bobId, status, lastSeen: null } })
+    // Versions are Redis microseconds: 1 is older than any real change.
+    await redis.publish(channel, `vghost 1 ${key.length}:${key}${pushOf('offline')}`)
+    await b.app.chat.scope.chatHub.publishRoom(roomId, pushOf('offline'), { version: { key, version: 1 } })
+    t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'node A dropped both late pushes')
+    t.same(await carol.client.collect(50, presenceOf(bobId)), [], 'node B dropped both, its own included')
+    await redis.publish(channel, `vghost ${Number.MAX_SAFE_INTEGER} ${key.length}:${key}${pushOf('away')}`)
+    t.equal((await alice.client.next(presenceOf(bobId))).data?.status, 'away', 'a later push goes through')
+    t.equal((await carol.client.next(presenceOf(bobId))).data?.status, 'away')
+    for (const member of [alice, bob, carol]) await disconnect(member)
+  })
 })
