@@ -28,7 +28,9 @@ export interface StartOptions {
  * "listening at http://…" line. The child is node itself, so its pid is the one to read CPU and RSS of.
  */
 export async function startProcess (script: string, env: Record<string, string>, options: StartOptions = {}): Promise<Started> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script], {
+  // Every target can be told to collect its garbage (SIGWINCH), for the idle scenario's RSS readings.
+  const gcOnSignal = ['--expose-gc', '--import', 'tsx', '--import', './bench/gc-on-signal.ts']
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...gcOnSignal, script], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -418,25 +418,25 @@ async function durable (config: DurableConfig): Promise<DurableResult> {
 }
 
 /**
- * RSS once the process has settled: V8's memory reducer gives back, some seconds after a busy phase
- * and in steps, the heap that connecting grew (measured here: about 12 s and 24 s after the last
- * connection); before that, RSS says more about the garbage collector than about the sockets. Reads
- * every second until RSS has moved less than 1% for 8 s, at most `limitMs`; returns the last reading.
+ * RSS after a full garbage collection in every target (SIGWINCH, see gc-on-signal.ts). Left to itself,
+ * V8 gives back the heap that a busy phase grew in steps, some seconds later or not at all within a
+ * minute, and the same server read anywhere from 4 to 25 KiB per socket depending on when it did. Collects
+ * and reads once a second until two readings agree within 1% (at most `limitMs`); returns the last one.
  */
-async function settledRss (pids: number[], limitMs: number): Promise<number> {
+async function rssAfterGc (pids: number[], limitMs: number): Promise<number> {
   const until = performance.now() + limitMs
-  let last = rssOf(pids)
-  let stableSince = performance.now()
-  const trace: number[] = [last]
+  const trace: number[] = []
+  let last = Number.NaN
   while (performance.now() < until) {
+    for (const pid of pids) process.kill(pid, 'SIGWINCH')
     await sleep(1000)
     const now = rssOf(pids)
     trace.push(now)
-    if (Math.abs(now - last) > last * 0.01) stableSince = performance.now()
+    const agrees = Math.abs(now - last) <= last * 0.01
     last = now
-    if (performance.now() - stableSince >= 8000 && performance.now() - (until - limitMs) >= 14_000) break
+    if (agrees) break
   }
-  log(`RSS MiB, one reading a second: ${trace.map((value) => round(value / 1048576, 1)).join(' ')}`)
+  log(`RSS MiB after a full GC, one reading a second: ${trace.map((value) => round(value / 1048576, 1)).join(' ')}`)
   return last
 }
 
@@ -448,7 +448,7 @@ async function idle (config: IdleConfig): Promise<IdleResult> {
   const warm = await pool(Array.from({ length: Math.min(200, config.sockets) }, (_, index) => `${config.tag}-w${index}`), config.concurrency,
     async (id, index) => await connectWithRetry(protocol, config.urls[index % config.urls.length] as string, id, token(id)))
   for (const peer of warm) peer.close()
-  const baselineRss = await settledRss(config.pids, config.settleMs)
+  const baselineRss = await rssAfterGc(config.pids, config.settleMs)
   const cpuBefore = cpuOf(config.pids)
   const started = performance.now()
   const ids = Array.from({ length: config.sockets }, (_, index) => `${config.tag}-i${index}`)
@@ -456,7 +456,7 @@ async function idle (config: IdleConfig): Promise<IdleResult> {
   const connectSeconds = (performance.now() - started) / 1000
   const cpu = cpuOf(config.pids) - cpuBefore
   log(`${peers.length} sockets connected in ${round(connectSeconds, 1)} s`)
-  const rss = await settledRss(config.pids, config.settleMs)
+  const rss = await rssAfterGc(config.pids, config.settleMs)
   const connected = peers.filter((peer) => peer.socket.readyState === peer.socket.OPEN).length
   for (const peer of peers) peer.close()
   return {

@@ -58,7 +58,7 @@ const FANOUT = {
   contentLength: 100,
 }
 const DURABLE = { rooms: 100, inFlight: 4, warmMs: 1000, durationMs: quick ? 3000 : 10_000, contentLength: 100 }
-const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 32_000 }
+const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 15_000 }
 
 const BENCH_LIMITS = benchLimits()
 
