@@ -116,6 +116,8 @@ interface RoomCursor {
 const OPEN = 1
 const SYNC_BATCH = 500
 const MAX_TIMER_MS = 2_147_483_647
+/** Changes whose ack says where they landed in the room (their push goes to the other sockets only). */
+const OWN_CHANGES = new Set(['message.edit', 'message.delete', 'reaction.add', 'reaction.remove'])
 /** Close code the client reports for a socket it gave up on itself (no session.ready, no pong). */
 export const CLIENT_GAVE_UP = 4000
 
@@ -327,11 +329,11 @@ export class ChatClient {
     })
   }
 
-  editMessage (messageId: string, content: string): Promise<{ message: Message }> {
+  editMessage (messageId: string, content: string): Promise<Requests['message.edit']['ack']> {
     return this.request('message.edit', { messageId, content })
   }
 
-  deleteMessage (messageId: string): Promise<Record<string, never>> {
+  deleteMessage (messageId: string): Promise<Requests['message.delete']['ack']> {
     return this.request('message.delete', { messageId })
   }
 
@@ -779,11 +781,7 @@ export class ChatClient {
   private sent (entry: OutboxEntry, ack: { message: Message }): void {
     this.dropFromOutbox(entry)
     const message = ack.message
-    const room = this.rooms.get(entry.roomId)
-    if (room !== undefined && typeof message?.seq === 'number' && message.seq > room.cursor) {
-      room.ahead.add(message.seq)
-      this.advance(entry.roomId, room)
-    }
+    if (typeof message?.seq === 'number') this.ownEvent(entry.roomId, message.seq)
     entry.resolve(ack)
   }
 
@@ -804,7 +802,18 @@ export class ChatClient {
       if (typeof room?.id === 'string' && typeof room.lastSeq === 'number') this.track(room.id, room.lastSeq)
     } else if ((event === 'room.leave' || event === 'room.delete') && typeof data?.roomId === 'string') {
       this.rooms.delete(data.roomId)
+    } else if (OWN_CHANGES.has(event) && typeof ack.roomId === 'string' && typeof ack.seq === 'number') {
+      // An edit, a deletion or a reaction of this client: its push went to the other sockets only.
+      this.ownEvent(ack.roomId, ack.seq)
     }
+  }
+
+  /** A seq this client wrote itself and will not get as a push: the cursor moves over it when it gets there. */
+  private ownEvent (roomId: string, seq: number): void {
+    const room = this.rooms.get(roomId)
+    if (room === undefined || seq <= room.cursor) return
+    room.ahead.add(seq)
+    this.advance(roomId, room)
   }
 
   // Cursors, gaps and sync

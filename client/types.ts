@@ -43,6 +43,12 @@ export interface Message {
   createdAt: string
 }
 
+/** Where a change (edit, delete, reaction) landed in its room's log: the acting socket's ack carries it. */
+export interface EventPlace {
+  roomId: string
+  seq: number
+}
+
 export interface Room {
   id: string
   type: RoomType
@@ -183,10 +189,10 @@ export interface HistoryPage {
 /** Every client request: its `data` and the data of its ack. */
 export interface Requests {
   'message.send': { data: { roomId: string, content: string } & SendOptions, ack: { message: Message } }
-  'message.edit': { data: { messageId: string, content: string }, ack: { message: Message } }
-  'message.delete': { data: { messageId: string }, ack: Record<string, never> }
-  'reaction.add': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } }
-  'reaction.remove': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } }
+  'message.edit': { data: { messageId: string, content: string }, ack: { message: Message } & EventPlace }
+  'message.delete': { data: { messageId: string }, ack: Partial<EventPlace> }
+  'reaction.add': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } & Partial<EventPlace> }
+  'reaction.remove': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } & Partial<EventPlace> }
   'history.fetch': { data: { roomId: string } & HistoryPage, ack: { messages: Message[], hasMore: boolean } }
   'message.read': { data: { roomId: string, seq: number }, ack: { lastReadSeq: number, unreadCount: number } }
   'sync': { data: { cursors: Array<{ roomId: string, seq: number }> }, ack: { rooms: SyncRoom[] } }

@@ -44,8 +44,16 @@ export const SyncInput = Type.Object({
 }, { additionalProperties: false })
 
 export const MessageReply = Type.Object({ message: MessageSchema })
+// Where a change landed in its room's log: the acting socket gets the ack instead of the push, and its
+// cursor moves over this seq as over its own send's (absent when the change wrote nothing).
+const eventPlace = {
+  roomId: Type.String({ description: 'the room of the event the change wrote' }),
+  seq: Type.Integer({ description: 'the room seq of that event (its push went to every other socket)' }),
+}
+export const EditReply = Type.Object({ message: MessageSchema, ...eventPlace })
+export const DeleteReply = Type.Object({ roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) })
 export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), hasMore: Type.Boolean() })
-export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema) })
+export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) })
 export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer() })
 export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })
 export const SyncRoom = Type.Object({

@@ -70,12 +70,26 @@ export interface SyncRoomResult {
   error?: { code: string, message: string }
 }
 
+/** The room and seq of the event a change wrote: the acting socket's ack carries them instead of the push. */
+export interface EventPlace {
+  roomId: string
+  seq: number
+}
+
+function placeOf (events: RoomEvent[]): Partial<EventPlace> {
+  const event = events[0]
+  return event === undefined ? {} : { roomId: event.roomId, seq: event.seq }
+}
+
 export interface MessagingService {
   /** `messageJson` is the message as serialized for its push, when this send wrote it (acks reuse it). */
   send (user: ChatUser, input: SendInput, options?: SendOptions): Promise<{ message: Message, duplicate: boolean, messageJson?: string }>
-  edit (user: ChatUser, messageId: string, content: string, except?: Connection): Promise<{ message: Message }>
-  remove (user: ChatUser, messageId: string, except?: Connection): Promise<void>
-  react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions }>
+  /** The edited message, and where the edit landed in the room's log. */
+  edit (user: ChatUser, messageId: string, content: string, except?: Connection): Promise<{ message: Message } & EventPlace>
+  /** Where the deletion landed in the room's log; nothing when the message was already deleted. */
+  remove (user: ChatUser, messageId: string, except?: Connection): Promise<Partial<EventPlace>>
+  /** The message's reactions now, and where the change landed (nothing when nothing changed). */
+  react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions } & Partial<EventPlace>>
   history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number }): Promise<{ messages: Message[], hasMore: boolean }>
   markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number }>
   sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
@@ -327,7 +341,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         return { message, events }
       })
       await roomLog.publish(events, except)
-      return { message }
+      const event = events[0] as RoomEvent
+      return { message, roomId: event.roomId, seq: event.seq }
     },
 
     async remove (user, messageId, except) {
@@ -346,6 +361,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         return await roomLog.append(tx, row.roomId, [{ event: 'message.deleted', data: { messageId } }])
       })
       await roomLog.publish(events, except)
+      return placeOf(events)
     },
 
     async react (user, messageId, emoji, add, except) {
@@ -364,7 +380,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         return { list, events }
       })
       await roomLog.publish(events, except)
-      return { reactions: list }
+      return { reactions: list, ...placeOf(events) }
     },
 
     async history (user, roomId, page) {

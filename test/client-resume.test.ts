@@ -100,6 +100,25 @@ t.test('a gap in the pushes triggers sync, which pages through hasMore', async (
   t.equal(news.length, 422)
 })
 
+t.test('the client\'s own edits, reactions and deletions move its cursor: no sync for the seqs it did not get pushed', async (t) => {
+  const { alice, bob, roomId } = await pair(t)
+  const synced = record(alice, 'synced')
+  const news = record(alice, 'message.new')
+  const [mine] = await sendAll(alice, roomId, ['mine'])
+  const id = mine?.id as string
+  const edited = await alice.editMessage(id, 'mine, edited')
+  const reacted = await alice.react(id, '👍')
+  const deleted = await alice.deleteMessage(id)
+  t.same([edited.seq, reacted.seq, deleted.seq], [2, 3, 4], 'each ack says where its change landed')
+  t.equal(alice.cursor(roomId), 4, 'and the cursor moved over them')
+  await sendAll(bob, roomId, ['from bob'])
+  await until('alice gets bob\'s message', () => news.length === 1)
+  t.equal(news[0]?.seq, 5)
+  t.equal(alice.cursor(roomId), 5)
+  await sleep(100)
+  t.same(synced, [], 'no gap seen, so no sync')
+})
+
 t.test('a cursor beyond the retained events gets resync instead of events', async (t) => {
   const short = await startNode(t, { options: { eventRetention: 3 } })
   const p = await pair(t, short)

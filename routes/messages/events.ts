@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import { JsonReply } from '../../plugins/gateway.js'
 import {
-  EditInput, HistoryInput, HistoryReply, MessageIdInput, MessageReply, MessageSchema, ReactionInput, ReactionsReply,
+  DeleteReply, EditInput, EditReply, HistoryInput, HistoryReply, MessageIdInput, MessageReply, MessageSchema, ReactionInput, ReactionsReply,
   ReactionSchema, ReadInput, ReadReply, SendInput, SyncInput, SyncReply, Uuid,
 } from '../../plugins/message-schemas.js'
 
@@ -23,28 +23,25 @@ export default async function messageEvents (app: FastifyInstance): Promise<void
     },
   })
   gateway.on('message.edit', {
-    summary: 'Edits a message (sender only).',
+    summary: 'Edits a message (sender only); the ack says where the edit landed in the room (roomId, seq).',
     schema: EditInput,
-    ack: MessageReply,
+    ack: EditReply,
     handler: (ctx, data) => messaging.edit(ctx.user, data.messageId, data.content, ctx.connection),
   })
   gateway.on('message.delete', {
-    summary: 'Deletes a message (sender, or MODERATOR and above); it keeps its seq and loses its content.',
+    summary: 'Deletes a message (sender, or MODERATOR and above); it keeps its seq and loses its content. The ack says where the deletion landed (roomId, seq; nothing if it was already deleted).',
     schema: MessageIdInput,
-    ack: Type.Object({}),
-    handler: async (ctx, data) => {
-      await messaging.remove(ctx.user, data.messageId, ctx.connection)
-      return {}
-    },
+    ack: DeleteReply,
+    handler: (ctx, data) => messaging.remove(ctx.user, data.messageId, ctx.connection),
   })
   gateway.on('reaction.add', {
-    summary: 'Adds a reaction.',
+    summary: 'Adds a reaction; when something changed, the ack says where it landed in the room (roomId, seq).',
     schema: ReactionInput,
     ack: ReactionsReply,
     handler: (ctx, data) => messaging.react(ctx.user, data.messageId, data.emoji, true, ctx.connection),
   })
   gateway.on('reaction.remove', {
-    summary: 'Removes a reaction.',
+    summary: 'Removes a reaction; when something changed, the ack says where it landed in the room (roomId, seq).',
     schema: ReactionInput,
     ack: ReactionsReply,
     handler: (ctx, data) => messaging.react(ctx.user, data.messageId, data.emoji, false, ctx.connection),

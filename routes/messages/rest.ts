@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { Emoji, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../plugins/message-schemas.js'
+import { EditReply, Emoji, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../plugins/message-schemas.js'
 import type { ChatUser } from '../../plugins/connection.js'
 
 const security = [{ bearerAuth: [] }]
@@ -40,7 +40,7 @@ export default async function messageRoutes (app: FastifyInstance): Promise<void
   })
 
   app.patch('/messages/:messageId', {
-    schema: { tags, security, summary: 'Edit a message (sender only)', params: MessageParams, body: Type.Object({ content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false }), response: { 200: MessageReply } },
+    schema: { tags, security, summary: 'Edit a message (sender only)', params: MessageParams, body: Type.Object({ content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false }), response: { 200: EditReply } },
   }, async (request) => {
     const { messageId } = request.params as { messageId: string }
     return await messaging.edit(userOf(request), messageId, (request.body as { content: string }).content)
