@@ -50,10 +50,11 @@ const eventPlace = {
   roomId: Type.String({ description: 'the room of the event the change wrote' }),
   seq: Type.Integer({ description: 'the room seq of that event (its push went to every other socket)' }),
 }
+const eventPlaceIfWritten = { roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) }
 export const EditReply = Type.Object({ message: MessageSchema, ...eventPlace })
-export const DeleteReply = Type.Object({ roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) })
+export const DeleteReply = Type.Object(eventPlaceIfWritten)
 export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), hasMore: Type.Boolean() })
-export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) })
+export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), ...eventPlaceIfWritten })
 export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer() })
 export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })
 export const SyncRoom = Type.Object({
