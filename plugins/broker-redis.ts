@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Command, Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './broker-types.js'
 import { reportAsWarning } from './broker-memory.js'
 import { SharedTimeout } from './shared-timeout.js'
@@ -90,7 +90,8 @@ export class RedisBroker implements Broker {
       // A lazy host client connects on its first command, but fail-fast publishes never send one.
       if (options.client.status === 'wait') options.client.connect().catch(() => {})
     } else {
-      // Auto-pipelining: the publishes of one batch of commits (issued in the same tick) leave in one write.
+      // Auto-pipelining for the other users of this connection (the presence store's scripts arrive in
+      // bursts when many sockets connect at once); publishes bypass it (see #publishNow).
       this.client = new Redis(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
       this.#ownsClient = true
       this.#description = redactRedisUrl(options.url)
@@ -125,11 +126,7 @@ export class RedisBroker implements Broker {
    * timed out may still be delivered later; receivers order and deduplicate by the payload's seq.
    */
   async publish (channel: string, payload: string): Promise<void> {
-    this.#assertUsable(this.client, 'publish')
-    const name = this.#upstreamName(channel)
-    const sent = this.#sharded ? this.client.spublish(name, payload) : this.client.publish(name, payload)
-    // Publishes are the hot path (one per room frame): they share timers instead of arming one each.
-    await this.#bounded(sent, 'publish', this.#publishTimeout)
+    await this.#publishNow(this.#sharded ? 'spublish' : 'publish', [this.#upstreamName(channel), payload])
   }
 
   /**
@@ -143,10 +140,25 @@ export class RedisBroker implements Broker {
       await Promise.all(messages.map(([channel, payload]) => this.publish(channel, payload)))
       return
     }
-    this.#assertUsable(this.client, 'publish')
-    const args: string[] = []
+    const args: Array<string | number> = [PUBLISH_MANY, 0]
     for (const [channel, payload] of messages) args.push(this.#upstreamName(channel), payload)
-    await this.#bounded(this.client.eval(PUBLISH_MANY, 0, ...args), 'publish', this.#publishTimeout)
+    await this.#publishNow('eval', args)
+  }
+
+  /**
+   * Writes a publish to the connection now, never auto-pipelined. An auto-pipelined command waits for
+   * setImmediate: after the rest of the tick's I/O callbacks and the socket writes they made (1–5 ms
+   * while a node fans out to hundreds of sockets, measured), a delay every other node would add to its
+   * latency. Written at once, publishes also leave in the order they were made, whatever their kind (a
+   * user control is not overtaken by a room frame published after it).
+   */
+  async #publishNow (name: string, args: Array<string | number>): Promise<void> {
+    this.#assertUsable(this.client, 'publish')
+    // The options the client's own command methods give (keyPrefix: a shard channel is a key).
+    const command = new Command(name, args, { keyPrefix: this.client.options.keyPrefix, replyEncoding: 'utf8' })
+    this.client.sendCommand(command)
+    // Publishes are the hot path (one per room frame): they share timers instead of arming one each.
+    await this.#bounded(command.promise, 'publish', this.#publishTimeout)
   }
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
