@@ -56,6 +56,20 @@ export abstract class Peer {
     else waiter.reject(new Error(error))
   }
 
+  /** Starts reading the target's frames (after the handshake, which reads its own). */
+  attach (): void {
+    this.socket.on('message', (data: RawData) => { this.receive(data as Buffer) })
+  }
+
+  /** One frame of the target: settles an ack or error reply, or hands a push on. */
+  protected abstract receive (raw: Buffer): void
+
+  /** A push: a room message (counted as a delivery) or anything else. */
+  protected pushed (raw: Buffer, isMessage: boolean): void {
+    if (isMessage) this.onPush?.(raw)
+    else this.onOther?.(raw)
+  }
+
   close (): void {
     this.socket.terminate()
   }
@@ -102,19 +116,15 @@ const ERROR_E = 'e'.charCodeAt(0)
 const MESSAGE_M = 'm'.charCodeAt(0)
 
 class ChatPeer extends Peer {
-  attach (): void {
-    this.socket.on('message', (data: RawData) => {
-      const raw = data as Buffer
-      const first = raw[EVENT_AT]
-      if (first === ACK_A || first === ERROR_E) {
-        const frame = JSON.parse(raw.toString()) as { event: string, id?: string, error?: { code?: string } }
-        if (frame.id !== undefined) this.settle(Number(frame.id), frame.event === 'ack' ? null : frame.error?.code ?? 'error')
-        return
-      }
-      // {"event":"message.new",…}: byte 10 is its "m" (message.updated and .deleted are not sent here).
-      if (first === MESSAGE_M) this.onPush?.(raw)
-      else this.onOther?.(raw)
-    })
+  protected receive (raw: Buffer): void {
+    const first = raw[EVENT_AT]
+    if (first === ACK_A || first === ERROR_E) {
+      const frame = JSON.parse(raw.toString()) as { event: string, id?: string, error?: { code?: string } }
+      if (frame.id !== undefined) this.settle(Number(frame.id), frame.event === 'ack' ? null : frame.error?.code ?? 'error')
+      return
+    }
+    // {"event":"message.new",…}: byte 10 is its "m" (message.updated and .deleted are not sent here).
+    this.pushed(raw, first === MESSAGE_M)
   }
 
   requestData (event: string, data: unknown): Promise<Record<string, unknown>> {
@@ -181,33 +191,29 @@ const SIO_EVENT = '2'.charCodeAt(0)
 const SIO_ACK = '3'.charCodeAt(0)
 
 class SocketIoPeer extends Peer {
-  attach (): void {
-    this.socket.on('message', (data: RawData) => {
-      const raw = data as Buffer
-      const type = raw[0]
-      if (type === EIO_PING) {
-        this.socket.send('3')
-        return
-      }
-      if (type !== EIO_MESSAGE) return
-      const packet = raw[1]
-      if (packet === SIO_EVENT) {
-        // 42["message",…]: the byte after 42[" is the event's first letter.
-        if (raw[4] === MESSAGE_M) this.onPush?.(raw)
-        else this.onOther?.(raw)
-        return
-      }
-      if (packet !== SIO_ACK) return
-      let index = 2
-      let id = 0
-      for (; index < raw.length; index += 1) {
-        const digit = (raw[index] as number) - DIGIT_ZERO
-        if (digit < 0 || digit > 9) break
-        id = id * 10 + digit
-      }
-      // 43<id>[{"message":…}], [{"ok":true}] or [{"error":"…"}]
-      this.settle(id, raw[index + 3] === ERROR_E ? raw.toString('utf8', index) : null)
-    })
+  protected receive (raw: Buffer): void {
+    const type = raw[0]
+    if (type === EIO_PING) {
+      this.socket.send('3')
+      return
+    }
+    if (type !== EIO_MESSAGE) return
+    const packet = raw[1]
+    if (packet === SIO_EVENT) {
+      // 42["message",…]: the byte after 42[" is the event's first letter.
+      this.pushed(raw, raw[4] === MESSAGE_M)
+      return
+    }
+    if (packet !== SIO_ACK) return
+    let index = 2
+    let id = 0
+    for (; index < raw.length; index += 1) {
+      const digit = (raw[index] as number) - DIGIT_ZERO
+      if (digit < 0 || digit > 9) break
+      id = id * 10 + digit
+    }
+    // 43<id>[{"message":…}], [{"ok":true}] or [{"error":"…"}]
+    this.settle(id, raw[index + 3] === ERROR_E ? raw.toString('utf8', index) : null)
   }
 
   emit (event: string, data: unknown): Promise<void> {
@@ -253,18 +259,14 @@ export const socketIoProtocol: Protocol = {
 // ---- raw ws relay --------------------------------------------------------------------------------
 
 class RelayPeer extends Peer {
-  attach (): void {
-    this.socket.on('message', (data: RawData) => {
-      const raw = data as Buffer
-      if (raw[0] === BRACE && raw[EVENT_AT] === ACK_A) {
-        // {"event":"ack","id":"<n>"}
-        const start = raw.indexOf('"id":"') + 6
-        this.settle(Number(raw.toString('latin1', start, raw.indexOf('"', start))), null)
-        return
-      }
-      if (raw[EVENT_AT] === MESSAGE_M) this.onPush?.(raw)
-      else this.onOther?.(raw)
-    })
+  protected receive (raw: Buffer): void {
+    if (raw[0] === BRACE && raw[EVENT_AT] === ACK_A) {
+      // {"event":"ack","id":"<n>"}
+      const start = raw.indexOf('"id":"') + 6
+      this.settle(Number(raw.toString('latin1', start, raw.indexOf('"', start))), null)
+      return
+    }
+    this.pushed(raw, raw[EVENT_AT] === MESSAGE_M)
   }
 
   join (room: string): Promise<void> {

@@ -35,6 +35,7 @@ export interface EventDefinition<S extends TSchema = TSchema> {
   rateClass?: RateClass
   /** Events a socket may send before it is authenticated (auth, ping). */
   public?: boolean
+  /** Its result is the ack's data; nothing (undefined) acks `{}`. */
   handler: (ctx: EventContext, data: Static<S>) => unknown
 }
 

@@ -163,7 +163,6 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     async handler (ctx, data) {
       await rooms().requireMember(data.roomId, ctx.user.id)
       await start(ctx.connection, data.roomId, ctx.user.id)
-      return {}
     },
   })
 
@@ -175,7 +174,6 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     async handler (ctx, data) {
       await rooms().requireMember(data.roomId, ctx.user.id)
       end(keyOf(data.roomId, ctx.user.id), ctx.connection)
-      return {}
     },
   })
 

@@ -77,11 +77,10 @@ async function assertRoundTrip (t: Test, handle: DatabaseHandle): Promise<void> 
   )
 }
 
-t.test('migrations apply to an empty Postgres database, twice without harm', { skip: noPostgres }, async (t) => {
-  const url = await createScratchDatabase(t, server!)
-  const handle = await openDatabase(url)
+/** An empty database of `driver` migrates, a second run applies nothing, and rows go in and out. */
+async function assertMigratesTwice (t: Test, handle: DatabaseHandle, driver: DatabaseHandle['driver']): Promise<void> {
   t.teardown(() => handle.close())
-  t.equal(handle.driver, 'postgres')
+  t.equal(handle.driver, driver)
   t.same(await tablesIn(handle, 'chat'), [], 'starts empty')
   await migrateDatabase(handle)
   await assertMigrated(t, handle)
@@ -89,19 +88,14 @@ t.test('migrations apply to an empty Postgres database, twice without harm', { s
   t.equal(await appliedMigrations(handle), MIGRATIONS, 'a second run applies nothing')
   await assertRoundTrip(t, handle)
   await handle.ping()
+}
+
+t.test('migrations apply to an empty Postgres database, twice without harm', { skip: noPostgres }, async (t) => {
+  await assertMigratesTwice(t, await openDatabase(await createScratchDatabase(t, server!)), 'postgres')
 })
 
 t.test('migrations apply to in-memory PGlite', async (t) => {
-  const handle = await openDatabase('memory://')
-  t.teardown(() => handle.close())
-  t.equal(handle.driver, 'pglite')
-  t.same(await tablesIn(handle, 'chat'), [], 'starts empty')
-  await migrateDatabase(handle)
-  await assertMigrated(t, handle)
-  await migrateDatabase(handle)
-  t.equal(await appliedMigrations(handle), MIGRATIONS, 'a second run applies nothing')
-  await assertRoundTrip(t, handle)
-  await handle.ping()
+  await assertMigratesTwice(t, await openDatabase('memory://'), 'pglite')
 })
 
 t.test('a PGlite directory opens twice in a row and keeps its data', async (t) => {

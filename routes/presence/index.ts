@@ -25,7 +25,6 @@ export default async function presenceRoutes (app: FastifyInstance): Promise<voi
     ack: Type.Object({}),
     async handler (ctx, data) {
       await presence.set(ctx.user, data.status)
-      return {}
     },
   })
 

@@ -48,10 +48,7 @@ export function registerRoomEvents (app: FastifyInstance): void {
     summary: 'Leaves a room. The OWNER hands over first unless alone (then the room is deleted).',
     schema: RoomRef,
     ack: Empty,
-    handler: async (ctx, data) => {
-      await rooms.leave(actorOf(ctx), data.roomId)
-      return {}
-    },
+    handler: async (ctx, data) => { await rooms.leave(actorOf(ctx), data.roomId) },
   })
 
   gateway.on('room.update', {
@@ -68,10 +65,7 @@ export function registerRoomEvents (app: FastifyInstance): void {
     summary: 'Deletes the room with its messages (OWNER).',
     schema: RoomRef,
     ack: Empty,
-    handler: async (ctx, data) => {
-      await rooms.delete(actorOf(ctx), data.roomId)
-      return {}
-    },
+    handler: async (ctx, data) => { await rooms.delete(actorOf(ctx), data.roomId) },
   })
 
   gateway.on('room.members', {
@@ -92,10 +86,7 @@ export function registerRoomEvents (app: FastifyInstance): void {
     summary: 'Removes a member of a strictly lower role (kick); your own id leaves.',
     schema: Type.Object({ roomId: RoomId, userId: UserId }, { additionalProperties: false }),
     ack: Empty,
-    handler: async (ctx, data) => {
-      await rooms.removeMember(actorOf(ctx), data.roomId, data.userId)
-      return {}
-    },
+    handler: async (ctx, data) => { await rooms.removeMember(actorOf(ctx), data.roomId, data.userId) },
   })
 
   gateway.on('room.member.role', {
