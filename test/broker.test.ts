@@ -1,8 +1,5 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
-import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { MemoryBroker } from '../plugins/broker-memory.js'
@@ -10,6 +7,7 @@ import { RedisBroker } from '../plugins/broker-redis.js'
 import { brokerPlugin } from '../plugins/broker.js'
 import { configPlugin, resolveConfig } from '../plugins/config.js'
 import type { Broker, BrokerHandler } from '../plugins/broker-types.js'
+import { freePort, RedisServer } from './fixtures/redis-server.js'
 
 /** What the helpers need of a test: a place to register cleanup. */
 interface Tap {
@@ -291,9 +289,8 @@ t.test('sharded pub/sub delivers between two brokers', async (t) => {
 })
 
 t.test('Redis restart: fail fast while down, resubscribe and announce after', async (t) => {
-  const port = await freePort()
-  const url = `redis://127.0.0.1:${port}`
-  let server = await startRedis(t, port)
+  const server = await RedisServer.start(t)
+  const url = server.url
 
   const [a, b] = await redisBrokers(t, 2, { url })
   if (a === undefined || b === undefined) throw new Error('unreachable')
@@ -315,8 +312,7 @@ t.test('Redis restart: fail fast while down, resubscribe and announce after', as
   t.same(payloads, ['before'])
   t.equal(reconnects, 0, 'the first connect is not a reconnect')
 
-  server.kill('SIGKILL')
-  await once(server, 'exit')
+  await server.stop()
   let started = Date.now()
   await t.rejects(a.publish('room:r', 'lost'), { code: 'UNAVAILABLE' }, 'publish refuses while down')
   t.ok(Date.now() - started < 1500, `publish failed fast (${Date.now() - started} ms)`)
@@ -330,7 +326,7 @@ t.test('Redis restart: fail fast while down, resubscribe and announce after', as
   t.same(b.subscribedChannels().sort(), ['room:gone', 'room:r'], 'kept for the reconnect, room:gone still upstream')
 
   const reconnected = nextReconnect()
-  server = await startRedis(t, port)
+  await server.restart()
   await within(reconnected, 10000, 'onReconnect')
   t.equal(reconnects, 1, 'onReconnect fired once')
   const watcher = await observer(t, url)
@@ -437,30 +433,6 @@ function prefixOf (broker: Broker): string {
   const prefix = prefixes.get(broker)
   if (prefix === undefined) throw new Error('a broker not made by redisBrokers()')
   return prefix
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
-
-async function startRedis (t: Tap, port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: 0 })
-  probe.on('error', () => {})
-  try {
-    await eventually(async () => { await probe.ping() }, 5000)
-  } finally {
-    probe.disconnect()
-  }
-  return child
 }
 
 async function eventually (attempt: () => Promise<unknown>, timeoutMs: number): Promise<void> {

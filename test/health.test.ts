@@ -1,11 +1,10 @@
 import t from 'tap'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import postgres from 'postgres'
 import { startNode } from './fixtures/server.js'
 import { TestClient } from './fixtures/ws-client.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
+import { hasRedisServer, RedisServer } from './fixtures/redis-server.js'
 
 interface Ready { status: string, down: string[] }
 
@@ -24,47 +23,6 @@ async function readyBecomes (httpUrl: string, status: number, timeoutMs = 15000)
   }
 }
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0))
-    })
-  })
-}
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
-
-/** A throwaway redis-server of this test's own, without persistence, that the test can kill. */
-async function startRedis (port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  await new Promise<void>((resolve, reject) => {
-    let output = ''
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 10000)
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      if (/ready to accept connections/i.test(output)) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    child.once('exit', () => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited:\n${output}`))
-    })
-  })
-  return child
-}
-
-async function kill (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  child.kill('SIGKILL')
-  await exited
-}
-
 t.test('/health answers without asking anything', async (t) => {
   const node = await startNode(t, { redis: null })
   const response = await fetch(`${node.httpUrl}/health`)
@@ -79,19 +37,17 @@ t.test('/ready is 200 when the database and the broker answer', async (t) => {
   t.same(answer.body, { status: 'ok', down: [] })
 })
 
-t.test('/ready turns 503 naming the broker while Redis is down, and 200 once it is back', { skip: !hasRedisServer && 'no redis-server binary' }, async (t) => {
-  const port = await freePort()
-  let redis = await startRedis(port)
-  t.teardown(() => kill(redis))
-  const node = await startNode(t, { redis: `redis://127.0.0.1:${port}` })
+t.test('/ready turns 503 naming the broker while Redis is down, and 200 once it is back', { skip: !hasRedisServer() && 'no redis-server binary' }, async (t) => {
+  const redis = await RedisServer.start(t)
+  const node = await startNode(t, { redis: redis.url })
   t.equal((await ready(node.httpUrl)).status, 200, 'up')
 
-  await kill(redis)
+  await redis.stop()
   const down = await readyBecomes(node.httpUrl, 503)
   t.equal(down.status, 503, 'Redis killed: not ready')
   t.same(down.body, { status: 'unavailable', down: ['broker'] }, 'names the broker, not the database')
 
-  redis = await startRedis(port)
+  await redis.restart()
   const back = await readyBecomes(node.httpUrl, 200)
   t.equal(back.status, 200, 'Redis back: ready again')
   t.same(back.body.down, [])
