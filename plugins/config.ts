@@ -65,7 +65,7 @@ export const ChatOptionsSchema = Type.Object({
   }, { additionalProperties: false, default: {} }),
   groupCommit: Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
-    maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+    maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'ms a batch waits for more sends while another batch is being written; with none in flight it starts at the end of the event loop turn' }),
   }, { additionalProperties: false, default: {} }),
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
   databaseTimeoutMs: Type.Integer({

@@ -6,7 +6,11 @@ export interface GroupCommitOptions<T, R> {
    */
   flush (items: T[], release: () => void): Promise<Array<R | Error>>
   maxBatch: number
-  /** How long the first item of a batch may wait for company. 0 still batches what arrives meanwhile. */
+  /**
+   * How long the first item of a batch may wait for company while another batch is being written. With
+   * none being written, a batch starts when the event loop's current turn ends: what arrived in that turn
+   * goes with it, and nothing waits for a database that is idle. 0 still batches what arrives meanwhile.
+   */
   maxWaitMs: number
   /**
    * Batches written at once (default 1). More than one overlaps one batch's round trips and commit with
@@ -27,11 +31,14 @@ interface Entry<T, R> {
  * Group commit: concurrent writes are queued and flushed together, so a busy node pays one commit per
  * batch instead of one per write. Each caller still waits for its own row's commit (the ack contract).
  * At most `maxInFlight` batches are in flight; what arrives meanwhile forms the next batch, which starts
- * as soon as one finishes (or after `maxWaitMs` while fewer are in flight).
+ * as soon as one finishes (or after `maxWaitMs` while fewer are in flight, or at the end of the event
+ * loop's turn while none is).
  */
 export class GroupCommit<T, R> {
   private queue: Array<Entry<T, R>> = []
+  /** The wait of the queue's first item for company: a timer, or the end of this turn when none is in flight. */
   private timer: NodeJS.Timeout | null = null
+  private turnEnd: NodeJS.Immediate | null = null
   /** Batches holding a slot: sent to the database and not yet answered (or released). */
   private inFlight = 0
   /** Batches whose flush has not returned yet, released or not: what drain waits for. */
@@ -57,10 +64,7 @@ export class GroupCommit<T, R> {
   /** Resolves when everything submitted so far is written (graceful shutdown). */
   async drain (): Promise<void> {
     while (this.queue.length > 0 || this.writing > 0) {
-      if (this.timer !== null) {
-        clearTimeout(this.timer)
-        this.timer = null
-      }
+      this.stopWaiting()
       if (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
         this.start()
         continue
@@ -72,18 +76,26 @@ export class GroupCommit<T, R> {
   private schedule (): void {
     if (this.inFlight >= this.maxInFlight) return
     if (this.queue.length >= this.options.maxBatch) {
-      if (this.timer !== null) clearTimeout(this.timer)
-      this.timer = null
+      this.stopWaiting()
       this.start()
       return
     }
-    if (this.timer !== null) return
-    this.timer = setTimeout(this.onTimer, this.options.maxWaitMs)
+    if (this.timer !== null || this.turnEnd !== null) return
+    // An idle database: the sends of this turn (every socket read in it) go together, at once.
+    if (this.inFlight === 0) this.turnEnd = setImmediate(this.onWaited)
+    else this.timer = setTimeout(this.onWaited, this.options.maxWaitMs)
   }
 
-  private readonly onTimer = (): void => {
-    this.timer = null
+  private readonly onWaited = (): void => {
+    this.stopWaiting()
     if (this.queue.length > 0 && this.inFlight < this.maxInFlight) this.start()
+  }
+
+  private stopWaiting (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    if (this.turnEnd !== null) clearImmediate(this.turnEnd)
+    this.timer = null
+    this.turnEnd = null
   }
 
   private start (): void {
@@ -102,10 +114,7 @@ export class GroupCommit<T, R> {
       this.inFlight -= 1
       // What queued while this batch was written goes at once: it has waited long enough.
       if (this.queue.length > 0) {
-        if (this.timer !== null) {
-          clearTimeout(this.timer)
-          this.timer = null
-        }
+        this.stopWaiting()
         this.start()
       }
     }

@@ -73,6 +73,31 @@ t.test('group commit batches concurrent submissions and keeps per-item results',
   t.equal(await late, 110, 'drain waits for queued writes')
 })
 
+t.test('group commit: an idle database gets a batch when the turn ends; a busy one, company for maxWaitMs', async (t) => {
+  const batches: number[][] = []
+  let finishFirst = (): void => {}
+  const commit = new GroupCommit<number, number>({
+    maxBatch: 100,
+    maxWaitMs: 60000,
+    maxInFlight: 2,
+    flush: async (items) => {
+      batches.push(items)
+      if (items[0] === 1) await new Promise<void>((resolve) => { finishFirst = resolve })
+      return items.map((item) => item * 10)
+    },
+  })
+  const first = [commit.submit(1), commit.submit(2), commit.submit(3)]
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(batches, [[1, 2, 3]], 'the submissions of one turn went together, without waiting maxWaitMs')
+  const second = commit.submit(4)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(batches, [[1, 2, 3]], 'with a batch in flight, the next one waits for company')
+  finishFirst()
+  t.same(await Promise.all(first), [10, 20, 30])
+  t.equal(await second, 40, 'and goes as soon as the batch in flight is done')
+  t.same(batches, [[1, 2, 3], [4]])
+})
+
 t.test('group commit: a released batch frees its slot, and drain still waits for its results', async (t) => {
   const log: string[] = []
   let finishFirst = (): void => {}
