@@ -7,6 +7,7 @@ import { rows as rowsOf, type ChatDb } from '../db/client.js'
 import { chatError } from './errors.js'
 import type { ChatUser, Connection } from './connection.js'
 import { GroupCommit } from './group-commit.js'
+import { Turns } from './turns.js'
 import { withDeadline, type Deadline } from './deadline.js'
 import { jsonLiteral } from './json-literal.js'
 import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from './send-batch.js'
@@ -264,6 +265,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       void roomLog.broadcast(events)
       return results
     },
+    // A room's sends are written in the order they were queued: a batch never overtakes one in flight
+    // that holds the same room (it would race it for the room's lock, and could take the lower seqs).
+    keyOf: (job) => job.roomId,
     maxBatch: config.groupCommit.maxBatch,
     maxWaitMs: config.groupCommit.maxWaitMs,
     // Two batches at once: one's round trips and commit overlap the next one's. Safe because every
@@ -290,32 +294,48 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     return (await hydrate(tx, [row]))[0] as Message
   }
 
+  /** A send checked and authorized, as the writer queues it. */
+  async function checkedSend (user: ChatUser, input: SendInput, options: SendOptions): Promise<SendJob> {
+    // Whatever a batch's statement cannot store would fail every send of the batch: refuse it here.
+    if (user.server === true) refuseUnstorable(input)
+    const type = input.type ?? 'TEXT'
+    if (type === 'SYSTEM' && options.allowSystem !== true) throw chatError('FORBIDDEN', 'SYSTEM messages are the server\'s alone')
+    const content = checkContent(input.content)
+    const attachments = input.attachments ?? []
+    if (ATTACHMENT_TYPES.has(type) && attachments.length === 0) {
+      throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
+    }
+    const rooms = roomsService()
+    if (user.server !== true) {
+      const { role } = await rooms.requireMember(input.roomId, user.id)
+      if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
+      await rooms.authorize(user, 'message.send', input.roomId, input)
+    }
+    return {
+      roomId: input.roomId,
+      sender: { id: user.id, name: user.name, avatar: user.avatar },
+      type,
+      content,
+      attachments,
+      replyToId: input.replyToId ?? null,
+      clientMsgId: input.clientMsgId ?? null,
+    }
+  }
+
+  /** A sender's sends into one room reach the writer in the order they began (see turns.ts). */
+  const sendTurns = new Turns()
+
   const service: MessagingService = {
     async send (user, input, options = {}) {
-      // Whatever a batch's statement cannot store would fail every send of the batch: refuse it here.
-      if (user.server === true) refuseUnstorable(input)
-      const type = input.type ?? 'TEXT'
-      if (type === 'SYSTEM' && options.allowSystem !== true) throw chatError('FORBIDDEN', 'SYSTEM messages are the server\'s alone')
-      const content = checkContent(input.content)
-      const attachments = input.attachments ?? []
-      if (ATTACHMENT_TYPES.has(type) && attachments.length === 0) {
-        throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
+      const turn = sendTurns.take(`${input.roomId}\u0000${user.id}`)
+      let written: Promise<SendOutcome>
+      try {
+        if (turn.ready !== null) await turn.ready
+        written = writer.submit(await checkedSend(user, input, options))
+      } finally {
+        turn.done()
       }
-      const rooms = roomsService()
-      if (user.server !== true) {
-        const { role } = await rooms.requireMember(input.roomId, user.id)
-        if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
-        await rooms.authorize(user, 'message.send', input.roomId, input)
-      }
-      const outcome = await writer.submit({
-        roomId: input.roomId,
-        sender: { id: user.id, name: user.name, avatar: user.avatar },
-        type,
-        content,
-        attachments,
-        replyToId: input.replyToId ?? null,
-        clientMsgId: input.clientMsgId ?? null,
-      })
+      const outcome = await written
       // The batch was handed to the broker once, when it committed (see the writer); this node's sockets
       // get it here, without the sending socket. The ack does not wait for the broker: the message is
       // committed, and a node that misses the push reads it back (see room-log.ts).
@@ -324,6 +344,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         ? { message: outcome.message, duplicate: outcome.duplicate }
         : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }
     },
+
 
     async edit (user, messageId, content, except) {
       const { row } = await visibleMessage(user, messageId)

@@ -39,14 +39,16 @@ function frameOf (event: string, data: Record<string, unknown>): string {
 }
 
 export function createServerApi (scope: FastifyInstance): ServerApi {
-  let serverKnown = false
+  // One shared promise, so that concurrent first sends resume in call order (and keep that order).
+  let serverKnown: Promise<void> | null = null
   return {
     async sendSystemMessage (roomId, content, options = {}) {
       needs(scope, 'chatMessaging', 'messaging')
-      if (!serverKnown) {
-        await scope.chatUsers.remember(SERVER_USER)
-        serverKnown = true
-      }
+      serverKnown ??= scope.chatUsers.remember(SERVER_USER).then(() => undefined, (error: unknown) => {
+        serverKnown = null
+        throw error
+      })
+      await serverKnown
       const input: Parameters<typeof scope.chatMessaging.send>[1] = { roomId, content, type: 'SYSTEM' }
       if (options.clientMsgId !== undefined) input.clientMsgId = options.clientMsgId
       if (options.attachments !== undefined) input.attachments = options.attachments

@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { RoomSequencer } from '../plugins/room-sequencer.js'
 import { GroupCommit } from '../plugins/group-commit.js'
+import { Turns } from '../plugins/turns.js'
 
 function harness (stored: Array<{ seq: number, frame: string }> = []) {
   const delivered: string[] = []
@@ -126,4 +127,61 @@ t.test('group commit: a released batch frees its slot, and drain still waits for
   await draining
   t.equal(await first, 10)
   t.same(log, ['start 1', 'start 2', 'end 2', 'end 1'])
+})
+
+t.test('group commit: a batch never takes a key that a batch in flight holds; other keys go at once', async (t) => {
+  const batches: string[][] = []
+  const finish = new Map<string, () => void>()
+  const commit = new GroupCommit<string, string>({
+    maxBatch: 3,
+    maxWaitMs: 0,
+    maxInFlight: 2,
+    keyOf: (item) => item.charAt(0),
+    flush: async (items) => {
+      batches.push(items)
+      await new Promise<void>((resolve) => { finish.set(items[0] as string, resolve) })
+      return items
+    },
+  })
+  // Room a's burst is longer than maxBatch: its second part must wait for its first to be written.
+  const sends = ['a1', 'a2', 'a3', 'a4', 'b1', 'c1'].map((item) => commit.submit(item))
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.same(batches, [['a1', 'a2', 'a3'], ['b1', 'c1']], 'the second batch skips room a and takes the others')
+  sends.push(commit.submit('a5'))
+  finish.get('b1')?.()
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.same(batches.length, 2, 'room a still waits while its batch is in flight, though a slot is free')
+  finish.get('a1')?.()
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  t.same(batches[2], ['a4', 'a5'], 'then its waiting sends go, in their order')
+  finish.get('a4')?.()
+  t.same(await Promise.all(sends), ['a1', 'a2', 'a3', 'a4', 'b1', 'c1', 'a5'])
+  const drained = commit.submit('a6')
+  await new Promise((resolve) => setImmediate(resolve))
+  finish.get('a6')?.()
+  await commit.drain()
+  t.equal(await drained, 'a6')
+})
+
+t.test('turns: work of one key resumes in the order it began, whatever order the awaits answer in', async (t) => {
+  const turns = new Turns()
+  const order: number[] = []
+  // Each caller awaits something that answers in reverse order (a slow hook for the first one).
+  const callers = [30, 20, 10, 0].map(async (delay, index) => {
+    const turn = turns.take('room\u0000alice')
+    try {
+      if (turn.ready !== null) await turn.ready
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      if (index === 2) throw new Error('refused')
+      order.push(index)
+    } finally {
+      turn.done()
+    }
+  })
+  const other = turns.take('room\u0000bob')
+  t.equal(other.ready, null, 'another key does not wait')
+  other.done()
+  await Promise.allSettled(callers)
+  t.same(order, [0, 1, 3], 'in the order begun; a refused one lets the next go')
+  t.equal(turns.size, 0, 'nothing is kept once every turn is done')
 })
