@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import chatSuite from './index.js'
 import demoRoutes from './routes/demo/index.js'
-import { settingsFromEnv, type ServerSettings } from './plugins/env.js'
+import { settingsFromEnv, type ServerSettings } from './plugins/core/env.js'
 
 const TOKEN_QUERY = /([?&]token=)[^&]*/g
 

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { WebSocket } from 'ws'
-import { ChatOptionsSchema } from '../plugins/config.js'
+import { ChatOptionsSchema } from '../plugins/core/config.js'
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url))
 

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type {} from '@fastify/websocket'
 import type { RawData, WebSocket } from 'ws'
-import { CloseCodes, Connection } from '../plugins/connection.js'
-import { isChatError } from '../plugins/errors.js'
-import { AddressSlots, clientAddress } from '../plugins/rate-limit.js'
+import { CloseCodes, Connection } from '../plugins/realtime/connection.js'
+import { isChatError } from '../plugins/core/errors.js'
+import { AddressSlots, clientAddress } from '../plugins/core/rate-limit.js'
 
 const SHUTDOWN_GRACE_MS = 1000
 

@@ -7,8 +7,8 @@ import { TestClient } from './fixtures/ws-client.js'
 import { spawnServer, runCli } from './fixtures/process.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { TEST_SECRET } from './fixtures/server.js'
-import { settingsFromEnv } from '../plugins/env.js'
-import { resolveConfig } from '../plugins/config.js'
+import { settingsFromEnv } from '../plugins/core/env.js'
+import { resolveConfig } from '../plugins/core/config.js'
 
 t.test('options are validated once, with a message that names the option', async (t) => {
   t.throws(() => resolveConfig({ heartbeatMs: -1 }), /invalid option "heartbeatMs"/)

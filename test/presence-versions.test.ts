@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { LatestVersions } from '../plugins/latest-versions.js'
-import { MemoryPresenceStore } from '../plugins/presence-memory.js'
-import { RedisPresenceStore } from '../plugins/presence-redis.js'
-import type { PresenceStore } from '../plugins/presence-store.js'
+import { LatestVersions } from '../lib/latest-versions.js'
+import { MemoryPresenceStore } from '../lib/presence/memory.js'
+import { RedisPresenceStore } from '../lib/presence/redis.js'
+import type { PresenceStore } from '../lib/presence/store.js'
 
 t.test('latest versions: an older version of a key is refused, an equal or newer one admitted', async (t) => {
   const latest = new LatestVersions(1000)

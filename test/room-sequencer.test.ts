@@ -1,8 +1,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { RoomSequencer } from '../plugins/room-sequencer.js'
-import { GroupCommit } from '../plugins/group-commit.js'
-import { Turns } from '../plugins/turns.js'
+import { RoomSequencer } from '../lib/room-sequencer.js'
+import { GroupCommit } from '../lib/group-commit.js'
+import { Turns } from '../lib/turns.js'
 
 function harness (stored: Array<{ seq: number, frame: string }> = []) {
   const delivered: string[] = []

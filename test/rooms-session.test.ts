@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
 import { connect, countQueries, receives, rest, scopeOf, sleep, storeMessage, type Someone } from './fixtures/rooms.js'
-import type { ChatUser } from '../plugins/connection.js'
+import type { ChatUser } from '../plugins/realtime/connection.js'
 
 // session.ready: rooms, people and favorites as the database has them, whatever happened while away,
 // read in a fixed number of queries.

@@ -5,8 +5,8 @@ import postgres from 'postgres'
 import { sql } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import { openDatabase, rows, type DatabaseHandle } from '../db/client.js'
-import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../plugins/send-batch.js'
-import { toWireError } from '../plugins/errors.js'
+import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../db/queries/send-batch.js'
+import { toWireError } from '../plugins/core/errors.js'
 import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
 
 // The send batch statement on its own, against the driver the run uses (PGlite, or DATABASE_URL's server).

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm'
 import { WebSocket } from 'ws'
 import { startNode, type TestNode } from './fixtures/server.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
-import type { Connection } from '../plugins/connection.js'
+import type { Connection } from '../plugins/realtime/connection.js'
 
 // A reader that stops reading must cost the node at most maxBufferedBytes (plus one frame), be cut with
 // 1013, and must not slow anyone else down. Everything here is real: TCP sockets on loopback, the

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { buildAsyncApi } from '../../plugins/asyncapi.js'
-import { suiteVersion } from '../../plugins/docs.js'
+import { buildAsyncApi } from '../../plugins/core/asyncapi.js'
+import { suiteVersion } from '../../plugins/core/docs.js'
 
 /**
  * GET /docs/asyncapi.json: the WebSocket protocol as AsyncAPI 3.0.0, built from the gateway's registry

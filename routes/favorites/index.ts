@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
-import { FavoriteSchema, FavoriteTypeSchema, MAX_USER_ID } from '../../plugins/room-schemas.js'
+import { FavoriteSchema, FavoriteTypeSchema, MAX_USER_ID } from '../../schemas/room.js'
 import { actorOf, ErrorSchema } from '../rooms/index.js'
 
 const FavoritesReply = Type.Object({ favorites: Type.Array(FavoriteSchema) })

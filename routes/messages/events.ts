@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { JsonReply } from '../../plugins/gateway.js'
+import { JsonReply } from '../../plugins/realtime/gateway.js'
 import {
   DeleteReply, EditInput, EditReply, HistoryInput, HistoryReply, MessageIdInput, MessageReply, MessageSchema, ReactionInput, ReactionsReply,
   ReactionSchema, ReadInput, ReadReply, SendInput, SyncInput, SyncReply, Uuid,
-} from '../../plugins/message-schemas.js'
+} from '../../schemas/messaging.js'
 
 /** The WebSocket events of messaging: each one a thin call into the same service REST uses. */
 export default async function messageEvents (app: FastifyInstance): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { EditReply, Emoji, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../plugins/message-schemas.js'
-import type { ChatUser } from '../../plugins/connection.js'
+import { EditReply, Emoji, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../schemas/messaging.js'
+import type { ChatUser } from '../../plugins/realtime/connection.js'
 
 const security = [{ bearerAuth: [] }]
 const tags = ['messages']

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { chatError } from '../../plugins/errors.js'
-import type { PresenceService } from '../../plugins/presence.js'
+import { chatError } from '../../plugins/core/errors.js'
+import type { PresenceService } from '../../plugins/presence/presence.js'
 import { MAX_PRESENCE_IDS, PresenceList, Status, UserId, UserPresence } from './schemas.js'
 
 async function listOf (presence: PresenceService, userIds: string[]): Promise<{ users: Array<{ userId: string, status: 'online' | 'away' | 'offline', lastSeen: string | null }> }> {

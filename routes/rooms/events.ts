@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import type { EventContext } from '../../plugins/gateway.js'
-import type { Actor } from '../../plugins/rooms.js'
-import { MessageSchema } from '../../plugins/message-shape.js'
+import type { EventContext } from '../../plugins/realtime/gateway.js'
+import type { Actor } from '../../plugins/rooms/rooms.js'
+import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSchema, RoomSummarySchema,
   UserId, UserIdsInput, UserRefSchema,
-} from '../../plugins/room-schemas.js'
+} from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
   return { user: ctx.user, connection: ctx.connection }

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
-import type { ChatUser } from '../../plugins/connection.js'
-import type { Actor } from '../../plugins/rooms.js'
-import { MessageSchema } from '../../plugins/message-shape.js'
+import type { ChatUser } from '../../plugins/realtime/connection.js'
+import type { Actor } from '../../plugins/rooms/rooms.js'
+import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSummarySchema, UserId, UserIdsInput,
-} from '../../plugins/room-schemas.js'
+} from '../../schemas/room.js'
 import { registerRoomEvents } from './events.js'
 
 /** Fastify's error shape with the protocol's codes, as the suite's error handler sends it. */

@@ -1,0 +1,118 @@
+import { and, asc, desc, eq, gt, inArray, lt } from 'drizzle-orm'
+import { messages, reactions, users, type Attachment } from '../schema/index.js'
+import type { ChatDb } from '../client.js'
+import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message, type MessageRecord } from '../../schemas/message.js'
+
+/** A typed select of a messages row: the shape's record, with the reply link and Dates as Drizzle gives them. */
+export interface MessageRow extends MessageRecord {
+  replyToId: string | null
+  attachments: Attachment[]
+  editedAt: Date | null
+  deletedAt: Date | null
+  createdAt: Date
+}
+
+export interface ReplySummary { id: string, seq: number, senderId: string, excerpt: string }
+export interface Sender { id: string, name: string | null, avatar: string | null }
+export type Reactions = Message['reactions']
+
+export function excerptOf (row: { content: string, deletedAt: Date | null }): string {
+  return excerptOfContent(row.content, row.deletedAt !== null)
+}
+
+/** The protocol's Message from a row and what surrounds it (the one mapper lives in schemas/message.ts). */
+export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummary | null, messageReactions: Reactions): Message {
+  return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions })
+}
+
+const columns = {
+  id: messages.id,
+  roomId: messages.roomId,
+  seq: messages.seq,
+  senderId: messages.senderId,
+  type: messages.type,
+  content: messages.content,
+  replyToId: messages.replyToId,
+  attachments: messages.attachments,
+  clientMsgId: messages.clientMsgId,
+  editedAt: messages.editedAt,
+  deletedAt: messages.deletedAt,
+  createdAt: messages.createdAt,
+}
+
+/** Reactions of many messages in one query, grouped as the protocol shows them. */
+export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Map<string, Reactions>> {
+  const result = new Map<string, Reactions>()
+  if (messageIds.length === 0) return result
+  const rows = await db.select({ messageId: reactions.messageId, emoji: reactions.emoji, userId: reactions.userId })
+    .from(reactions).where(inArray(reactions.messageId, messageIds)).orderBy(asc(reactions.createdAt), asc(reactions.userId))
+  const byMessage = new Map<string, Array<{ emoji: string, userId: string }>>()
+  for (const row of rows) {
+    const list = byMessage.get(row.messageId)
+    if (list === undefined) byMessage.set(row.messageId, [row])
+    else list.push(row)
+  }
+  for (const [messageId, list] of byMessage) result.set(messageId, groupReactions(list))
+  return result
+}
+
+/** Turns rows into Messages with a fixed number of queries: senders, replied-to messages, reactions. */
+export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
+  if (rows.length === 0) return []
+  const senderIds = [...new Set(rows.map((row) => row.senderId))]
+  const replyIds = [...new Set(rows.map((row) => row.replyToId).filter((id): id is string => id !== null))]
+  const [senderRows, replyRows, reactionMap] = await Promise.all([
+    db.select({ id: users.id, name: users.name, avatar: users.avatar }).from(users).where(inArray(users.id, senderIds)),
+    replyIds.length === 0
+      ? Promise.resolve([])
+      : db.select({ id: messages.id, seq: messages.seq, senderId: messages.senderId, content: messages.content, deletedAt: messages.deletedAt })
+        .from(messages).where(inArray(messages.id, replyIds)),
+    reactionsOf(db, rows.map((row) => row.id)),
+  ])
+  const senders = new Map(senderRows.map((row) => [row.id, row]))
+  const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: row.seq, senderId: row.senderId, excerpt: excerptOf(row) }]))
+  return rows.map((row) => toMessage(
+    row,
+    senders.get(row.senderId) ?? { id: row.senderId, name: null, avatar: null },
+    row.replyToId === null ? null : replies.get(row.replyToId) ?? null,
+    reactionMap.get(row.id) ?? [],
+  ))
+}
+
+export async function messageById (db: ChatDb, messageId: string): Promise<MessageRow | null> {
+  const [row] = await db.select(columns).from(messages).where(eq(messages.id, messageId)).limit(1)
+  return row ?? null
+}
+
+export async function messagesByIds (db: ChatDb, messageIds: string[]): Promise<MessageRow[]> {
+  if (messageIds.length === 0) return []
+  return await db.select(columns).from(messages).where(inArray(messages.id, messageIds))
+}
+
+/** Rows of a room with `after` < seq (< `before`), ascending, at most `limit`. */
+export async function rowsAfter (db: ChatDb, roomId: string, after: number, limit: number, before?: number): Promise<MessageRow[]> {
+  const condition = before === undefined
+    ? and(eq(messages.roomId, roomId), gt(messages.seq, after))
+    : and(eq(messages.roomId, roomId), gt(messages.seq, after), lt(messages.seq, before))
+  return await db.select(columns).from(messages).where(condition).orderBy(asc(messages.seq)).limit(limit)
+}
+
+/**
+ * A history page, ascending by seq: with `before`, the `limit` messages just before it; with `after`,
+ * just after it; with neither, the latest. `hasMore` looks one row further in the paging direction.
+ */
+export async function historyPage (db: ChatDb, roomId: string, page: { before?: number, after?: number, limit: number }): Promise<{ messages: Message[], hasMore: boolean }> {
+  const { before, after, limit } = page
+  let rows: MessageRow[]
+  if (after !== undefined) {
+    rows = await rowsAfter(db, roomId, after, limit + 1, before)
+  } else {
+    const condition = before === undefined ? eq(messages.roomId, roomId) : and(eq(messages.roomId, roomId), lt(messages.seq, before))
+    rows = (await db.select(columns).from(messages).where(condition).orderBy(desc(messages.seq)).limit(limit + 1))
+    const more = rows.length > limit
+    rows = rows.slice(0, limit).reverse()
+    return { messages: await hydrate(db, rows), hasMore: more }
+  }
+  const more = rows.length > limit
+  return { messages: await hydrate(db, rows.slice(0, limit)), hasMore: more }
+}

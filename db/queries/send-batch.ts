@@ -1,0 +1,113 @@
+import { sql, type SQL } from 'drizzle-orm'
+import { messages, roomEvents, rooms, type Attachment, type MessageType } from '../schema/index.js'
+import { jsonLiteral } from '../json-literal.js'
+
+/** One send of a batch as the statement reads it; `i` is its place in the batch. */
+export interface SendBatchRow {
+  i: number
+  id: string
+  roomId: string
+  senderId: string
+  type: MessageType
+  content: string
+  replyToId: string | null
+  attachments: Attachment[]
+  clientMsgId: string | null
+}
+
+/** What the statement says of each send, by `i`. */
+export interface SendBatchResult {
+  i: number
+  /** The seq the message took; null when it was not written. */
+  seq: number | null
+  /** Set when the send replies to a message that exists (in any room). */
+  reply_room_id: string | null
+  reply_seq: number | null
+  reply_sender_id: string | null
+  reply_content: string | null
+  reply_deleted: boolean | null
+  /** Only read for a send that was not written: false when its room does not exist. */
+  room_exists: boolean | null
+}
+
+/**
+ * A whole group-commit batch as one statement, so that a batch costs one round trip instead of one per
+ * step; sent without BEGIN and COMMIT, PostgreSQL runs it as a transaction of its own:
+ * - `fresh` drops the sends whose reply target is not in their room, and the retries of a clientMsgId
+ *   already stored (as this statement's snapshot sees it);
+ * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
+ *   batches (two per node, and other nodes) wait for each other instead of deadlocking; the UPDATE's
+ *   one-time filter reads it first;
+ * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
+ *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
+ * - the messages are inserted, and with `retention` the room events it no longer keeps are pruned.
+ * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
+ * the unique (room, sender, clientMsgId) index, nothing is written, and the caller runs the batch again.
+ * The rows travel as one JSON literal: no bound parameter, so no describe round trip (json-literal.ts).
+ * Not a prepared statement: a generic plan made while the tables are small (a hashed subplan that scans
+ * messages for the retry check) stays cached as they grow, and each batch then reads the whole table.
+ */
+/**
+ * A row as the statement reads it: one-letter keys, and the fields that are mostly defaults (TEXT, no
+ * reply, no attachments) left out (a missing key reads as NULL). The statement's text is most of what a
+ * batch sends to PostgreSQL, and every byte of it is written, copied and parsed once per send.
+ */
+function compactRow (row: SendBatchRow): Record<string, unknown> {
+  const compact: Record<string, unknown> = { i: row.i, d: row.id, r: row.roomId, s: row.senderId, c: row.content }
+  if (row.type !== 'TEXT') compact.t = row.type
+  if (row.replyToId !== null) compact.p = row.replyToId
+  if (row.attachments.length > 0) compact.a = row.attachments
+  if (row.clientMsgId !== null) compact.k = row.clientMsgId
+  return compact
+}
+
+/**
+ * `deadline` (ISO) is when the batch's senders are answered UNAVAILABLE. The final select's rows are made
+ * after the rooms are locked and before the insert runs (an unreferenced data-modifying CTE runs last),
+ * and past the deadline they raise instead (migration 0002): the statement, a transaction of its own,
+ * then writes nothing. PostgreSQL's clock judges it, so the two clocks are assumed to agree (NTP).
+ */
+/** An ISO time as a timestamptz, inside the statement's text like the rows (no bound parameter). */
+function timestampLiteral (iso: string): SQL {
+  return sql`(${jsonLiteral(JSON.stringify(iso))}#>>'{}')::timestamptz`
+}
+
+export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string): SQL {
+  const prune = retention > 0
+    ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${sql.raw(String(retention))})`
+    : sql``
+  return sql`with input as (
+      select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
+        coalesce(a, '[]') as attachments, k as "clientMsgId"
+      from json_to_recordset(${jsonLiteral(JSON.stringify(batch.map(compactRow)))}) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text)
+    ), replies as (
+      select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
+      from input x join ${messages} r on r.id = x."replyToId"
+    ), fresh as (
+      select x.* from input x
+      where (x."replyToId" is null or exists (select 1 from replies p where p.i = x.i and p.room_id = x."roomId"))
+        and (x."clientMsgId" is null or not exists (
+          -- offset 0 keeps this a probe of the clientMsgId index per send: without it the planner may hash
+          -- the subquery, reading all of messages per batch while the table's statistics say it is small.
+          select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId" offset 0))
+    ), locked as (
+      select id from ${rooms} where id in (select "roomId" from fresh) order by id for update
+    ), bumped as (
+      update ${rooms} r set last_seq = r.last_seq + c.n, updated_at = now()
+      from (select "roomId", count(*)::int as n from fresh group by "roomId") c
+      where r.id = c."roomId" and (select count(*) from locked) >= 0
+      returning r.id, r.last_seq, c.n
+    ), numbered as (
+      select f.*, (b.last_seq - b.n + row_number() over (partition by f."roomId" order by f.i))::int as seq
+      from fresh f join bumped b on b.id = f."roomId"
+    ), inserted as (
+      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
+      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${timestampLiteral(createdAt)} from numbered
+    )${prune}
+    select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
+      p.content as reply_content, p.deleted as reply_deleted,
+      case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
+      case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
+    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i
+      cross join (select ${timestampLiteral(deadline)} as at) d`
+}

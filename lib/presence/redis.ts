@@ -1,0 +1,349 @@
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { chatError, isChatError } from '../../plugins/core/errors.js'
+import type {
+  AttachResult, ChosenStatus, ExpiredUser, PresenceStore, RestoredUser, SetChosenResult, StoredPresence,
+} from './store.js'
+
+/*
+ * Keys, all under `<redisPrefix>{presence}:` (one hash tag, so that the scripts also run on a Redis
+ * Cluster, where every key a script touches must live in one slot):
+ *   user:<userId>     hash  n:<nodeId> -> open sockets of the user on that node; s -> away | invisible
+ *   sockets:<nodeId>  hash  userId -> open sockets on that node (the same numbers, to clean up a dead node)
+ *   node:<nodeId>     string with a TTL: the node is alive while it exists (refreshed every third of the TTL)
+ *   nodes             set of the node ids that have entries
+ *   grace             sorted set userId -> the time (ms) their grace ends
+ *   version           the version last handed to a change (VERSION below)
+ * A user is present while a user hash has an n: field or the user is in `grace`.
+ */
+
+// The next version of presence, taken by every script that changes what others see of a user: Redis's
+// clock in microseconds, or one more than the last version when that is larger. A Redis that restarted
+// empty thus still hands out versions above those the nodes remember (its clock has moved on).
+const VERSION = `
+local function nextVersion(key)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  local last = tonumber(redis.call('GET', key) or '0')
+  local version = now
+  if last >= now then version = last + 1 end
+  redis.call('SET', key, string.format('%d', version))
+  return version
+end
+`
+
+// Sum of the n:<node> fields of a user hash: the user's open sockets on every node.
+const TOTAL = `
+local function total(key)
+  local sum = 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'n:' then sum = sum + tonumber(all[i + 1]) end
+  end
+  return sum
+end
+`
+
+// Removes a node's entries; its users without another socket enter the grace. Dynamic keys come from
+// the prefix in ARGV (the client's keyPrefix included), all in the {presence} slot.
+const DROP_NODE = `
+local function dropNode(prefix, node, deadline)
+  local socketsKey = prefix .. 'sockets:' .. node
+  local graceKey = prefix .. 'grace'
+  local users = redis.call('HKEYS', socketsKey)
+  for _, user in ipairs(users) do
+    local key = prefix .. 'user:' .. user
+    redis.call('HDEL', key, 'n:' .. node)
+    if total(key) == 0 and redis.call('ZSCORE', graceKey, user) == false then
+      redis.call('ZADD', graceKey, deadline, user)
+    end
+  end
+  redis.call('DEL', socketsKey)
+  redis.call('SREM', prefix .. 'nodes', node)
+  return #users
+end
+`
+
+// KEYS: user, sockets:<node>, nodes, grace, version   ARGV: node, userId
+const ATTACH = `${TOTAL}${VERSION}
+local before = total(KEYS[1])
+local inGrace = redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1)
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('SADD', KEYS[3], ARGV[1])
+local chosen = redis.call('HGET', KEYS[1], 's') or ''
+local version = nextVersion(KEYS[5])
+if before > 0 or inGrace == 1 then return {1, chosen, version} end
+return {0, chosen, version}
+`
+
+// KEYS: user, sockets:<node>, grace   ARGV: node, userId, graceDeadline
+const DETACH = `${TOTAL}
+local field = 'n:' .. ARGV[1]
+local count = redis.call('HINCRBY', KEYS[1], field, -1)
+if count <= 0 then redis.call('HDEL', KEYS[1], field) end
+local mine = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+if mine <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+if count < 0 then return 0 end
+if total(KEYS[1]) == 0 then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
+return 1
+`
+
+// KEYS: user, grace, version   ARGV: chosen ('' for online), userId
+const SET_CHOSEN = `${TOTAL}${VERSION}
+local present = total(KEYS[1]) > 0 or redis.call('ZSCORE', KEYS[2], ARGV[2]) ~= false
+local previous = redis.call('HGET', KEYS[1], 's') or ''
+local chosen = ARGV[1]
+if chosen == 'away' and not present then chosen = previous end
+if chosen == '' then redis.call('HDEL', KEYS[1], 's') else redis.call('HSET', KEYS[1], 's', chosen) end
+local version = nextVersion(KEYS[3])
+if present then return {1, previous, chosen, version} end
+return {0, previous, chosen, version}
+`
+
+// KEYS: grace   ARGV: now, limit, prefix   -> flat list userId, chosen, deadline, version, ...
+const EXPIRE = `${TOTAL}${VERSION}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i = 1, #due, 2 do
+  local user = due[i]
+  redis.call('ZREM', KEYS[1], user)
+  local key = ARGV[3] .. 'user:' .. user
+  if total(key) == 0 then
+    local chosen = redis.call('HGET', key, 's') or ''
+    if chosen == 'away' then redis.call('HDEL', key, 's') end
+    table.insert(out, user)
+    table.insert(out, chosen)
+    table.insert(out, due[i + 1])
+    table.insert(out, nextVersion(ARGV[3] .. 'version'))
+  end
+end
+return out
+`
+
+// KEYS: node:<node>, nodes   ARGV: node, ttlMs, graceDeadline, prefix   -> {alive before, nodes reaped}
+// Refreshes this node's liveness, then removes every other node whose liveness key expired.
+const HEARTBEAT = `${TOTAL}${DROP_NODE}
+local existed = redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if existed == 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[2]) end
+redis.call('SADD', KEYS[2], ARGV[1])
+local reaped = 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if node ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. 'node:' .. node) == 0 then
+    dropNode(ARGV[4], node, ARGV[3])
+    reaped = reaped + 1
+  end
+end
+return {existed, reaped}
+`
+
+// KEYS: node:<node>, sockets:<node>, nodes, grace   ARGV: node, ttlMs, graceDeadline, prefix, userId, count, ...
+// Makes this node's entries exactly the given counts; returns userId, chosen, version of users present again.
+const RESYNC = `${TOTAL}${VERSION}
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+local field = 'n:' .. ARGV[1]
+local wanted = {}
+for i = 5, #ARGV, 2 do wanted[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for _, user in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if wanted[user] == nil then
+    local key = ARGV[4] .. 'user:' .. user
+    redis.call('HDEL', key, field)
+    redis.call('HDEL', KEYS[2], user)
+    if total(key) == 0 and redis.call('ZSCORE', KEYS[4], user) == false then
+      redis.call('ZADD', KEYS[4], ARGV[3], user)
+    end
+  end
+end
+local out = {}
+for i = 5, #ARGV, 2 do
+  local user = ARGV[i]
+  local key = ARGV[4] .. 'user:' .. user
+  local others = total(key) - tonumber(redis.call('HGET', key, field) or '0')
+  local inGrace = redis.call('ZREM', KEYS[4], user)
+  local wasHere = redis.call('HEXISTS', key, field)
+  redis.call('HSET', key, field, ARGV[i + 1])
+  redis.call('HSET', KEYS[2], user, ARGV[i + 1])
+  if others == 0 and inGrace == 0 and wasHere == 0 then
+    table.insert(out, user)
+    table.insert(out, redis.call('HGET', key, 's') or '')
+    table.insert(out, nextVersion(ARGV[4] .. 'version'))
+  end
+end
+return out
+`
+
+// KEYS: node:<node>   ARGV: node, graceDeadline, prefix
+const LEAVE = `${TOTAL}${DROP_NODE}
+redis.call('DEL', KEYS[1])
+return dropNode(ARGV[3], ARGV[1], ARGV[2])
+`
+
+class Script {
+  readonly sha: string
+  constructor (readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+
+  async run (client: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return await client.eval(this.source, keys.length, ...keys, ...args)
+    }
+  }
+}
+
+const SCRIPTS = {
+  attach: new Script(ATTACH),
+  detach: new Script(DETACH),
+  setChosen: new Script(SET_CHOSEN),
+  expire: new Script(EXPIRE),
+  heartbeat: new Script(HEARTBEAT),
+  resync: new Script(RESYNC),
+  leave: new Script(LEAVE),
+}
+
+export interface RedisPresenceStoreOptions {
+  client: Redis
+  /** The suite's redisPrefix. */
+  prefix: string
+  nodeId: string
+  /** Life of this node's liveness key. */
+  nodeTtlMs: number
+  /** Upper bound of one command, so that a Redis that hangs turns into UNAVAILABLE. */
+  commandTimeoutMs?: number
+}
+
+function chosenOf (value: unknown): ChosenStatus | null {
+  return value === 'away' || value === 'invisible' ? value : null
+}
+
+function restoredOf (reply: unknown): RestoredUser[] {
+  const flat = reply as Array<string | number>
+  const users: RestoredUser[] = []
+  for (let index = 0; index + 2 < flat.length; index += 3) {
+    users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), version: Number(flat[index + 2]) })
+  }
+  return users
+}
+
+/** Presence shared by every node through Redis: counts per user and node, liveness keys per node. */
+export class RedisPresenceStore implements PresenceStore {
+  readonly kind = 'redis' as const
+  readonly #client: Redis
+  readonly #nodeId: string
+  readonly #ttlMs: number
+  readonly #timeoutMs: number
+  /** Key prefix as the client sends it (ioredis adds its keyPrefix to KEYS, not to keys built in a script). */
+  readonly #keys: string
+  readonly #scriptPrefix: string
+
+  constructor (options: RedisPresenceStoreOptions) {
+    this.#client = options.client
+    this.#nodeId = options.nodeId
+    this.#ttlMs = options.nodeTtlMs
+    this.#timeoutMs = options.commandTimeoutMs ?? 2000
+    this.#keys = `${options.prefix}{presence}:`
+    this.#scriptPrefix = `${String(options.client.options.keyPrefix ?? '')}${this.#keys}`
+  }
+
+  async attach (userId: string): Promise<AttachResult> {
+    const reply = await this.#run(SCRIPTS.attach,
+      [this.#user(userId), this.#sockets(), this.#key('nodes'), this.#key('grace'), this.#key('version')], [this.#nodeId, userId]) as [number, string, number]
+    return { wasPresent: Number(reply[0]) === 1, chosen: chosenOf(reply[1]), version: Number(reply[2]) }
+  }
+
+  async detach (userId: string, graceDeadline: number): Promise<void> {
+    await this.#run(SCRIPTS.detach, [this.#user(userId), this.#sockets(), this.#key('grace')], [this.#nodeId, userId, graceDeadline])
+  }
+
+  async setChosen (userId: string, chosen: ChosenStatus | null): Promise<SetChosenResult> {
+    const reply = await this.#run(SCRIPTS.setChosen, [this.#user(userId), this.#key('grace'), this.#key('version')], [chosen ?? '', userId]) as [number, string, string, number]
+    return { present: Number(reply[0]) === 1, previous: chosenOf(reply[1]), chosen: chosenOf(reply[2]), version: Number(reply[3]) }
+  }
+
+  async read (userIds: string[]): Promise<Map<string, StoredPresence>> {
+    const result = new Map<string, StoredPresence>()
+    if (userIds.length === 0) return result
+    const pipeline = this.#client.pipeline()
+    for (const userId of userIds) {
+      pipeline.hgetall(this.#user(userId))
+      pipeline.zscore(this.#key('grace'), userId)
+    }
+    const replies = await this.#bounded(pipeline.exec(), 'read')
+    userIds.forEach((userId, index) => {
+      const [hashError, hash] = replies?.[index * 2] ?? [null, {}]
+      const [graceError, grace] = replies?.[index * 2 + 1] ?? [null, null]
+      if (hashError !== null) throw hashError
+      if (graceError !== null) throw graceError
+      let sockets = 0
+      for (const [field, value] of Object.entries(hash as Record<string, string>)) {
+        if (field.startsWith('n:')) sockets += Number(value)
+      }
+      result.set(userId, { present: sockets > 0 || grace !== null, chosen: chosenOf((hash as Record<string, string>).s) })
+    })
+    return result
+  }
+
+  async expireDue (now: number, limit: number): Promise<ExpiredUser[]> {
+    const flat = await this.#run(SCRIPTS.expire, [this.#key('grace')], [now, limit, this.#scriptPrefix]) as Array<string | number>
+    const users: ExpiredUser[] = []
+    for (let index = 0; index + 3 < flat.length; index += 4) {
+      users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), at: Number(flat[index + 2]), version: Number(flat[index + 3]) })
+    }
+    return users
+  }
+
+  async heartbeat (localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
+    const reply = await this.#run(SCRIPTS.heartbeat, [this.#key(`node:${this.#nodeId}`), this.#key('nodes')],
+      [this.#nodeId, this.#ttlMs, graceDeadline, this.#scriptPrefix]) as [number, number]
+    // Our liveness key was gone: another node may have removed our entries, so write them back.
+    if (Number(reply[0]) === 0) return await this.resync(localCounts, graceDeadline)
+    return []
+  }
+
+  async resync (localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
+    const args: Array<string | number> = [this.#nodeId, this.#ttlMs, graceDeadline, this.#scriptPrefix]
+    for (const [userId, count] of localCounts) if (count > 0) args.push(userId, count)
+    const reply = await this.#run(SCRIPTS.resync,
+      [this.#key(`node:${this.#nodeId}`), this.#sockets(), this.#key('nodes'), this.#key('grace')], args)
+    return restoredOf(reply)
+  }
+
+  async leave (graceDeadline: number): Promise<void> {
+    await this.#run(SCRIPTS.leave, [this.#key(`node:${this.#nodeId}`)], [this.#nodeId, graceDeadline, this.#scriptPrefix])
+  }
+
+  #key (name: string): string {
+    return `${this.#keys}${name}`
+  }
+
+  #user (userId: string): string {
+    return `${this.#keys}user:${userId}`
+  }
+
+  #sockets (): string {
+    return `${this.#keys}sockets:${this.#nodeId}`
+  }
+
+  async #run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+    return await this.#bounded(script.run(this.#client, keys, args), 'script')
+  }
+
+  async #bounded<T> (command: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(chatError('UNAVAILABLE', `presence: Redis did not answer (${what}) within ${this.#timeoutMs} ms`)), this.#timeoutMs)
+    })
+    try {
+      return await Promise.race([command, timeout])
+    } catch (error) {
+      if (isChatError(error)) throw error
+      throw chatError('UNAVAILABLE', `presence: Redis ${what} failed: ${error instanceof Error ? error.message : String(error)}`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}

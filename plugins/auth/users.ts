@@ -1,0 +1,78 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { inArray, sql } from 'drizzle-orm'
+import { users } from '../../db/schema/index.js'
+import type { ChatUser } from '../realtime/connection.js'
+
+export interface Profile {
+  id: string
+  name: string | null
+  avatar: string | null
+  lastSeen: string | null
+}
+
+export interface UsersService {
+  /**
+   * Caches the token's name and avatar in the users table (writing only when they changed), and fills
+   * them from the host's resolveUser hook when the token carries only `sub`. Returns the user as known.
+   */
+  remember (user: ChatUser): Promise<ChatUser>
+  profiles (ids: string[]): Promise<Map<string, Profile>>
+  /** Stamps last seen (presence going offline). */
+  touchLastSeen (id: string, at: Date): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatUsers: UsersService
+  }
+}
+
+const REMEMBERED_MAX = 50_000
+
+/** Users as tokens describe them, cached in the database so that history and member lists show names. */
+export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) {
+  const db = app.chatDb
+  // What this node last wrote per user: a session start of an unchanged user costs no write.
+  const remembered = new Map<string, string>()
+  const resolveUser = app.chatHooks.resolveUser
+
+  async function resolved (user: ChatUser): Promise<ChatUser> {
+    if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user
+    const profile = await resolveUser(user.id)
+    if (profile === null) return user
+    return { ...user, name: user.name ?? profile.name ?? null, avatar: user.avatar ?? profile.avatar ?? null }
+  }
+
+  const service: UsersService = {
+    async remember (given) {
+      const user = await resolved(given)
+      const signature = `${user.tenant}\u0000${user.name ?? ''}\u0000${user.avatar ?? ''}`
+      if (remembered.get(user.id) === signature) return user
+      await db.insert(users)
+        .values({ id: user.id, tenant: user.tenant, name: user.name, avatar: user.avatar })
+        .onConflictDoUpdate({
+          target: users.id,
+          set: { name: user.name, avatar: user.avatar, tenant: user.tenant, updatedAt: sql`now()` },
+        })
+      if (remembered.size >= REMEMBERED_MAX) remembered.clear()
+      remembered.set(user.id, signature)
+      return user
+    },
+    async profiles (ids) {
+      const unique = [...new Set(ids)]
+      const result = new Map<string, Profile>()
+      if (unique.length === 0) return result
+      const rows = await db.select({ id: users.id, name: users.name, avatar: users.avatar, lastSeen: users.lastSeen })
+        .from(users).where(inArray(users.id, unique))
+      for (const row of rows) result.set(row.id, { id: row.id, name: row.name, avatar: row.avatar, lastSeen: row.lastSeen?.toISOString() ?? null })
+      for (const id of unique) if (!result.has(id)) result.set(id, { id, name: null, avatar: null, lastSeen: null })
+      return result
+    },
+    async touchLastSeen (id, at) {
+      await db.insert(users).values({ id, lastSeen: at })
+        .onConflictDoUpdate({ target: users.id, set: { lastSeen: at } })
+    },
+  }
+  app.decorate('chatUsers', service)
+}, { name: 'chat-users', fastify: '5.x', dependencies: ['chat-config', 'chat-database'] })

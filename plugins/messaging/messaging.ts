@@ -1,0 +1,480 @@
+import { randomUUID } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
+import { messages, reactions, roomMembers, rooms, type Attachment, type MessageType } from '../../db/schema/index.js'
+import { rows as rowsOf, type ChatDb } from '../../db/client.js'
+import { chatError } from '../core/errors.js'
+import type { ChatUser, Connection } from '../realtime/connection.js'
+import { GroupCommit } from '../../lib/group-commit.js'
+import { Turns } from '../../lib/turns.js'
+import { withDeadline, type Deadline } from '../../lib/deadline.js'
+import { jsonLiteral } from '../../db/json-literal.js'
+import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../../db/queries/send-batch.js'
+import { excerptOf, historyPage, hydrate, messageById, messagesByIds, reactionsOf, toMessage, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
+import { SendInput, type Message } from '../../schemas/messaging.js'
+import { Compile } from 'typebox/compile'
+import { unstorableField } from '../../lib/input-hygiene.js'
+import type { RoomEvent } from './room-log.js'
+import type { RoomsService } from '../rooms/types.js'
+
+const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
+/** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
+const checkSendInput = Compile(SendInput)
+const SYNC_PAGE = 200
+/** Group-commit batches written at once (each holds one pooled connection while it runs). */
+const BATCHES_IN_FLIGHT = 2
+/** Runs of a send batch's statement before its error is its senders' answer (see isRetryable). */
+const STATEMENT_ATTEMPTS = 3
+
+/**
+ * A batch that broke the clientMsgId index (a retry whose original committed meanwhile) or lost a
+ * deadlock or serialization check wrote nothing and can run again as it is.
+ */
+function isRetryable (error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code
+  return code === '23505' || code === '40P01' || code === '40001'
+}
+
+interface SendJob {
+  roomId: string
+  sender: { id: string, name: string | null, avatar: string | null }
+  type: MessageType
+  content: string
+  attachments: Attachment[]
+  replyToId: string | null
+  clientMsgId: string | null
+}
+
+interface SendOutcome {
+  message: Message
+  /** A retry of a clientMsgId already stored: nothing was written and nothing is broadcast. */
+  duplicate: boolean
+  event: RoomEvent | null
+  /** JSON.stringify(message), when this send wrote it. */
+  messageJson?: string
+}
+
+export interface SendOptions {
+  /** The sending socket: it gets the ack and not the message.new echo. */
+  except?: Connection
+  /** Server-side senders (the host's code) may post SYSTEM messages; clients may not. */
+  allowSystem?: boolean
+}
+
+export interface SyncRoomResult {
+  roomId: string
+  events: Array<{ event: string, data: Record<string, unknown> }>
+  lastSeq: number
+  hasMore: boolean
+  resync?: boolean
+  error?: { code: string, message: string }
+}
+
+/** The room and seq of the event a change wrote: the acting socket's ack carries them instead of the push. */
+export interface EventPlace {
+  roomId: string
+  seq: number
+}
+
+function placeOf (events: RoomEvent[]): Partial<EventPlace> {
+  const event = events[0]
+  return event === undefined ? {} : { roomId: event.roomId, seq: event.seq }
+}
+
+export interface MessagingService {
+  /** `messageJson` is the message as serialized for its push, when this send wrote it (acks reuse it). */
+  send (user: ChatUser, input: SendInput, options?: SendOptions): Promise<{ message: Message, duplicate: boolean, messageJson?: string }>
+  /** The edited message, and where the edit landed in the room's log. */
+  edit (user: ChatUser, messageId: string, content: string, except?: Connection): Promise<{ message: Message } & EventPlace>
+  /** Where the deletion landed in the room's log; nothing when the message was already deleted. */
+  remove (user: ChatUser, messageId: string, except?: Connection): Promise<Partial<EventPlace>>
+  /** The message's reactions now, and where the change landed (nothing when nothing changed). */
+  react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions } & Partial<EventPlace>>
+  history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number }): Promise<{ messages: Message[], hasMore: boolean }>
+  markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number }>
+  sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
+  /** Resolves when every queued send is committed (graceful shutdown). */
+  drain (): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatMessaging: MessagingService
+  }
+}
+
+function tripleKey (roomId: string, senderId: string, clientMsgId: string): string {
+  return `${roomId}\u0000${senderId}\u0000${clientMsgId}`
+}
+
+/**
+ * Durable, ordered messaging. A send is validated against the node's membership cache (no database
+ * read), queued for group commit, and acknowledged only after its batch committed; the broadcast frame
+ * is built once from what was written.
+ */
+export const messagingPlugin = fp(async function messagingPlugin (app: FastifyInstance) {
+  const db = app.chatDb
+  const config = app.chatConfig
+  const roomLog = app.chatRoomLog
+  const roomsService = (): RoomsService => app.chatRooms
+
+  function checkContent (content: string): string {
+    const trimmed = content.trim()
+    if (trimmed.length === 0) throw chatError('VALIDATION_FAILED', 'content: must not be empty', [{ field: 'content', message: 'must not be empty' }])
+    if (trimmed.length > config.maxMessageLength) {
+      throw chatError('VALIDATION_FAILED', `content: at most ${config.maxMessageLength} characters`, [{ field: 'content', message: `must have at most ${config.maxMessageLength} characters` }])
+    }
+    return trimmed
+  }
+
+  /**
+   * Writes one batch of sends as one statement, a transaction of its own (see send-batch.ts): one round
+   * trip per batch, none per message. A retry whose original another batch committed while this one ran
+   * breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
+   */
+  async function flushSends (jobs: SendJob[], deadline: Deadline, release: () => void): Promise<Array<SendOutcome | Error>> {
+    const createdAt = new Date()
+    const createdAtIso = createdAt.toISOString()
+    const batch: SendBatchRow[] = []
+    // A clientMsgId sent twice in one batch is written once: the second copy is answered with the first.
+    const copyOf = new Map<number, number>()
+    const firstOfKey = new Map<string, number>()
+    jobs.forEach((job, i) => {
+      if (job.clientMsgId !== null) {
+        const key = tripleKey(job.roomId, job.sender.id, job.clientMsgId)
+        const first = firstOfKey.get(key)
+        if (first !== undefined) {
+          copyOf.set(i, first)
+          return
+        }
+        firstOfKey.set(key, i)
+      }
+      batch.push({
+        i,
+        id: randomUUID(),
+        roomId: job.roomId,
+        senderId: job.sender.id,
+        type: job.type,
+        content: job.content,
+        replyToId: job.replyToId,
+        attachments: job.attachments,
+        clientMsgId: job.clientMsgId,
+      })
+    })
+    // Past the deadline its senders are told UNAVAILABLE: the statement then refuses to write (send-batch.ts).
+    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention, new Date(deadline.at).toISOString())
+    let answers: SendBatchResult[] | undefined
+    for (let attempt = 1; answers === undefined; attempt += 1) {
+      try {
+        answers = rowsOf<SendBatchResult>(await db.execute(statement))
+      } catch (error) {
+        if (attempt >= STATEMENT_ATTEMPTS || !isRetryable(error) || deadline.expired) throw error
+      }
+    }
+
+    // The database is done with this batch: the next one is sent before these results become replies.
+    release()
+    const results: Array<SendOutcome | Error | undefined> = new Array(jobs.length)
+    const retried: number[] = []
+    const byIndex = new Map(answers.map((answer) => [answer.i, answer]))
+    for (const row of batch) {
+      const answer = byIndex.get(row.i) as SendBatchResult
+      const job = jobs[row.i] as SendJob
+      if (job.replyToId !== null && answer.reply_room_id !== job.roomId) {
+        results[row.i] = chatError('NOT_FOUND', 'replyToId: no such message in this room', [{ field: 'replyToId', message: 'not found in this room' }])
+        continue
+      }
+      if (answer.seq === null) {
+        if (answer.room_exists === false) results[row.i] = chatError('NOT_FOUND', 'room not found')
+        else retried.push(row.i)
+        continue
+      }
+      const seq = Number(answer.seq)
+      const replyTo = answer.reply_room_id === null
+        ? null
+        : { id: job.replyToId as string, seq: Number(answer.reply_seq), senderId: answer.reply_sender_id as string, excerpt: excerptOf({ content: answer.reply_content ?? '', deletedAt: answer.reply_deleted === true ? createdAt : null }) }
+      const record: MessageRow = {
+        id: row.id,
+        roomId: row.roomId,
+        seq,
+        senderId: row.senderId,
+        type: row.type,
+        content: row.content,
+        replyToId: row.replyToId,
+        attachments: row.attachments,
+        clientMsgId: row.clientMsgId,
+        editedAt: null,
+        deletedAt: null,
+        createdAt,
+      }
+      const message = toMessage(record, job.sender, replyTo, [])
+      // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
+      const messageJson = JSON.stringify(message)
+      const dataJson = `{"roomId":${JSON.stringify(row.roomId)},"seq":${seq},"message":${messageJson}}`
+      const event: RoomEvent = { roomId: row.roomId, seq, event: 'message.new', data: { roomId: row.roomId, seq, message }, dataJson }
+      results[row.i] = { message, duplicate: false, event, messageJson }
+    }
+    if (retried.length > 0) {
+      // Retries of a clientMsgId stored earlier: rare, so the originals are read (committed) only now.
+      const originals = await existingRetries(db, retried.map((i) => jobs[i] as SendJob))
+      for (const i of retried) {
+        const job = jobs[i] as SendJob
+        const original = originals.get(tripleKey(job.roomId, job.sender.id, job.clientMsgId as string))
+        results[i] = original === undefined
+          ? chatError('INTERNAL', 'a send was neither written nor found as a retry')
+          : { message: original, duplicate: true, event: null }
+      }
+    }
+    for (const [i, first] of copyOf) {
+      const original = results[first] as SendOutcome | Error
+      results[i] = original instanceof Error ? original : { message: original.message, duplicate: true, event: null }
+    }
+    return results as Array<SendOutcome | Error>
+  }
+
+  function refuseUnstorable (input: SendInput): void {
+    if (!checkSendInput.Check(input)) {
+      const first = [...checkSendInput.Errors(input)][0]
+      throw chatError('VALIDATION_FAILED', first === undefined ? 'invalid message' : `${first.instancePath.slice(1) || 'message'}: ${first.message}`)
+    }
+    const unstorable = unstorableField(input)
+    if (unstorable !== null) throw chatError('VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`, [{ field: unstorable, message: 'not storable text' }])
+  }
+
+  /** The stored originals of retried sends (same room, sender and clientMsgId), by their key. */
+  async function existingRetries (reader: ChatDb, retries: SendJob[]): Promise<Map<string, Message>> {
+    const keys = retries.map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
+    const matches = rowsOf<{ id: string }>(await reader.execute(sql`select m.id from ${messages} m
+      join json_to_recordset(${jsonLiteral(JSON.stringify(keys))}) as k(room_id uuid, sender_id text, client_msg_id text)
+        on m.room_id = k.room_id and m.sender_id = k.sender_id and m.client_msg_id = k.client_msg_id`))
+    const originals = await messagesByIds(reader, matches.map((match) => match.id))
+    const hydrated = await hydrate(reader, originals)
+    return new Map(originals.map((row, index) => [tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message]))
+  }
+
+  const metrics = app.chatMetrics
+  const writer = new GroupCommit<SendJob, SendOutcome>({
+    flush: async (jobs, release) => {
+      // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
+      const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline, release))
+      const events: RoomEvent[] = []
+      for (const result of results) if (!(result instanceof Error) && result.event !== null) events.push(result.event)
+      metrics.messagePersisted(events.length)
+      // Committed: one broker command for the whole batch, before any sender is answered.
+      void roomLog.broadcast(events)
+      return results
+    },
+    // A room's sends are written in the order they were queued: a batch never overtakes one in flight
+    // that holds the same room (it would race it for the room's lock, and could take the lower seqs).
+    keyOf: (job) => job.roomId,
+    maxBatch: config.groupCommit.maxBatch,
+    maxWaitMs: config.groupCommit.maxWaitMs,
+    // Two batches at once: one's round trips and commit overlap the next one's. Safe because every
+    // batch locks its rooms in id order before reading seqs or retries (see flushSends).
+    maxInFlight: BATCHES_IN_FLIGHT,
+    onBatch: (size, ms) => metrics.groupCommitBatch(size, ms),
+  })
+  // Sockets are closed in preClose too; whatever they queued is still written before the database closes.
+  app.addHook('preClose', async () => { await writer.drain() })
+
+  /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
+  async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
+    const row = await messageById(db, messageId)
+    if (row === null) throw chatError('NOT_FOUND', 'message not found')
+    // The member's role; for a moderator action the permissions claim chats:moderate may raise it.
+    const role = await roomsService().actingRole(user, row.roomId, action)
+    if (role === null) throw chatError('NOT_FOUND', 'message not found')
+    return { row, role }
+  }
+
+  async function hydrateOne (tx: ChatDb, messageId: string): Promise<Message> {
+    const row = await messageById(tx, messageId)
+    if (row === null) throw chatError('NOT_FOUND', 'message not found')
+    return (await hydrate(tx, [row]))[0] as Message
+  }
+
+  /** A send checked and authorized, as the writer queues it. */
+  async function checkedSend (user: ChatUser, input: SendInput, options: SendOptions): Promise<SendJob> {
+    // Whatever a batch's statement cannot store would fail every send of the batch: refuse it here.
+    if (user.server === true) refuseUnstorable(input)
+    const type = input.type ?? 'TEXT'
+    if (type === 'SYSTEM' && options.allowSystem !== true) throw chatError('FORBIDDEN', 'SYSTEM messages are the server\'s alone')
+    const content = checkContent(input.content)
+    const attachments = input.attachments ?? []
+    if (ATTACHMENT_TYPES.has(type) && attachments.length === 0) {
+      throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
+    }
+    const rooms = roomsService()
+    if (user.server !== true) {
+      const { role } = await rooms.requireMember(input.roomId, user.id)
+      if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
+      await rooms.authorize(user, 'message.send', input.roomId, input)
+    }
+    return {
+      roomId: input.roomId,
+      sender: { id: user.id, name: user.name, avatar: user.avatar },
+      type,
+      content,
+      attachments,
+      replyToId: input.replyToId ?? null,
+      clientMsgId: input.clientMsgId ?? null,
+    }
+  }
+
+  /** A sender's sends into one room reach the writer in the order they began (see turns.ts). */
+  const sendTurns = new Turns()
+
+  const service: MessagingService = {
+    async send (user, input, options = {}) {
+      const turn = sendTurns.take(`${input.roomId}\u0000${user.id}`)
+      let written: Promise<SendOutcome>
+      try {
+        if (turn.ready !== null) await turn.ready
+        written = writer.submit(await checkedSend(user, input, options))
+      } finally {
+        turn.done()
+      }
+      const outcome = await written
+      // The batch was handed to the broker once, when it committed (see the writer); this node's sockets
+      // get it here, without the sending socket. The ack does not wait for the broker: the message is
+      // committed, and a node that misses the push reads it back (see room-log.ts).
+      if (outcome.event !== null) roomLog.deliverLocal(outcome.event, options.except)
+      return outcome.messageJson === undefined
+        ? { message: outcome.message, duplicate: outcome.duplicate }
+        : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }
+    },
+
+
+    async edit (user, messageId, content, except) {
+      const { row } = await visibleMessage(user, messageId)
+      if (row.senderId !== user.id) throw chatError('FORBIDDEN', 'only the sender may edit a message')
+      if (row.deletedAt !== null) throw chatError('NOT_FOUND', 'message was deleted')
+      if (row.type === 'SYSTEM') throw chatError('FORBIDDEN', 'SYSTEM messages cannot be edited')
+      const text = checkContent(content)
+      await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: text })
+      const { message, events } = await db.transaction(async (tx) => {
+        const updated = await tx.update(messages).set({ content: text, editedAt: new Date() })
+          .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
+        if (updated.length === 0) throw chatError('NOT_FOUND', 'message was deleted')
+        const message = await hydrateOne(tx, messageId)
+        const events = await roomLog.append(tx, row.roomId, [{ event: 'message.updated', data: { message } }])
+        return { message, events }
+      })
+      await roomLog.publish(events, except)
+      const event = events[0] as RoomEvent
+      return { message, roomId: event.roomId, seq: event.seq }
+    },
+
+    async remove (user, messageId, except) {
+      const { row, role } = await visibleMessage(user, messageId, 'message.delete.any')
+      const rooms = roomsService()
+      const own = row.senderId === user.id
+      if (!(own ? rooms.can(role, 'message.delete.own') : rooms.can(role, 'message.delete.any'))) {
+        throw chatError('FORBIDDEN', 'only the sender or a MODERATOR and above may delete this message')
+      }
+      await rooms.authorize(user, 'message.delete', row.roomId, { messageId })
+      const events = await db.transaction(async (tx) => {
+        const updated = await tx.update(messages).set({ deletedAt: new Date(), content: '', attachments: [] })
+          .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
+        if (updated.length === 0) return []
+        await tx.delete(reactions).where(eq(reactions.messageId, messageId))
+        return await roomLog.append(tx, row.roomId, [{ event: 'message.deleted', data: { messageId } }])
+      })
+      await roomLog.publish(events, except)
+      return placeOf(events)
+    },
+
+    async react (user, messageId, emoji, add, except) {
+      const { row, role } = await visibleMessage(user, messageId)
+      if (row.deletedAt !== null) throw chatError('NOT_FOUND', 'message was deleted')
+      const rooms = roomsService()
+      if (!rooms.can(role, 'message.react')) throw chatError('FORBIDDEN', 'your role may not react here')
+      await rooms.authorize(user, add ? 'reaction.add' : 'reaction.remove', row.roomId, { messageId, emoji })
+      const { list, events } = await db.transaction(async (tx) => {
+        const changed = add
+          ? await tx.insert(reactions).values({ messageId, userId: user.id, emoji }).onConflictDoNothing().returning({ emoji: reactions.emoji })
+          : await tx.delete(reactions).where(and(eq(reactions.messageId, messageId), eq(reactions.userId, user.id), eq(reactions.emoji, emoji))).returning({ emoji: reactions.emoji })
+        const list = (await reactionsOf(tx, [messageId])).get(messageId) ?? []
+        if (changed.length === 0) return { list, events: [] }
+        const events = await roomLog.append(tx, row.roomId, [{ event: 'reaction.updated', data: { messageId, reactions: list } }])
+        return { list, events }
+      })
+      await roomLog.publish(events, except)
+      return { reactions: list, ...placeOf(events) }
+    },
+
+    async history (user, roomId, page) {
+      await roomsService().requireMember(roomId, user.id)
+      await roomsService().authorize(user, 'history.fetch', roomId)
+      const request: { before?: number, after?: number, limit: number } = { limit: page.limit ?? 50 }
+      if (page.before !== undefined) request.before = page.before
+      if (page.after !== undefined) request.after = page.after
+      return await historyPage(db, roomId, request)
+    },
+
+    async markRead (user, roomId, seq, except) {
+      await roomsService().requireMember(roomId, user.id)
+      const advanced = await db.update(roomMembers)
+        .set({ lastReadSeq: sql`least(${seq}, ${rooms.lastSeq})` })
+        .from(rooms)
+        .where(and(
+          eq(roomMembers.roomId, roomId), eq(roomMembers.userId, user.id), eq(rooms.id, roomMembers.roomId),
+          sql`least(${seq}, ${rooms.lastSeq}) > ${roomMembers.lastReadSeq}`,
+        ))
+        .returning({ lastReadSeq: roomMembers.lastReadSeq })
+      let lastReadSeq: number
+      if (advanced[0] !== undefined) {
+        lastReadSeq = advanced[0].lastReadSeq
+      } else {
+        const [current] = await db.select({ lastReadSeq: roomMembers.lastReadSeq }).from(roomMembers)
+          .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, user.id)))
+        if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        lastReadSeq = current.lastReadSeq
+      }
+      const [counted] = await db.select({ n: sql<number>`count(*)::int` }).from(messages).where(and(
+        eq(messages.roomId, roomId), gt(messages.seq, lastReadSeq), ne(messages.senderId, user.id), isNull(messages.deletedAt),
+      ))
+      const unreadCount = counted?.n ?? 0
+      if (advanced[0] !== undefined) {
+        const hub = app.chatHub
+        await Promise.all([
+          hub.publishRoom(roomId, JSON.stringify({ event: 'receipt.read', data: { roomId, userId: user.id, seq: lastReadSeq } }), except === undefined ? {} : { except }),
+          hub.publishUser(user.id, JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), except),
+        ]).catch((error: unknown) => {
+          // The read mark is committed: a broker that fails now costs other nodes this receipt, not the ack.
+          app.log.warn({ err: error, roomId }, 'messaging: publishing a read receipt failed after the commit')
+        })
+      }
+      return { lastReadSeq, unreadCount }
+    },
+
+    async sync (user, cursors) {
+      await roomsService().authorize(user, 'sync')
+      const retention = config.eventRetention
+      // The user's rooms from the node's cache: a cursor for any other room (up to 500 of them in one
+      // frame) is answered without a database read of its own.
+      const mine = new Set(await roomsService().roomIdsOf(user.id))
+      const results = await Promise.all(cursors.map(async ({ roomId, seq }): Promise<SyncRoomResult> => {
+        if (!mine.has(roomId)) return { roomId, events: [], lastSeq: 0, hasMore: false, error: { code: 'NOT_MEMBER', message: 'you are not a member of this room' } }
+        try {
+          await roomsService().requireMember(roomId, user.id)
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? 'INTERNAL'
+          return { roomId, events: [], lastSeq: 0, hasMore: false, error: { code, message: (error as Error).message } }
+        }
+        const [room] = await db.select({ lastSeq: rooms.lastSeq }).from(rooms).where(eq(rooms.id, roomId))
+        const lastSeq = room?.lastSeq ?? 0
+        const oldestKept = retention > 0 ? Math.max(1, lastSeq - retention + 1) : 1
+        if (seq > lastSeq || seq < oldestKept - 1) return { roomId, events: [], lastSeq, hasMore: false, resync: true }
+        const events = await roomLog.eventsAfter(roomId, seq, SYNC_PAGE + 1)
+        const hasMore = events.length > SYNC_PAGE
+        return { roomId, events: events.slice(0, SYNC_PAGE).map((event) => ({ event: event.event, data: event.data })), lastSeq, hasMore }
+      }))
+      return { rooms: results }
+    },
+
+    drain: () => writer.drain(),
+  }
+  app.decorate('chatMessaging', service)
+}, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics'] })

@@ -1,0 +1,280 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Connection } from '../realtime/connection.js'
+import { MemoryPresenceStore } from '../../lib/presence/memory.js'
+import { RedisPresenceStore } from '../../lib/presence/redis.js'
+import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceStore, type PresenceVersion } from '../../lib/presence/store.js'
+
+export type { PresenceStatus } from '../../lib/presence/store.js'
+
+export interface PresenceInfo {
+  status: PresenceStatus
+  /** ISO 8601; null while the user is online or away (they are here now), or was never seen. */
+  lastSeen: string | null
+}
+
+export interface PresenceService {
+  /** What others see of each user (invisible users read as offline). Every id asked for is in the map. */
+  statusOf (userIds: string[]): Promise<Map<string, PresenceInfo>>
+  /** presence.set: online, away, or offline (invisible: shown offline until changed, across reconnects). */
+  set (user: string | { id: string }, status: PresenceStatus): Promise<PresenceInfo>
+  /** 'memory' on one node, 'redis' across nodes. */
+  readonly storeKind: 'memory' | 'redis'
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatPresence: PresenceService
+  }
+}
+
+/** Changes within this window go out together, one push per user with their latest status. */
+const FLUSH_DELAY_MS = 25
+/** Users taken per store call when many graces end at once. */
+const EXPIRE_BATCH = 500
+/** Parallel database writes of last seen when many users go offline at once. */
+const TOUCH_CONCURRENCY = 16
+
+function chosenFor (status: PresenceStatus): ChosenStatus | null {
+  if (status === 'away') return 'away'
+  return status === 'offline' ? 'invisible' : null
+}
+
+async function inBatches<T> (items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
+  for (let index = 0; index < items.length; index += size) {
+    await Promise.all(items.slice(index, index + size).map(work))
+  }
+}
+
+/**
+ * Presence (protocol section 7). The shared state (sockets per user and node, chosen status, grace
+ * deadlines) lives in a PresenceStore: Redis with per-node liveness keys when the suite has Redis,
+ * memory otherwise. This node keeps only its own socket counts, to write them back if it was ever taken
+ * for dead. Status changes are pushed as `presence` to the user's rooms, coalesced per short window.
+ */
+export const presencePlugin = fp(async function presencePlugin (app: FastifyInstance) {
+  const { chatConfig: config, chatHub: hub, chatGateway: gateway, chatUsers: users } = app
+  const log = app.log.child({ concern: 'presence' })
+  const store: PresenceStore = app.chatRedis !== null
+    ? new RedisPresenceStore({ client: app.chatRedis, prefix: config.redisPrefix, nodeId: hub.nodeId, nodeTtlMs: config.presenceNodeTtlMs })
+    : new MemoryPresenceStore()
+
+  /** Sockets of each user attached on this node. */
+  const localCounts = new Map<string, number>()
+  const attached = new WeakSet<Connection>()
+  /** Users whose status changed and is not pushed yet: the latest change (by version) wins. */
+  const pending = new Map<string, { info: PresenceInfo, version: PresenceVersion }>()
+  let flushTimer: NodeJS.Timeout | null = null
+  let flushing: Promise<void> = Promise.resolve()
+  let closing = false
+  /** Set when a store write failed: the next heartbeat writes this node's counts back whole. */
+  let needsResync = false
+
+  const graceDeadline = (): number => Date.now() + config.presenceGraceMs
+
+  function queuePush (userId: string, info: PresenceInfo, version: PresenceVersion): void {
+    // Store calls answer in any order: a change older than the one already queued is out of date.
+    const queued = pending.get(userId)
+    if (queued !== undefined && queued.version > version) return
+    pending.set(userId, { info, version })
+    if (flushTimer === null && !closing) {
+      flushTimer = setTimeout(() => {
+        flushTimer = null
+        flushing = flushing.then(flush).catch((error: unknown) => { log.warn({ err: error }, 'presence: flush failed') })
+      }, FLUSH_DELAY_MS)
+    }
+  }
+
+  async function flush (): Promise<void> {
+    if (pending.size === 0) return
+    const batch = [...pending]
+    pending.clear()
+    if (!app.hasDecorator('chatRooms')) return
+    const rooms = app.chatRooms
+    // One member count per room per batch, however many of its members changed.
+    const sizes = new Map<string, Promise<number>>()
+    const sizeOf = (roomId: string): Promise<number> => {
+      let size = sizes.get(roomId)
+      if (size === undefined) {
+        size = rooms.memberIds(roomId).then((ids) => ids.length)
+        sizes.set(roomId, size)
+      }
+      return size
+    }
+    await inBatches(batch, 64, async ([userId, { info, version }]) => {
+      try {
+        const frame = JSON.stringify({ event: 'presence', data: { userId, status: info.status, lastSeen: info.lastSeen } })
+        const roomIds = await rooms.roomIdsOf(userId)
+        // Another node may push a later change of this user first: every node keeps the latest version.
+        const ordered = { version: { key: `presence:${userId}`, version } }
+        await Promise.all(roomIds.map(async (roomId) => {
+          if (await sizeOf(roomId) > config.presenceFanoutMaxMembers) return
+          await hub.publishRoom(roomId, frame, ordered)
+        }))
+      } catch (error) {
+        log.warn({ err: error, userId }, 'presence push failed')
+      }
+    })
+  }
+
+  async function stampOffline (userId: string, at: number, version: PresenceVersion): Promise<void> {
+    const lastSeen = new Date(at)
+    queuePush(userId, { status: 'offline', lastSeen: lastSeen.toISOString() }, version)
+    try {
+      await users.touchLastSeen(userId, lastSeen)
+    } catch (error) {
+      log.warn({ err: error, userId }, 'presence: stamping last seen failed')
+    }
+  }
+
+  function localCountsSnapshot (): Map<string, number> {
+    return new Map(localCounts)
+  }
+
+  gateway.contributeToSession(async (connection, user) => {
+    // A socket that closed while its session started has already ended; counting it would be a ghost.
+    if (!connection.isOpen || closing) return {}
+    attached.add(connection)
+    localCounts.set(user.id, (localCounts.get(user.id) ?? 0) + 1)
+    try {
+      const { wasPresent, chosen, version } = await store.attach(user.id)
+      const status = shownStatus(true, chosen)
+      if (!wasPresent && status !== 'offline') queuePush(user.id, { status, lastSeen: null }, version)
+    } catch (error) {
+      needsResync = true
+      log.warn({ err: error, userId: user.id }, 'presence: attach failed, written back at the next heartbeat')
+    }
+    return {}
+  })
+
+  gateway.onSessionEnd(async (connection, user) => {
+    if (!attached.has(connection)) return
+    attached.delete(connection)
+    const left = (localCounts.get(user.id) ?? 1) - 1
+    if (left > 0) localCounts.set(user.id, left)
+    else localCounts.delete(user.id)
+    if (closing) return
+    try {
+      await store.detach(user.id, graceDeadline())
+    } catch (error) {
+      needsResync = true
+      log.warn({ err: error, userId: user.id }, 'presence: detach failed, written back at the next heartbeat')
+    }
+  })
+
+  const service: PresenceService = {
+    storeKind: store.kind,
+
+    async statusOf (userIds) {
+      const unique = [...new Set(userIds)]
+      const result = new Map<string, PresenceInfo>()
+      if (unique.length === 0) return result
+      let stored
+      try {
+        stored = await store.read(unique)
+      } catch (error) {
+        // Degraded rather than failing session.ready or room.members: this node's own sockets only.
+        log.warn({ err: error }, 'presence: store unreadable, answering from this node')
+        stored = new Map(unique.map((id) => [id, { present: hub.connectionsOf(id).size > 0, chosen: null }]))
+      }
+      const offline: string[] = []
+      for (const userId of unique) {
+        const entry = stored.get(userId)
+        const status = shownStatus(entry?.present ?? false, entry?.chosen ?? null)
+        result.set(userId, { status, lastSeen: null })
+        if (status === 'offline') offline.push(userId)
+      }
+      if (offline.length > 0) {
+        const profiles = await users.profiles(offline)
+        for (const userId of offline) result.set(userId, { status: 'offline', lastSeen: profiles.get(userId)?.lastSeen ?? null })
+      }
+      return result
+    },
+
+    async set (user, status) {
+      const userId = typeof user === 'string' ? user : user.id
+      const { present, previous, chosen, version } = await store.setChosen(userId, chosenFor(status))
+      const before = shownStatus(present, previous)
+      const after = shownStatus(present, chosen)
+      if (after === 'offline') {
+        if (before === 'offline') return (await service.statusOf([userId])).get(userId) as PresenceInfo
+        // Going invisible looks like leaving: others see offline, last seen now.
+        const at = Date.now()
+        await stampOffline(userId, at, version)
+        return { status: 'offline', lastSeen: new Date(at).toISOString() }
+      }
+      if (before !== after) queuePush(userId, { status: after, lastSeen: null }, version)
+      return { status: after, lastSeen: null }
+    },
+  }
+  app.decorate('chatPresence', service)
+
+  // One sweep: graces that ended become offline (on any node; the store hands each user to one node).
+  let sweeping = false
+  async function sweep (): Promise<void> {
+    if (sweeping || closing) return
+    sweeping = true
+    try {
+      for (;;) {
+        const expired = await store.expireDue(Date.now(), EXPIRE_BATCH)
+        const visible = expired.filter((user) => user.chosen !== 'invisible')
+        await inBatches(visible, TOUCH_CONCURRENCY, (user) => stampOffline(user.userId, Math.min(user.at, Date.now()), user.version))
+        if (expired.length < EXPIRE_BATCH) break
+      }
+    } catch (error) {
+      log.warn({ err: error }, 'presence: sweep failed')
+    } finally {
+      sweeping = false
+    }
+  }
+
+  let beating = false
+  async function heartbeat (): Promise<void> {
+    if (beating || closing) return
+    beating = true
+    try {
+      const restored = needsResync
+        ? await store.resync(localCountsSnapshot(), graceDeadline())
+        : await store.heartbeat(localCountsSnapshot(), graceDeadline())
+      needsResync = false
+      for (const { userId, chosen, version } of restored) {
+        const status = shownStatus(true, chosen)
+        if (status !== 'offline') queuePush(userId, { status, lastSeen: null }, version)
+      }
+    } catch (error) {
+      log.warn({ err: error }, 'presence: heartbeat failed')
+    } finally {
+      beating = false
+    }
+  }
+
+  // A previous process with the same node id may have left entries: start from this node's truth (none).
+  await store.resync(new Map(), graceDeadline())
+  const sweepTimer = setInterval(() => { void sweep() }, config.presenceSweepMs)
+  sweepTimer.unref()
+  let heartbeatTimer: NodeJS.Timeout | null = null
+  if (store.kind === 'redis') {
+    heartbeatTimer = setInterval(() => { void heartbeat() }, Math.max(100, Math.floor(config.presenceNodeTtlMs / 3)))
+    heartbeatTimer.unref()
+    // Redis may have restarted empty, or missed writes while it was away.
+    app.chatBroker.onReconnect(() => {
+      needsResync = true
+      void heartbeat()
+    })
+  }
+
+  app.addHook('onClose', async () => {
+    closing = true
+    clearInterval(sweepTimer)
+    if (heartbeatTimer !== null) clearInterval(heartbeatTimer)
+    if (flushTimer !== null) clearTimeout(flushTimer)
+    flushTimer = null
+    await flushing
+    // This node's users enter the grace at once; another node ends it, or they reconnect in time.
+    try {
+      await store.leave(graceDeadline())
+    } catch (error) {
+      log.warn({ err: error }, 'presence: leaving failed; the liveness key expires instead')
+    }
+  })
+}, { name: 'chat-presence', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-users'] })

@@ -1,0 +1,52 @@
+import type { Role } from '../../db/schema/index.js'
+import type { RoomAction } from './types.js'
+
+/** OWNER > ADMIN > MODERATOR > MEMBER. */
+export const ROLE_RANK: Readonly<Record<Role, number>> = { MEMBER: 1, MODERATOR: 2, ADMIN: 3, OWNER: 4 }
+
+/**
+ * The permission table of protocol section 5, and the only place that decides it: the least role that
+ * may do each action. docs/rooms.md prints the same table.
+ */
+export const LEAST_ROLE: Readonly<Record<RoomAction, Role>> = {
+  'message.send': 'MEMBER',
+  'message.react': 'MEMBER',
+  'message.read': 'MEMBER',
+  'room.leave': 'MEMBER',
+  'message.edit.own': 'MEMBER',
+  'message.delete.own': 'MEMBER',
+  'member.add': 'MODERATOR',
+  'message.delete.any': 'MODERATOR',
+  // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canKick).
+  'member.kick': 'MODERATOR',
+  'room.update': 'ADMIN',
+  'member.role': 'ADMIN',
+  'room.delete': 'OWNER',
+  'member.role.admin': 'OWNER',
+  'room.transfer': 'OWNER',
+}
+
+export function can (role: Role, action: RoomAction): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[LEAST_ROLE[action]]
+}
+
+export function outranks (role: Role, other: Role): boolean {
+  return ROLE_RANK[role] > ROLE_RANK[other]
+}
+
+/** Kicking needs the kick permission and a strictly higher role than the member kicked. */
+export function canKick (actor: Role, target: Role): boolean {
+  return can(actor, 'member.kick') && outranks(actor, target)
+}
+
+/**
+ * Whether `actor` may change a member from `current` to `next`. Only a member of a strictly lower role
+ * can be changed; ADMIN and MODERATOR may set roles below their own, making someone ADMIN needs OWNER,
+ * and OWNER is handed over (the previous owner becomes ADMIN).
+ */
+export function canSetRole (actor: Role, current: Role, next: Role): boolean {
+  if (!outranks(actor, current)) return false
+  if (next === 'OWNER') return can(actor, 'room.transfer')
+  if (next === 'ADMIN') return can(actor, 'member.role.admin')
+  return can(actor, 'member.role') && outranks(actor, next)
+}

@@ -1,0 +1,268 @@
+import { sql, type SQL } from 'drizzle-orm'
+import { rows, type ChatDb } from '../../db/client.js'
+import type { Attachment, MessageType, Role, RoomType } from '../../db/schema/index.js'
+import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
+import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
+
+/**
+ * The read side of the rooms concern: raw SQL that returns whole summaries, member lists, favorites and
+ * message pages, each in one statement whatever the number of rooms. Timestamps are formatted in SQL
+ * and jsonb is read as text, so both drivers (postgres.js, PGlite) return the same plain values.
+ */
+
+const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
+function iso (column: string): string {
+  return `to_char(${column} at time zone 'UTC', ${ISO})`
+}
+
+/** The columns of a message `x` with its sender `su` and reply target `rt`, prefixed `m_`. */
+const MESSAGE_COLUMNS = `
+  x.id as m_id, x.room_id as m_room_id, x.seq as m_seq, x.sender_id as m_sender_id, x.type as m_type,
+  x.content as m_content, x.attachments::text as m_attachments, x.client_msg_id as m_client_msg_id,
+  ${iso('x.edited_at')} as m_edited_at, ${iso('x.deleted_at')} as m_deleted_at, ${iso('x.created_at')} as m_created_at,
+  su.name as m_sender_name, su.avatar as m_sender_avatar,
+  rt.id as m_reply_id, rt.seq as m_reply_seq, rt.sender_id as m_reply_sender_id, rt.content as m_reply_content,
+  (rt.deleted_at is not null) as m_reply_deleted,
+  (select coalesce(json_agg(json_build_object('emoji', g.emoji, 'count', g.n, 'userIds', g.users) order by g.first, g.emoji), '[]')::text
+     from (select emoji, count(*)::int as n, json_agg(user_id order by created_at, user_id) as users, min(created_at) as first
+             from chat.reactions where message_id = x.id group by emoji) g) as m_reactions`
+
+const MESSAGE_FROM = `chat.messages x
+  left join chat.users su on su.id = x.sender_id
+  left join chat.messages rt on rt.id = x.reply_to_id`
+
+interface MessageRow {
+  m_id: string | null
+  m_room_id: string
+  m_seq: number
+  m_sender_id: string
+  m_type: MessageType
+  m_content: string
+  m_attachments: string | null
+  m_client_msg_id: string | null
+  m_edited_at: string | null
+  m_deleted_at: string | null
+  m_created_at: string
+  m_sender_name: string | null
+  m_sender_avatar: string | null
+  m_reply_id: string | null
+  m_reply_seq: number | null
+  m_reply_sender_id: string | null
+  m_reply_content: string | null
+  m_reply_deleted: boolean | null
+  m_reactions: string | null
+}
+
+function messageOf (row: MessageRow): Message | null {
+  if (row.m_id === null) return null
+  return toMessage({
+    id: row.m_id,
+    roomId: row.m_room_id,
+    seq: row.m_seq,
+    senderId: row.m_sender_id,
+    type: row.m_type,
+    content: row.m_content,
+    attachments: row.m_attachments === null ? [] : JSON.parse(row.m_attachments) as Attachment[],
+    clientMsgId: row.m_client_msg_id,
+    editedAt: row.m_edited_at,
+    deletedAt: row.m_deleted_at,
+    createdAt: row.m_created_at,
+  }, {
+    sender: { name: row.m_sender_name, avatar: row.m_sender_avatar },
+    replyTo: row.m_reply_id === null
+      ? null
+      : { id: row.m_reply_id, seq: row.m_reply_seq as number, senderId: row.m_reply_sender_id as string, excerpt: excerptOf(row.m_reply_content ?? '', row.m_reply_deleted === true) },
+    reactions: row.m_reactions === null ? [] : JSON.parse(row.m_reactions) as Reaction[],
+  })
+}
+
+function list (values: readonly string[]): SQL {
+  return sql.join(values.map((value) => sql`${value}`), sql`, `)
+}
+
+interface RoomRow {
+  id: string
+  type: RoomType
+  name: string
+  description: string | null
+  avatar: string | null
+  is_private: boolean
+  max_members: number | null
+  member_count: number
+  last_seq: number
+  created_by: string
+  created_at: string
+}
+
+const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.member_count,
+  r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
+
+export function roomOf (row: RoomRow): Room {
+  return {
+    id: row.id,
+    type: row.type,
+    name: row.name,
+    description: row.description,
+    avatar: row.avatar,
+    isPrivate: row.is_private,
+    maxMembers: row.max_members,
+    memberCount: row.member_count,
+    lastSeq: row.last_seq,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+  }
+}
+
+/** A room as one user sees it; `userId` says whose. */
+export interface UserSummary {
+  userId: string
+  summary: RoomSummary
+}
+
+interface SummaryRow extends RoomRow, MessageRow {
+  user_id: string
+  my_role: Role
+  last_read_seq: number
+  unread_count: number
+  peer_id: string | null
+  peer_name: string | null
+  peer_avatar: string | null
+  peer_last_seen: string | null
+}
+
+/** The other member of a DIRECT room, as session.ready's `people` lists them. */
+export interface Peer {
+  id: string
+  name: string | null
+  avatar: string | null
+  lastSeen: string | null
+}
+
+export interface SummaryResult {
+  summaries: UserSummary[]
+  /** The other user of each DIRECT room in the result, by room id. */
+  peers: Map<string, Peer>
+}
+
+/**
+ * Every room of the given users (optionally only the given rooms) as each of them sees it, with unread
+ * count, last message and the other user of a DIRECT room: one statement, whatever the number of rooms.
+ * Most recently active rooms first (room-log's writes stamp updated_at).
+ */
+export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[]): Promise<SummaryResult> {
+  const peers = new Map<string, Peer>()
+  if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
+  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id in (${list(roomIds)})`
+  const result = await db.execute(sql`
+    select m.user_id, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
+      (select count(*)::int from chat.messages u
+        where u.room_id = r.id and u.seq > m.last_read_seq and u.sender_id <> m.user_id and u.deleted_at is null) as unread_count,
+      peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
+      lm.*
+    from chat.room_members m
+    join chat.rooms r on r.id = m.room_id
+    left join lateral (
+      select p.user_id, pu.name, pu.avatar, ${sql.raw(iso('pu.last_seen'))} as last_seen
+      from chat.room_members p left join chat.users pu on pu.id = p.user_id
+      where r.type = 'DIRECT' and p.room_id = r.id and p.user_id <> m.user_id
+      order by p.user_id limit 1
+    ) peer on true
+    left join lateral (
+      select ${sql.raw(MESSAGE_COLUMNS)} from ${sql.raw(MESSAGE_FROM)}
+      where x.room_id = r.id and x.deleted_at is null
+      order by x.seq desc limit 1
+    ) lm on true
+    where m.user_id in (${list(userIds)})${roomFilter}
+    order by r.updated_at desc, r.id`)
+  const summaries = rows<SummaryRow>(result).map((row) => {
+    const room = roomOf(row)
+    const direct = row.type === 'DIRECT'
+    if (direct && row.peer_id !== null) {
+      peers.set(row.id, { id: row.peer_id, name: row.peer_name, avatar: row.peer_avatar, lastSeen: row.peer_last_seen })
+    }
+    const summary: RoomSummary = {
+      ...room,
+      name: direct ? row.peer_name ?? row.peer_id ?? room.name : room.name,
+      avatar: direct ? row.peer_avatar : room.avatar,
+      peerId: direct ? row.peer_id : null,
+      myRole: row.my_role,
+      lastReadSeq: row.last_read_seq,
+      unreadCount: row.unread_count,
+      lastMessage: messageOf(row),
+    }
+    return { userId: row.user_id, summary }
+  })
+  return { summaries, peers }
+}
+
+interface FavoriteRow {
+  type: 'ROOM' | 'USER'
+  id: string
+  name: string | null
+  avatar: string | null
+}
+
+/**
+ * A user's favorites, oldest first. A ROOM favorite shows only while the user is a member of that room
+ * (leaving, a kick or a deletion hides it without a write); a DIRECT room shows the other user.
+ */
+export async function loadFavorites (db: ChatDb, userId: string): Promise<Favorite[]> {
+  const result = await db.execute(sql`
+    select f.type, f.target_id as id,
+      case when f.type = 'USER' then fu.name when r.type = 'DIRECT' then coalesce(peer.name, peer.user_id) else r.name end as name,
+      case when f.type = 'USER' then fu.avatar when r.type = 'DIRECT' then peer.avatar else r.avatar end as avatar
+    from chat.favorites f
+    left join chat.rooms r on f.type = 'ROOM' and r.id::text = f.target_id
+    left join chat.room_members rm on rm.room_id = r.id and rm.user_id = f.user_id
+    left join lateral (
+      select p.user_id, pu.name, pu.avatar from chat.room_members p left join chat.users pu on pu.id = p.user_id
+      where r.type = 'DIRECT' and p.room_id = r.id and p.user_id <> f.user_id
+      order by p.user_id limit 1
+    ) peer on true
+    left join chat.users fu on f.type = 'USER' and fu.id = f.target_id
+    where f.user_id = ${userId} and (f.type = 'USER' or rm.user_id is not null)
+    order by f.created_at, f.type, f.target_id`)
+  return rows<FavoriteRow>(result).map((row) => ({ type: row.type, id: row.id, name: row.name, avatar: row.avatar }))
+}
+
+interface MemberRow {
+  user_id: string
+  role: Role
+  joined_at: string
+  name: string | null
+  avatar: string | null
+}
+
+/** Members of a room, oldest first; only `userIds` when given. */
+export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonly string[]): Promise<Member[]> {
+  if (userIds?.length === 0) return []
+  const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${list(userIds)})`
+  const result = await db.execute(sql`
+    select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at, u.name, u.avatar
+    from chat.room_members m left join chat.users u on u.id = m.user_id
+    where m.room_id = ${roomId}${filter}
+    order by m.joined_at, m.user_id`)
+  return rows<MemberRow>(result).map((row) => ({
+    user: { id: row.user_id, name: row.name, avatar: row.avatar },
+    role: row.role,
+    joinedAt: row.joined_at,
+  }))
+}
+
+/** The latest `limit` messages of a room (deleted ones keep their place), ascending by seq. */
+export async function latestMessages (db: ChatDb, roomId: string, limit: number): Promise<Message[]> {
+  const result = await db.execute(sql`
+    select * from (
+      select ${sql.raw(MESSAGE_COLUMNS)} from ${sql.raw(MESSAGE_FROM)}
+      where x.room_id = ${roomId}
+      order by x.seq desc limit ${limit}
+    ) page order by m_seq asc`)
+  return rows<MessageRow>(result).map(messageOf).filter((message): message is Message => message !== null)
+}
+
+/** One room's public fields (room.updated), or null. */
+export async function loadRoom (db: ChatDb, roomId: string): Promise<Room | null> {
+  const result = await db.execute(sql`select ${sql.raw(ROOM_COLUMNS)} from chat.rooms r where r.id = ${roomId}`)
+  const [row] = rows<RoomRow>(result)
+  return row === undefined ? null : roomOf(row)
+}

@@ -1,0 +1,68 @@
+import { Type, type Static } from 'typebox'
+import { MessageSchema, ReactionSchema } from './message.js'
+
+export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', maxLength: 36, description: 'uuid' })
+export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
+export const Emoji = Type.String({ minLength: 1, maxLength: 32 })
+export const MessageTypeSchema = Type.Union([
+  Type.Literal('TEXT'), Type.Literal('IMAGE'), Type.Literal('FILE'), Type.Literal('VOICE'), Type.Literal('VIDEO'), Type.Literal('SYSTEM'),
+])
+
+export const AttachmentSchema = Type.Object({
+  url: Type.String({ minLength: 1, maxLength: 2048 }),
+  name: Type.String({ minLength: 1, maxLength: 256 }),
+  size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  mimeType: Type.String({ minLength: 1, maxLength: 128 }),
+}, { additionalProperties: false })
+
+export { ReactionSchema, MessageSchema, type Message } from './message.js'
+
+export const SendInput = Type.Object({
+  roomId: Uuid,
+  // The length rule (1..maxMessageLength after trimming) is an option, so the service checks it.
+  content: Type.String({ maxLength: 100000 }),
+  type: Type.Optional(MessageTypeSchema),
+  replyToId: Type.Optional(Uuid),
+  attachments: Type.Optional(Type.Array(AttachmentSchema, { maxItems: 10 })),
+  clientMsgId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+}, { additionalProperties: false })
+export type SendInput = Static<typeof SendInput>
+
+export const EditInput = Type.Object({ messageId: Uuid, content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false })
+export const MessageIdInput = Type.Object({ messageId: Uuid }, { additionalProperties: false })
+export const ReactionInput = Type.Object({ messageId: Uuid, emoji: Emoji }, { additionalProperties: false })
+export const HistoryInput = Type.Object({
+  roomId: Uuid,
+  before: Type.Optional(Seq),
+  after: Type.Optional(Seq),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+}, { additionalProperties: false })
+export type HistoryInput = Static<typeof HistoryInput>
+export const ReadInput = Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false })
+export const SyncInput = Type.Object({
+  cursors: Type.Array(Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false }), { maxItems: 500 }),
+}, { additionalProperties: false })
+
+export const MessageReply = Type.Object({ message: MessageSchema })
+// Where a change landed in its room's log: the acting socket gets the ack instead of the push, and its
+// cursor moves over this seq as over its own send's (absent when the change wrote nothing).
+const eventPlace = {
+  roomId: Type.String({ description: 'the room of the event the change wrote' }),
+  seq: Type.Integer({ description: 'the room seq of that event (its push went to every other socket)' }),
+}
+const eventPlaceIfWritten = { roomId: Type.Optional(eventPlace.roomId), seq: Type.Optional(eventPlace.seq) }
+export const EditReply = Type.Object({ message: MessageSchema, ...eventPlace })
+export const DeleteReply = Type.Object(eventPlaceIfWritten)
+export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), hasMore: Type.Boolean() })
+export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), ...eventPlaceIfWritten })
+export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer() })
+export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })
+export const SyncRoom = Type.Object({
+  roomId: Type.String(),
+  events: Type.Array(PushedEvent),
+  lastSeq: Type.Integer(),
+  hasMore: Type.Boolean(),
+  resync: Type.Optional(Type.Boolean()),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+})
+export const SyncReply = Type.Object({ rooms: Type.Array(SyncRoom) })

@@ -1,0 +1,128 @@
+import { Type, type Static } from 'typebox'
+import { MessageSchema } from './message.js'
+
+/**
+ * The shapes of the rooms concern, one TypeBox schema each, shared by the WebSocket events, the REST
+ * routes and the generated OpenAPI / AsyncAPI documents.
+ */
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+const UUID_RE = new RegExp(UUID_PATTERN)
+
+export function isUuid (value: string): boolean {
+  return UUID_RE.test(value)
+}
+
+export const MAX_NAME = 100
+export const MAX_DESCRIPTION = 1000
+export const MAX_AVATAR = 2048
+export const MAX_USER_ID = 128
+export const MAX_USER_IDS = 100
+/** A room's capacity may not be set above this (a room without maxMembers has no limit). */
+export const MAX_MEMBERS_LIMIT = 1_000_000
+
+export const RoomId = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'room id (uuid)' })
+export const UserId = Type.String({ minLength: 1, maxLength: MAX_USER_ID, description: 'user id (the token\'s sub)' })
+export const RoomName = Type.String({ minLength: 1, maxLength: MAX_NAME })
+export const Description = Type.String({ maxLength: MAX_DESCRIPTION })
+export const Avatar = Type.String({ maxLength: MAX_AVATAR, description: 'image URL' })
+export const MaxMembers = Type.Integer({ minimum: 2, maximum: MAX_MEMBERS_LIMIT })
+
+export const RoomTypeSchema = Type.Union([Type.Literal('DIRECT'), Type.Literal('GROUP'), Type.Literal('CHANNEL'), Type.Literal('SUPPORT')])
+/** The types room.create accepts: DIRECT rooms come from dm.open only. */
+export const CreatableRoomType = Type.Union([Type.Literal('GROUP'), Type.Literal('CHANNEL'), Type.Literal('SUPPORT')])
+export const RoleSchema = Type.Union([Type.Literal('OWNER'), Type.Literal('ADMIN'), Type.Literal('MODERATOR'), Type.Literal('MEMBER')])
+export const FavoriteTypeSchema = Type.Union([Type.Literal('ROOM'), Type.Literal('USER')])
+export const StatusSchema = Type.Union([Type.Literal('online'), Type.Literal('away'), Type.Literal('offline')])
+
+const NullableString = Type.Union([Type.String(), Type.Null()])
+
+export const UserRefSchema = Type.Object({ id: Type.String(), name: NullableString, avatar: NullableString })
+
+/** A room as every member sees it (room.updated). DIRECT rooms have an empty name: clients show the other user. */
+export const RoomSchema = Type.Object({
+  id: Type.String(),
+  type: RoomTypeSchema,
+  name: Type.String(),
+  description: NullableString,
+  avatar: NullableString,
+  isPrivate: Type.Boolean(),
+  maxMembers: Type.Union([Type.Integer(), Type.Null()]),
+  memberCount: Type.Integer(),
+  lastSeq: Type.Integer(),
+  createdBy: Type.String(),
+  createdAt: Type.String(),
+})
+
+/** A room as one user sees it (session.ready, room.added, acks). */
+export const RoomSummarySchema = Type.Object({
+  ...RoomSchema.properties,
+  name: Type.String({ description: 'for a DIRECT room, the other user\'s name (their id when unknown)' }),
+  avatar: Type.Union([Type.String(), Type.Null()], { description: 'for a DIRECT room, the other user\'s avatar' }),
+  peerId: Type.Union([Type.String(), Type.Null()], { description: 'the other user of a DIRECT room; null otherwise' }),
+  myRole: RoleSchema,
+  lastReadSeq: Type.Integer(),
+  unreadCount: Type.Integer(),
+  lastMessage: Type.Union([MessageSchema, Type.Null()]),
+})
+
+/** A member as the durable events carry it (no presence: events are replayed later). */
+export const MemberSchema = Type.Object({
+  user: UserRefSchema,
+  role: RoleSchema,
+  joinedAt: Type.String(),
+})
+
+/** A member as room.members and GET /rooms/:roomId list it, with presence. */
+export const MemberWithStatusSchema = Type.Object({
+  ...MemberSchema.properties,
+  status: StatusSchema,
+})
+
+export const PersonSchema = Type.Object({
+  id: Type.String(),
+  name: NullableString,
+  avatar: NullableString,
+  status: StatusSchema,
+  lastSeen: NullableString,
+})
+
+export const FavoriteSchema = Type.Object({
+  type: FavoriteTypeSchema,
+  id: Type.String(),
+  name: NullableString,
+  avatar: NullableString,
+})
+
+export type Room = Static<typeof RoomSchema>
+export type RoomSummary = Static<typeof RoomSummarySchema>
+export type Member = Static<typeof MemberSchema>
+export type MemberWithStatus = Static<typeof MemberWithStatusSchema>
+export type Person = Static<typeof PersonSchema>
+export type Favorite = Static<typeof FavoriteSchema>
+export type PresenceStatus = Static<typeof StatusSchema>
+
+// Inputs: the same schemas validate a WebSocket event's data and a REST body.
+
+export const CreateRoomInput = Type.Object({
+  name: RoomName,
+  type: CreatableRoomType,
+  description: Type.Optional(Description),
+  avatar: Type.Optional(Avatar),
+  isPrivate: Type.Optional(Type.Boolean()),
+  maxMembers: Type.Optional(MaxMembers),
+  memberIds: Type.Optional(Type.Array(UserId, { maxItems: MAX_USER_IDS })),
+}, { additionalProperties: false })
+
+export const RoomPatch = Type.Object({
+  name: Type.Optional(RoomName),
+  description: Type.Optional(Type.Union([Description, Type.Null()])),
+  avatar: Type.Optional(Type.Union([Avatar, Type.Null()])),
+  isPrivate: Type.Optional(Type.Boolean()),
+  maxMembers: Type.Optional(Type.Union([MaxMembers, Type.Null()], { description: 'null removes the limit' })),
+}, { additionalProperties: false })
+
+export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER_IDS })
+
+export type CreateRoomData = Static<typeof CreateRoomInput>
+export type RoomPatchData = Static<typeof RoomPatch>
