@@ -1,17 +1,13 @@
-import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
-import { messages, reactions, roomMembers, rooms, type Attachment, type MessageType } from '../../db/schema/index.js'
-import { rows as rowsOf, type ChatDb } from '../../db/client.js'
+import { messages, reactions, roomMembers, rooms, type MessageType } from '../../db/schema/index.js'
+import type { ChatDb } from '../../db/client.js'
 import { chatError } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
-import { GroupCommit } from '../../lib/group-commit.js'
+import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
 import { Turns } from '../../lib/turns.js'
-import { withDeadline, type Deadline } from '../../lib/deadline.js'
-import { jsonLiteral } from '../../db/json-literal.js'
-import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../../db/queries/send-batch.js'
-import { excerptOf, historyPage, hydrate, messageById, messagesByIds, reactionsOf, toMessage, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
+import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
 import { SendInput, type Message } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
@@ -22,39 +18,6 @@ const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
 const checkSendInput = Compile(SendInput)
 const SYNC_PAGE = 200
-/** Group-commit batches written at once (each holds one pooled connection while it runs). */
-const BATCHES_IN_FLIGHT = 2
-/** Runs of a send batch's statement before its error is its senders' answer (see isRetryable). */
-const STATEMENT_ATTEMPTS = 3
-
-/**
- * A batch that broke the clientMsgId index (a retry whose original committed meanwhile) or lost a
- * deadlock or serialization check wrote nothing and can run again as it is.
- */
-function isRetryable (error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code ?? (error as { cause?: { code?: unknown } } | null)?.cause?.code
-  return code === '23505' || code === '40P01' || code === '40001'
-}
-
-interface SendJob {
-  roomId: string
-  sender: { id: string, name: string | null, avatar: string | null }
-  type: MessageType
-  content: string
-  attachments: Attachment[]
-  replyToId: string | null
-  clientMsgId: string | null
-}
-
-interface SendOutcome {
-  message: Message
-  /** A retry of a clientMsgId already stored: nothing was written and nothing is broadcast. */
-  duplicate: boolean
-  event: RoomEvent | null
-  /** JSON.stringify(message), when this send wrote it. */
-  messageJson?: string
-}
-
 export interface SendOptions {
   /** The sending socket: it gets the ack and not the message.new echo. */
   except?: Connection
@@ -104,10 +67,6 @@ declare module 'fastify' {
   }
 }
 
-function tripleKey (roomId: string, senderId: string, clientMsgId: string): string {
-  return `${roomId}\u0000${senderId}\u0000${clientMsgId}`
-}
-
 /**
  * Durable, ordered messaging. A send is validated against the node's membership cache (no database
  * read), queued for group commit, and acknowledged only after its batch committed; the broadcast frame
@@ -128,111 +87,6 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     return trimmed
   }
 
-  /**
-   * Writes one batch of sends as one statement, a transaction of its own (see send-batch.ts): one round
-   * trip per batch, none per message. A retry whose original another batch committed while this one ran
-   * breaks the clientMsgId index and rolls back: the batch runs again and then sees the original.
-   */
-  async function flushSends (jobs: SendJob[], deadline: Deadline, release: () => void): Promise<Array<SendOutcome | Error>> {
-    const createdAt = new Date()
-    const createdAtIso = createdAt.toISOString()
-    const batch: SendBatchRow[] = []
-    // A clientMsgId sent twice in one batch is written once: the second copy is answered with the first.
-    const copyOf = new Map<number, number>()
-    const firstOfKey = new Map<string, number>()
-    jobs.forEach((job, i) => {
-      if (job.clientMsgId !== null) {
-        const key = tripleKey(job.roomId, job.sender.id, job.clientMsgId)
-        const first = firstOfKey.get(key)
-        if (first !== undefined) {
-          copyOf.set(i, first)
-          return
-        }
-        firstOfKey.set(key, i)
-      }
-      batch.push({
-        i,
-        id: randomUUID(),
-        roomId: job.roomId,
-        senderId: job.sender.id,
-        type: job.type,
-        content: job.content,
-        replyToId: job.replyToId,
-        attachments: job.attachments,
-        clientMsgId: job.clientMsgId,
-      })
-    })
-    // Past the deadline its senders are told UNAVAILABLE: the statement then refuses to write (send-batch.ts).
-    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention, new Date(deadline.at).toISOString())
-    let answers: SendBatchResult[] | undefined
-    for (let attempt = 1; answers === undefined; attempt += 1) {
-      try {
-        answers = rowsOf<SendBatchResult>(await db.execute(statement))
-      } catch (error) {
-        if (attempt >= STATEMENT_ATTEMPTS || !isRetryable(error) || deadline.expired) throw error
-      }
-    }
-
-    // The database is done with this batch: the next one is sent before these results become replies.
-    release()
-    const results: Array<SendOutcome | Error | undefined> = new Array(jobs.length)
-    const retried: number[] = []
-    const byIndex = new Map(answers.map((answer) => [answer.i, answer]))
-    for (const row of batch) {
-      const answer = byIndex.get(row.i) as SendBatchResult
-      const job = jobs[row.i] as SendJob
-      if (job.replyToId !== null && answer.reply_room_id !== job.roomId) {
-        results[row.i] = chatError('NOT_FOUND', 'replyToId: no such message in this room', [{ field: 'replyToId', message: 'not found in this room' }])
-        continue
-      }
-      if (answer.seq === null) {
-        if (answer.room_exists === false) results[row.i] = chatError('NOT_FOUND', 'room not found')
-        else retried.push(row.i)
-        continue
-      }
-      const seq = Number(answer.seq)
-      const replyTo = answer.reply_room_id === null
-        ? null
-        : { id: job.replyToId as string, seq: Number(answer.reply_seq), senderId: answer.reply_sender_id as string, excerpt: excerptOf({ content: answer.reply_content ?? '', deletedAt: answer.reply_deleted === true ? createdAt : null }) }
-      const record: MessageRow = {
-        id: row.id,
-        roomId: row.roomId,
-        seq,
-        senderId: row.senderId,
-        type: row.type,
-        content: row.content,
-        replyToId: row.replyToId,
-        attachments: row.attachments,
-        clientMsgId: row.clientMsgId,
-        editedAt: null,
-        deletedAt: null,
-        createdAt,
-      }
-      const message = toMessage(record, job.sender, replyTo, [])
-      // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
-      const messageJson = JSON.stringify(message)
-      const dataJson = `{"roomId":${JSON.stringify(row.roomId)},"seq":${seq},"message":${messageJson}}`
-      const event: RoomEvent = { roomId: row.roomId, seq, event: 'message.new', data: { roomId: row.roomId, seq, message }, dataJson }
-      results[row.i] = { message, duplicate: false, event, messageJson }
-    }
-    if (retried.length > 0) {
-      // Retries of a clientMsgId stored earlier: rare, so the originals are read (committed) only now.
-      const originals = await existingRetries(db, retried.map((i) => jobs[i] as SendJob))
-      for (const i of retried) {
-        const job = jobs[i] as SendJob
-        const original = originals.get(tripleKey(job.roomId, job.sender.id, job.clientMsgId as string))
-        results[i] = original === undefined
-          ? chatError('INTERNAL', 'a send was neither written nor found as a retry')
-          : { message: original, duplicate: true, event: null }
-      }
-    }
-    for (const [i, first] of copyOf) {
-      const original = results[first] as SendOutcome | Error
-      results[i] = original instanceof Error ? original : { message: original.message, duplicate: true, event: null }
-    }
-    return results as Array<SendOutcome | Error>
-  }
-
   function refuseUnstorable (input: SendInput): void {
     if (!checkSendInput.Check(input)) {
       const first = [...checkSendInput.Errors(input)][0]
@@ -242,41 +96,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     if (unstorable !== null) throw chatError('VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`, [{ field: unstorable, message: 'not storable text' }])
   }
 
-  /** The stored originals of retried sends (same room, sender and clientMsgId), by their key. */
-  async function existingRetries (reader: ChatDb, retries: SendJob[]): Promise<Map<string, Message>> {
-    const keys = retries.map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
-    const matches = rowsOf<{ id: string }>(await reader.execute(sql`select m.id from ${messages} m
-      join json_to_recordset(${jsonLiteral(JSON.stringify(keys))}) as k(room_id uuid, sender_id text, client_msg_id text)
-        on m.room_id = k.room_id and m.sender_id = k.sender_id and m.client_msg_id = k.client_msg_id`))
-    const originals = await messagesByIds(reader, matches.map((match) => match.id))
-    const hydrated = await hydrate(reader, originals)
-    return new Map(originals.map((row, index) => [tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message]))
-  }
-
-  const metrics = app.chatMetrics
-  const writer = new GroupCommit<SendJob, SendOutcome>({
-    flush: async (jobs, release) => {
-      // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
-      const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline, release))
-      const events: RoomEvent[] = []
-      for (const result of results) if (!(result instanceof Error) && result.event !== null) events.push(result.event)
-      metrics.messagePersisted(events.length)
-      // Committed: one broker command for the whole batch, before any sender is answered.
-      void roomLog.broadcast(events)
-      return results
-    },
-    // A room's sends are written in the order they were queued: a batch never overtakes one in flight
-    // that holds the same room (it would race it for the room's lock, and could take the lower seqs).
-    keyOf: (job) => job.roomId,
-    maxBatch: config.groupCommit.maxBatch,
-    maxWaitMs: config.groupCommit.maxWaitMs,
-    // Two batches at once: one's round trips and commit overlap the next one's. Safe because every
-    // batch locks its rooms in id order before reading seqs or retries (see flushSends).
-    maxInFlight: BATCHES_IN_FLIGHT,
-    onBatch: (size, ms) => metrics.groupCommitBatch(size, ms),
-  })
-  // Sockets are closed in preClose too; whatever they queued is still written before the database closes.
-  app.addHook('preClose', async () => { await writer.drain() })
+  const writer = createSendWriter(app)
 
   /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
   async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
