@@ -139,6 +139,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       attachments,
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
+      except: options.except ?? null,
     }
   }
 
@@ -156,10 +157,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         turn.done()
       }
       const outcome = await written
-      // The batch was handed to the broker once, when it committed (see the writer); this node's sockets
-      // get it here, without the sending socket. The ack does not wait for the broker: the message is
-      // committed, and a node that misses the push reads it back (see room-log.ts).
-      if (outcome.event !== null) roomLog.deliverLocal(outcome.event, options.except)
+      // Committed and published by the writer (see send-writer.ts): the ack is all that is left.
       return outcome.messageJson === undefined
         ? { message: outcome.message, duplicate: outcome.duplicate }
         : { message: outcome.message, duplicate: outcome.duplicate, messageJson: outcome.messageJson }

@@ -10,7 +10,8 @@ import { jsonLiteral } from '../../db/json-literal.js'
 import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../../db/queries/send-batch.js'
 import { excerptOf, hydrate, messagesByIds, toMessage, type MessageRow } from '../../db/queries/message-reader.js'
 import type { Message } from '../../schemas/messaging.js'
-import type { RoomEvent } from './room-log.js'
+import type { Connection } from '../realtime/connection.js'
+import type { RoomPush } from '../realtime/hub.js'
 
 /** Group-commit batches written at once (each holds one pooled connection while it runs). */
 const BATCHES_IN_FLIGHT = 2
@@ -34,13 +35,16 @@ export interface SendJob {
   attachments: Attachment[]
   replyToId: string | null
   clientMsgId: string | null
+  /** The sending socket: it gets the ack, not the push (none for REST and the host's sends). */
+  except: Connection | null
 }
 
 export interface SendOutcome {
   message: Message
   /** A retry of a clientMsgId already stored: nothing was written and nothing is broadcast. */
   duplicate: boolean
-  event: RoomEvent | null
+  /** The push of the message this send wrote; null for a duplicate. */
+  push: RoomPush | null
   /** JSON.stringify(message), when this send wrote it. */
   messageJson?: string
 }
@@ -58,7 +62,7 @@ export type SendWriter = GroupCommit<SendJob, SendOutcome>
 export function createSendWriter (app: FastifyInstance): SendWriter {
   const db = app.chatDb
   const config = app.chatConfig
-  const roomLog = app.chatRoomLog
+  const hub = app.chatHub
 
   /**
    * Writes one batch of sends as one statement, a transaction of its own (see send-batch.ts): one round
@@ -144,8 +148,8 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
       // The message is serialized once: the push frame and the ack embed this text (its row is the log entry).
       const messageJson = JSON.stringify(message)
       const dataJson = `{"roomId":${JSON.stringify(row.roomId)},"seq":${seq},"message":${messageJson}}`
-      const event: RoomEvent = { roomId: row.roomId, seq, event: 'message.new', data: { roomId: row.roomId, seq, message }, dataJson }
-      results[row.i] = { message, duplicate: false, event, messageJson }
+      const push: RoomPush = { roomId: row.roomId, seq, frame: `{"event":"message.new","data":${dataJson}}`, except: job.except }
+      results[row.i] = { message, duplicate: false, push, messageJson }
     }
     if (retried.length > 0) {
       // Retries of a clientMsgId stored earlier: rare, so the originals are read (committed) only now.
@@ -155,12 +159,12 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         const original = originals.get(tripleKey(job.roomId, job.sender.id, job.clientMsgId as string))
         results[i] = original === undefined
           ? chatError('INTERNAL', 'a send was neither written nor found as a retry')
-          : { message: original, duplicate: true, event: null }
+          : { message: original, duplicate: true, push: null }
       }
     }
     for (const [i, first] of copyOf) {
       const original = results[first] as SendOutcome | Error
-      results[i] = original instanceof Error ? original : { message: original.message, duplicate: true, event: null }
+      results[i] = original instanceof Error ? original : { message: original.message, duplicate: true, push: null }
     }
     return results as Array<SendOutcome | Error>
   }
@@ -180,11 +184,13 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
     flush: async (jobs, release) => {
       // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
       const results = await withDeadline(config.databaseTimeoutMs, 'a send batch', (deadline) => flushSends(jobs, deadline, release))
-      const events: RoomEvent[] = []
-      for (const result of results) if (!(result instanceof Error) && result.event !== null) events.push(result.event)
-      metrics.messagePersisted(events.length)
-      // Committed: one broker command for the whole batch, before any sender is answered.
-      void roomLog.broadcast(events)
+      const pushes: RoomPush[] = []
+      for (const result of results) if (!(result instanceof Error) && result.push !== null) pushes.push(result.push)
+      metrics.messagePersisted(pushes.length)
+      // Committed: one broker command for the whole batch, and this node's sockets (not the senders'),
+      // before any sender is answered. The acks do not wait for the broker: a node that misses a push
+      // reads it back from the database.
+      void hub.publishRoomEvents(pushes)
       return results
     },
     // A room's sends are written in the order they were queued: a batch never overtakes one in flight

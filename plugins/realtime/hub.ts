@@ -4,6 +4,10 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Broker, BrokerHandler } from '../../lib/broker/types.js'
 import type { Connection, ConnectionObserver } from './connection.js'
 import { LatestVersions } from '../../lib/latest-versions.js'
+import { RoomSequencer, type SequencerOptions } from '../../lib/room-sequencer.js'
+import { withDeadline } from '../../lib/deadline.js'
+import { eventsAfter, frameOf } from '../../db/queries/room-events.js'
+import { LocalSockets } from './local-sockets.js'
 
 /** A cross-node instruction addressed to a user's sockets (subscribe to a room, drop one, ...). */
 export interface UserControl {
@@ -12,8 +16,6 @@ export interface UserControl {
 }
 
 export type UserControlHandler = (userId: string, control: UserControl) => void
-/** Gets a room's frames as they arrive from the broker or from this node; may reorder before delivering. */
-export type RoomFrameSink = (roomId: string, seq: number | null, frame: string, except: Connection | null) => void
 
 /**
  * Told about this node's sockets and broadcasts (metrics). Called on the hot path: implementations must
@@ -73,37 +75,60 @@ function decode (payload: string): Decoded | null {
   }
 }
 
+/** A committed durable event on its way to the room's sockets: its frame built once, for every node. */
+export interface RoomPush {
+  roomId: string
+  seq: number
+  frame: string
+  /** The acting socket, which gets an ack instead of this push. */
+  except?: Connection | null
+}
+
+export interface HubOptions {
+  broker: Broker
+  log: FastifyBaseLogger
+  nodeId?: string
+  /** Reads a room's committed events in (after, upTo] as push frames: the sequencer's gap fill. */
+  fetchGap: SequencerOptions['fetch']
+  reorderWindowMs?: number
+}
+
 /**
- * This node's sockets by user and by room; the only place that writes to sockets. It knows nothing of
- * rooms' rules: concerns tell it who listens to what. A room channel is subscribed on the broker only
- * while at least one local socket listens to the room.
+ * This node of the cluster, as centrifuge's Node: it owns the broker channels (a room's or a user's
+ * channel is subscribed while a local socket listens), the payload codec, and each room's sequencer,
+ * and hands frames in order to this node's sockets (LocalSockets). Every frame goes one way: published
+ * here -> broker (other nodes) and sequencer (this node) -> local sockets; received from the broker ->
+ * sequencer -> local sockets. It knows nothing of rooms' rules: concerns tell it who listens to what.
  */
 export class Hub {
   readonly nodeId: string
   /** Set by the metrics plugin; null when nothing observes. */
   observer: HubObserver | null = null
-  private readonly byUser = new Map<string, Set<Connection>>()
-  private readonly byRoom = new Map<string, Set<Connection>>()
+  private readonly sockets = new LocalSockets()
+  private readonly sequencer: RoomSequencer
+  private readonly broker: Broker
+  private readonly log: FastifyBaseLogger
   private readonly roomHandlers = new Map<string, BrokerHandler>()
   private readonly userHandlers = new Map<string, BrokerHandler>()
   private readonly controlHandlers: UserControlHandler[] = []
-  private readonly roomIdleHandlers: Array<(roomId: string) => void> = []
-  private roomSink: RoomFrameSink = (roomId, _seq, frame, except) => this.deliverRoomLocal(roomId, frame, except)
   /** Latest version delivered per key of versioned frames, from this node or any other. */
   private readonly frameVersions = new LatestVersions()
+  private publishFailures = 0
+  private lastPublishWarning = 0
 
-  constructor (private readonly broker: Broker, private readonly log: FastifyBaseLogger, nodeId?: string) {
-    this.nodeId = nodeId ?? randomUUID().slice(0, 8)
-  }
-
-  /** Lets the messaging layer put its reorder buffer between arrival and delivery. */
-  setRoomSink (sink: RoomFrameSink): void {
-    this.roomSink = sink
-  }
-
-  /** Called when the last local socket of a room leaves it (per-room state can be dropped). */
-  onRoomIdle (handler: (roomId: string) => void): void {
-    this.roomIdleHandlers.push(handler)
+  constructor (options: HubOptions) {
+    this.broker = options.broker
+    this.log = options.log
+    this.nodeId = options.nodeId ?? randomUUID().slice(0, 8)
+    const sequencerOptions: SequencerOptions = {
+      deliver: (roomId, frame, except) => this.sockets.deliverRoom(roomId, frame, except),
+      fetch: options.fetchGap,
+      log: options.log,
+    }
+    if (options.reorderWindowMs !== undefined) sequencerOptions.reorderWindowMs = options.reorderWindowMs
+    this.sequencer = new RoomSequencer(sequencerOptions)
+    // After a broker outage every room this node listens to may have missed pushes: read them back.
+    this.broker.onReconnect(() => this.sequencer.catchUpAll())
   }
 
   onUserControl (handler: UserControlHandler): void {
@@ -111,37 +136,36 @@ export class Hub {
   }
 
   get userCount (): number {
-    return this.byUser.size
+    return this.sockets.userCount
   }
 
   connectionsOf (userId: string): ReadonlySet<Connection> {
-    return this.byUser.get(userId) ?? EMPTY
+    return this.sockets.connectionsOf(userId)
   }
 
   roomConnections (roomId: string): ReadonlySet<Connection> {
-    return this.byRoom.get(roomId) ?? EMPTY
+    return this.sockets.roomConnections(roomId)
   }
 
   localRooms (): IterableIterator<string> {
-    return this.byRoom.keys()
+    return this.sockets.localRooms()
   }
 
-  * connections (): IterableIterator<Connection> {
-    for (const set of this.byUser.values()) yield * set
+  connections (): IterableIterator<Connection> {
+    return this.sockets.connections()
+  }
+
+  /** The seq this node has delivered a room up to, when it starts listening to it (a snapshot's lastSeq). */
+  baseline (roomId: string, lastSeq: number): void {
+    this.sequencer.baseline(roomId, lastSeq)
   }
 
   /** Adds an authenticated socket; the user's channel is subscribed with their first local socket. */
   async register (connection: Connection): Promise<void> {
     const userId = connection.userId
     if (userId === null) throw new Error('hub: register needs an authenticated connection')
-    // The set is updated before any await so that concurrent logins of one user count each other.
-    let set = this.byUser.get(userId)
-    if (set !== undefined) {
-      set.add(connection)
-      return
-    }
-    set = new Set([connection])
-    this.byUser.set(userId, set)
+    // Added before any await so that concurrent logins of one user count each other.
+    if (!this.sockets.add(userId, connection)) return
     const handler: BrokerHandler = (payload) => this.onUserPayload(userId, payload)
     this.userHandlers.set(userId, handler)
     await this.broker.subscribe(`user:${userId}`, handler)
@@ -149,12 +173,9 @@ export class Hub {
 
   async unregister (connection: Connection): Promise<void> {
     const userId = connection.userId
-    if (userId === null) return
-    const set = this.byUser.get(userId)
-    if (set === undefined || !set.delete(connection)) return
+    if (userId === null || !this.sockets.has(userId, connection)) return
     const leaving = [...connection.rooms].map((roomId) => this.unsubscribe(connection, roomId))
-    if (set.size === 0) {
-      this.byUser.delete(userId)
+    if (this.sockets.remove(userId, connection)) {
       const handler = this.userHandlers.get(userId)
       this.userHandlers.delete(userId)
       if (handler !== undefined) leaving.push(this.broker.unsubscribe(`user:${userId}`, handler))
@@ -163,29 +184,15 @@ export class Hub {
   }
 
   async subscribe (connection: Connection, roomId: string): Promise<void> {
-    if (connection.rooms.has(roomId)) return
-    connection.rooms.add(roomId)
-    let set = this.byRoom.get(roomId)
-    if (set === undefined) {
-      set = new Set()
-      this.byRoom.set(roomId, set)
-      const handler: BrokerHandler = (payload) => this.onRoomPayload(roomId, payload)
-      this.roomHandlers.set(roomId, handler)
-      set.add(connection)
-      await this.broker.subscribe(`room:${roomId}`, handler)
-      return
-    }
-    set.add(connection)
+    if (!this.sockets.join(connection, roomId)) return
+    const handler: BrokerHandler = (payload) => this.onRoomPayload(roomId, payload)
+    this.roomHandlers.set(roomId, handler)
+    await this.broker.subscribe(`room:${roomId}`, handler)
   }
 
   async unsubscribe (connection: Connection, roomId: string): Promise<void> {
-    if (!connection.rooms.delete(roomId)) return
-    const set = this.byRoom.get(roomId)
-    if (set === undefined) return
-    set.delete(connection)
-    if (set.size > 0) return
-    this.byRoom.delete(roomId)
-    for (const idle of this.roomIdleHandlers) idle(roomId)
+    if (!this.sockets.leave(connection, roomId)) return
+    this.sequencer.forget(roomId)
     const handler = this.roomHandlers.get(roomId)
     this.roomHandlers.delete(roomId)
     if (handler !== undefined) await this.broker.unsubscribe(`room:${roomId}`, handler)
@@ -201,10 +208,27 @@ export class Hub {
   }
 
   /**
-   * Sends one serialized frame to every socket of a room on every node: locally at once (no broker
-   * round trip), and through the broker for the other nodes, which skip their own echo. A frame with a
-   * `version` is ephemeral and supersedes the older ones of its key: every node (this one included)
-   * drops it if it already delivered a newer one of that key.
+   * Sends committed durable events to every socket of their rooms on every node: one broker command for
+   * all of them (a group-commit batch), then this node's sockets through the sequencer. Never rejects:
+   * the events are committed, so a broker that fails now (Redis down) costs other nodes a push, which
+   * they read back from the database (gap fill, catch-up after their broker reconnects).
+   */
+  async publishRoomEvents (pushes: readonly RoomPush[]): Promise<void> {
+    if (pushes.length === 0) return
+    // Handed to the broker first, so that the frames leave for the other nodes before this node's own
+    // socket writes (which go out when the tick ends) rather than after them.
+    const messages = pushes.map(({ roomId, seq, frame }) => [`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame)] as const)
+    const published = this.broker.publishMany(messages)
+    for (let index = 0; index < pushes.length; index += 1) this.observer?.published('room')
+    for (const push of pushes) this.deliverLocally(push.roomId, push.seq, push.frame, push.except ?? null)
+    await published.catch((error: unknown) => this.publishFailed(error))
+  }
+
+  /**
+   * Sends one frame to every socket of a room on every node: locally at once (no broker round trip),
+   * and through the broker for the other nodes, which skip their own echo. A frame with a `version` is
+   * ephemeral and supersedes the older ones of its key: every node (this one included) drops it if it
+   * already delivered a newer one of that key.
    */
   async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection, version?: FrameVersion } = {}): Promise<void> {
     const seq = options.seq ?? null
@@ -212,13 +236,11 @@ export class Hub {
     // Out of date already: a newer frame of its key, from another node, was delivered here (and so was
     // sent to every node).
     if (version !== undefined && !this.frameVersions.admit(version.key, version.version)) return
-    // Handed to the broker first, so that it leaves for the other nodes before this node's own socket
-    // writes (which go out when the tick ends) rather than after them.
     const payload = version === undefined ? encode(FRAME, this.nodeId, seq, frame) : encodeVersioned(this.nodeId, version, frame)
     const published = this.broker.publish(`room:${roomId}`, payload)
     this.observer?.published('room')
     try {
-      this.deliverRoomFrame(roomId, seq, frame, options.except ?? null)
+      this.deliverLocally(roomId, seq, frame, options.except ?? null)
     } catch (error) {
       published.catch(() => {})
       throw error
@@ -226,24 +248,8 @@ export class Hub {
     await published
   }
 
-  /** The broker half of publishRoom for many frames at once (a group-commit batch): one broker command. */
-  async publishRoomFrames (frames: ReadonlyArray<{ roomId: string, seq: number, frame: string }>): Promise<void> {
-    const messages = frames.map(({ roomId, seq, frame }) => [`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame)] as const)
-    for (let index = 0; index < frames.length; index += 1) this.observer?.published('room')
-    await this.broker.publishMany(messages)
-  }
-
-  /** The local half of publishRoom: this node's sockets of the room, through the reorder step. */
-  deliverRoomFrame (roomId: string, seq: number | null, frame: string, except: Connection | null): void {
-    // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
-    const timed = this.observer !== null && this.byRoom.has(roomId)
-    const started = timed ? performance.now() : 0
-    this.roomSink(roomId, seq, frame, except)
-    if (timed) this.observer?.roomDelivered(performance.now() - started)
-  }
-
   async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {
-    this.deliverUserLocal(userId, frame, except ?? null)
+    this.sockets.deliverUser(userId, frame, except ?? null)
     this.observer?.published('user')
     await this.broker.publish(`user:${userId}`, encode(FRAME, this.nodeId, null, frame))
   }
@@ -255,42 +261,47 @@ export class Hub {
     await this.broker.publish(`user:${userId}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
   }
 
-  deliverRoomLocal (roomId: string, frame: string, except: Connection | null): void {
-    const set = this.byRoom.get(roomId)
-    if (set === undefined) return
-    // Encoded to UTF-8 once for the whole room, not once per socket.
-    const encoded = set.size > 1 ? Buffer.from(frame) : undefined
-    for (const connection of set) {
-      if (connection !== except) connection.send(frame, encoded)
-    }
+  close (): void {
+    this.sequencer.close()
   }
 
-  deliverUserLocal (userId: string, frame: string, except: Connection | null): void {
-    const set = this.byUser.get(userId)
-    if (set === undefined) return
-    for (const connection of set) {
-      if (connection !== except) connection.send(frame)
-    }
+  /** This node's sockets of a room, through the sequencer (durable frames in seq order). */
+  private deliverLocally (roomId: string, seq: number | null, frame: string, except: Connection | null): void {
+    // Timed only where this node has sockets in the room: an empty fan-out says nothing about delivery.
+    const timed = this.observer !== null && this.sockets.hasRoom(roomId)
+    const started = timed ? performance.now() : 0
+    this.sequencer.accept(roomId, seq, frame, except)
+    if (timed) this.observer?.roomDelivered(performance.now() - started)
+  }
+
+  /** One warning per outage second, not one per event. */
+  private publishFailed (error: unknown): void {
+    this.publishFailures += 1
+    const now = Date.now()
+    if (now - this.lastPublishWarning < 1000) return
+    this.lastPublishWarning = now
+    this.log.warn({ err: error, failures: this.publishFailures }, 'hub: publishing committed events to the broker failed; other nodes will read them from the database')
+    this.publishFailures = 0
   }
 
   private onRoomPayload (roomId: string, payload: string): void {
     const message = decode(payload)
     if (message === null || message.nodeId === this.nodeId) return
     if (message.kind === FRAME) {
-      this.roomSink(roomId, message.seq, message.body, null)
+      this.sequencer.accept(roomId, message.seq, message.body, null)
       return
     }
     if (message.kind !== VERSIONED || message.seq === null) return
     const versioned = splitVersioned(message.body)
     if (versioned === null || !this.frameVersions.admit(versioned.key, message.seq)) return
-    this.roomSink(roomId, null, versioned.frame, null)
+    this.sequencer.accept(roomId, null, versioned.frame, null)
   }
 
   private onUserPayload (userId: string, payload: string): void {
     const message = decode(payload)
     if (message === null || message.nodeId === this.nodeId) return
     if (message.kind === FRAME) {
-      this.deliverUserLocal(userId, message.body, null)
+      this.sockets.deliverUser(userId, message.body, null)
       return
     }
     if (message.kind !== CONTROL) return
@@ -315,7 +326,6 @@ export class Hub {
   }
 }
 
-const EMPTY: ReadonlySet<Connection> = new Set()
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -323,6 +333,20 @@ declare module 'fastify' {
   }
 }
 
+/** How many events one gap fill reads at most; a longer gap is filled in rounds. */
+const GAP_FILL_LIMIT = 1000
+
 export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
-  app.decorate('chatHub', new Hub(app.chatBroker, app.log, app.chatConfig.nodeId))
-}, { name: 'chat-hub', fastify: '5.x', dependencies: ['chat-config', 'chat-broker'] })
+  const db = app.chatDb
+  const timeoutMs = app.chatConfig.databaseTimeoutMs
+  const hub = new Hub({
+    broker: app.chatBroker,
+    log: app.log,
+    nodeId: app.chatConfig.nodeId,
+    // Bounded: a fill that never settles would leave the room's gap open for good (the sequencer retries).
+    fetchGap: async (roomId, after, upTo) => (await withDeadline(timeoutMs, 'a gap fill', () => eventsAfter(db, roomId, after, GAP_FILL_LIMIT, upTo)))
+      .map((event) => ({ seq: event.seq, frame: frameOf(event) })),
+  })
+  app.decorate('chatHub', hub)
+  app.addHook('onClose', async () => hub.close())
+}, { name: 'chat-hub', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-broker'] })

@@ -1,0 +1,105 @@
+import type { Connection } from './connection.js'
+
+const EMPTY: ReadonlySet<Connection> = new Set()
+
+/**
+ * This node's authenticated sockets, by user and by room, and the only code that writes frames to them.
+ * It knows nothing of the broker or of rooms' rules: the hub tells it who listens to what, and learns
+ * from it when a user or a room gains its first or loses its last local socket.
+ */
+export class LocalSockets {
+  private readonly byUser = new Map<string, Set<Connection>>()
+  private readonly byRoom = new Map<string, Set<Connection>>()
+
+  get userCount (): number {
+    return this.byUser.size
+  }
+
+  connectionsOf (userId: string): ReadonlySet<Connection> {
+    return this.byUser.get(userId) ?? EMPTY
+  }
+
+  roomConnections (roomId: string): ReadonlySet<Connection> {
+    return this.byRoom.get(roomId) ?? EMPTY
+  }
+
+  hasRoom (roomId: string): boolean {
+    return this.byRoom.has(roomId)
+  }
+
+  localRooms (): IterableIterator<string> {
+    return this.byRoom.keys()
+  }
+
+  * connections (): IterableIterator<Connection> {
+    for (const set of this.byUser.values()) yield * set
+  }
+
+  /** Adds a socket of a user; true when it is the user's first on this node. */
+  add (userId: string, connection: Connection): boolean {
+    const set = this.byUser.get(userId)
+    if (set !== undefined) {
+      set.add(connection)
+      return false
+    }
+    this.byUser.set(userId, new Set([connection]))
+    return true
+  }
+
+  /** Removes a socket of a user; true when it was the user's last on this node. */
+  remove (userId: string, connection: Connection): boolean {
+    const set = this.byUser.get(userId)
+    if (set === undefined || !set.delete(connection)) return false
+    if (set.size > 0) return false
+    this.byUser.delete(userId)
+    return true
+  }
+
+  /** Is a socket of this node's registry (added and not removed since)? */
+  has (userId: string, connection: Connection): boolean {
+    return this.byUser.get(userId)?.has(connection) === true
+  }
+
+  /** The socket listens to the room; true when the room had no local socket before. */
+  join (connection: Connection, roomId: string): boolean {
+    if (connection.rooms.has(roomId)) return false
+    connection.rooms.add(roomId)
+    const set = this.byRoom.get(roomId)
+    if (set !== undefined) {
+      set.add(connection)
+      return false
+    }
+    this.byRoom.set(roomId, new Set([connection]))
+    return true
+  }
+
+  /** The socket stops listening to the room; true when that was the room's last local socket. */
+  leave (connection: Connection, roomId: string): boolean {
+    if (!connection.rooms.delete(roomId)) return false
+    const set = this.byRoom.get(roomId)
+    if (set === undefined) return false
+    set.delete(connection)
+    if (set.size > 0) return false
+    this.byRoom.delete(roomId)
+    return true
+  }
+
+  /** Writes one frame to every local socket of a room but `except`. */
+  deliverRoom (roomId: string, frame: string, except: Connection | null): void {
+    const set = this.byRoom.get(roomId)
+    if (set === undefined) return
+    // Encoded to UTF-8 once for the whole room, not once per socket.
+    const encoded = set.size > 1 ? Buffer.from(frame) : undefined
+    for (const connection of set) {
+      if (connection !== except) connection.send(frame, encoded)
+    }
+  }
+
+  deliverUser (userId: string, frame: string, except: Connection | null): void {
+    const set = this.byUser.get(userId)
+    if (set === undefined) return
+    for (const connection of set) {
+      if (connection !== except) connection.send(frame)
+    }
+  }
+}
