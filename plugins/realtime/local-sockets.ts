@@ -7,6 +7,26 @@ const EMPTY: ReadonlySet<Connection> = new Set()
  * It knows nothing of the broker or of rooms' rules: the hub tells it who listens to what, and learns
  * from it when a user or a room gains its first or loses its last local socket.
  */
+/** Adds to the key's set; true when the key had no set before. */
+function addTo (index: Map<string, Set<Connection>>, key: string, connection: Connection): boolean {
+  const set = index.get(key)
+  if (set !== undefined) {
+    set.add(connection)
+    return false
+  }
+  index.set(key, new Set([connection]))
+  return true
+}
+
+/** Removes from the key's set, dropping an emptied set; true when the connection was the key's last. */
+function removeFrom (index: Map<string, Set<Connection>>, key: string, connection: Connection): boolean {
+  const set = index.get(key)
+  if (set === undefined || !set.delete(connection)) return false
+  if (set.size > 0) return false
+  index.delete(key)
+  return true
+}
+
 export class LocalSockets {
   private readonly byUser = new Map<string, Set<Connection>>()
   private readonly byRoom = new Map<string, Set<Connection>>()
@@ -37,22 +57,12 @@ export class LocalSockets {
 
   /** Adds a socket of a user; true when it is the user's first on this node. */
   add (userId: string, connection: Connection): boolean {
-    const set = this.byUser.get(userId)
-    if (set !== undefined) {
-      set.add(connection)
-      return false
-    }
-    this.byUser.set(userId, new Set([connection]))
-    return true
+    return addTo(this.byUser, userId, connection)
   }
 
   /** Removes a socket of a user; true when it was the user's last on this node. */
   remove (userId: string, connection: Connection): boolean {
-    const set = this.byUser.get(userId)
-    if (set === undefined || !set.delete(connection)) return false
-    if (set.size > 0) return false
-    this.byUser.delete(userId)
-    return true
+    return removeFrom(this.byUser, userId, connection)
   }
 
   /** Is a socket of this node's registry (added and not removed since)? */
@@ -64,24 +74,13 @@ export class LocalSockets {
   join (connection: Connection, roomId: string): boolean {
     if (connection.rooms.has(roomId)) return false
     connection.rooms.add(roomId)
-    const set = this.byRoom.get(roomId)
-    if (set !== undefined) {
-      set.add(connection)
-      return false
-    }
-    this.byRoom.set(roomId, new Set([connection]))
-    return true
+    return addTo(this.byRoom, roomId, connection)
   }
 
   /** The socket stops listening to the room; true when that was the room's last local socket. */
   leave (connection: Connection, roomId: string): boolean {
     if (!connection.rooms.delete(roomId)) return false
-    const set = this.byRoom.get(roomId)
-    if (set === undefined) return false
-    set.delete(connection)
-    if (set.size > 0) return false
-    this.byRoom.delete(roomId)
-    return true
+    return removeFrom(this.byRoom, roomId, connection)
   }
 
   /** Writes one frame to every local socket of a room but `except`. */
