@@ -4,15 +4,13 @@ import type { RawData, WebSocket } from 'ws'
 import { CloseCodes, Connection } from '../plugins/realtime/connection.js'
 import { isChatError } from '../plugins/core/errors.js'
 import { AddressSlots, clientAddress } from '../plugins/core/rate-limit.js'
+import { bearerTokenOf } from '../plugins/auth/bearer.js'
 
 const SHUTDOWN_GRACE_MS = 1000
 
 function tokenOf (request: FastifyRequest): string | null {
-  const header = request.headers.authorization
-  if (typeof header === 'string') {
-    const match = /^Bearer\s+(\S+)$/i.exec(header)
-    if (match !== null) return match[1] as string
-  }
+  const bearer = bearerTokenOf(request)
+  if (bearer !== null) return bearer
   const query = request.query as Record<string, unknown> | undefined
   const token = query?.token
   return typeof token === 'string' && token.length > 0 ? token : null

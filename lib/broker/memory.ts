@@ -1,5 +1,5 @@
 import type { Broker, BrokerHandler } from './types.js'
-import { chatError } from '../../plugins/core/errors.js'
+import { refusals } from '../../plugins/core/errors.js'
 
 export interface MemoryBrokerOptions {
   /** Receives what a handler throws; one bad handler must not stop delivery to the others. */
@@ -24,7 +24,7 @@ export class MemoryBroker implements Broker {
   }
 
   async publish (channel: string, payload: string): Promise<void> {
-    if (this.#closed) throw chatError('UNAVAILABLE', 'broker closed')
+    if (this.#closed) throw refusals.brokerClosed()
     // Like Redis, a payload goes to whoever is subscribed when it is published; nobody listening, no work.
     if (!this.#channels.has(channel)) return
     queueMicrotask(() => this.#deliver(channel, payload))
@@ -35,7 +35,7 @@ export class MemoryBroker implements Broker {
   }
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
-    if (this.#closed) throw chatError('UNAVAILABLE', 'broker closed')
+    if (this.#closed) throw refusals.brokerClosed()
     let handlers = this.#channels.get(channel)
     if (handlers === undefined) {
       handlers = new Map()
@@ -58,7 +58,7 @@ export class MemoryBroker implements Broker {
   }
 
   async ping (): Promise<void> {
-    if (this.#closed) throw chatError('UNAVAILABLE', 'broker closed')
+    if (this.#closed) throw refusals.brokerClosed()
   }
 
   // An in-process bus never loses its connection, so there is nothing to announce.

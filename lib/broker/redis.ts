@@ -2,7 +2,7 @@ import { Command, Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './types.js'
 import { reportAsWarning } from './memory.js'
 import { SharedTimeout } from '../shared-timeout.js'
-import { chatError, isChatError } from '../../plugins/core/errors.js'
+import { chatError, isChatError, refusals } from '../../plugins/core/errors.js'
 
 interface RedisBrokerCommonOptions {
   /** Prepended to every channel name; the suite's `redisPrefix`. */
@@ -162,7 +162,7 @@ export class RedisBroker implements Broker {
   }
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
-    if (this.#closed) throw chatError('UNAVAILABLE', 'broker closed')
+    if (this.#closed) throw refusals.brokerClosed()
     const state = this.#state(channel)
     state.handlers.set(handler, (state.handlers.get(handler) ?? 0) + 1)
     try {

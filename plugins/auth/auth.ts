@@ -3,6 +3,7 @@ import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from '../core/errors.js'
 import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
+import { bearerTokenOf } from './bearer.js'
 
 export interface DevTokenClaims {
   sub: string
@@ -78,11 +79,6 @@ function reasonOf (error: unknown): string {
 
 let namespaceCounter = 0
 
-function bearerOf (request: FastifyRequest): string | null {
-  const header = request.headers.authorization
-  const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null
-  return match === null ? null : match[1] as string
-}
 
 function claimsOrRefuse (claims: unknown): ChatUser {
   if (typeof claims !== 'object' || claims === null) throw chatError('UNAUTHENTICATED', 'token malformed')
@@ -163,7 +159,7 @@ export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
   app.decorate('chatAuth', auth)
   app.decorateRequest('chatUser', null)
   app.decorate('chatAuthenticate', async function chatAuthenticate (request: FastifyRequest) {
-    const token = bearerOf(request)
+    const token = bearerTokenOf(request)
     const user = token !== null ? await verify(token) : await auth.fromRequest(request)
     if (user === null) throw chatError('UNAUTHENTICATED', 'missing "Authorization: Bearer <token>" header')
     request.chatUser = await app.chatUsers.remember(user)

@@ -5,25 +5,28 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
  * statusCode through Fastify's error shape; WebSocket replies use the same code in the envelope, so a
  * refusal reads the same on both transports.
  */
-const factories = {
-  UNAUTHENTICATED: createError('UNAUTHENTICATED', '%s', 401),
-  FORBIDDEN: createError('FORBIDDEN', '%s', 403),
-  NOT_MEMBER: createError('NOT_MEMBER', '%s', 403),
-  NOT_FOUND: createError('NOT_FOUND', '%s', 404),
-  CONFLICT: createError('CONFLICT', '%s', 409),
-  ROOM_FULL: createError('ROOM_FULL', '%s', 409),
-  VALIDATION_FAILED: createError('VALIDATION_FAILED', '%s', 400),
-  PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', '%s', 413),
-  RATE_LIMITED: createError('RATE_LIMITED', '%s', 429),
-  UNAVAILABLE: createError('UNAVAILABLE', '%s', 503),
-  INTERNAL: createError('INTERNAL', '%s', 500),
-  BAD_FRAME: createError('BAD_FRAME', '%s', 400),
-  UNKNOWN_EVENT: createError('UNKNOWN_EVENT', '%s', 400),
-} satisfies Record<string, FastifyErrorConstructor>
+const STATUS = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_MEMBER: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  ROOM_FULL: 409,
+  VALIDATION_FAILED: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+  BAD_FRAME: 400,
+  UNKNOWN_EVENT: 400,
+} as const
 
-export type ErrorCode = keyof typeof factories
+export type ErrorCode = keyof typeof STATUS
 
-export const ERROR_CODES = Object.keys(factories) as ErrorCode[]
+const factories = Object.fromEntries(Object.entries(STATUS).map(([code, statusCode]) =>
+  [code, createError(code, '%s', statusCode)])) as Record<ErrorCode, FastifyErrorConstructor>
+
+export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[]
 
 /** The error every concern throws: a FastifyError with a protocol code and optional details. */
 export interface ChatError extends Error {
@@ -36,6 +39,26 @@ export function chatError (code: ErrorCode, message: string, details?: unknown):
   const error = new factories[code](message) as unknown as ChatError
   if (details !== undefined) error.details = details
   return error
+}
+
+/**
+ * Refusals that read the same wherever they are raised, each a @fastify/error factory with its
+ * message, so a throw names what went wrong instead of retyping the text:
+ * `throw refusals.notMember()`.
+ */
+function refusal (code: ErrorCode, message: string): FastifyErrorConstructor<{ code: ErrorCode, statusCode: number }, []> {
+  return createError<ErrorCode, number, []>(code, message, STATUS[code])
+}
+
+export const refusals = {
+  notMember: refusal('NOT_MEMBER', 'you are not a member of this room'),
+  roomNotFound: refusal('NOT_FOUND', 'room not found'),
+  targetNotMember: refusal('NOT_FOUND', 'that user is not a member of this room'),
+  messageNotFound: refusal('NOT_FOUND', 'message not found'),
+  messageDeleted: refusal('NOT_FOUND', 'message was deleted'),
+  blankName: refusal('VALIDATION_FAILED', 'name: must not be blank'),
+  ownerCannotLeave: refusal('CONFLICT', 'the owner cannot leave while others remain: hand over OWNER first (room.member.role)'),
+  brokerClosed: refusal('UNAVAILABLE', 'broker closed'),
 }
 
 export function isChatError (error: unknown): error is ChatError {

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from './errors.js'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import { TokenBucket } from '../../lib/token-bucket.js'
+import { bearerTokenOf } from '../auth/bearer.js'
 
 /**
  * The address a client is counted by: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64,
@@ -109,11 +110,6 @@ export class AddressSlots {
   }
 }
 
-function bearerOf (request: FastifyRequest): string | null {
-  const header = request.headers.authorization
-  const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null
-  return match === null ? null : match[1] as string
-}
 
 /**
  * The REST guards of the suite, for its routes only (every hook here lives in the suite's own
@@ -168,7 +164,7 @@ export const rateLimitPlugin = fp(async function rateLimitPlugin (app: FastifyIn
     skipOnError: true,
     ...(app.chatRedis !== null ? { redis: app.chatRedis, nameSpace: `${config.redisPrefix}ratelimit:` } : { cache: 10000 }),
     async keyGenerator (request: FastifyRequest): Promise<string> {
-      const token = bearerOf(request)
+      const token = bearerTokenOf(request)
       if (token !== null) {
         try {
           const user = await app.chatAuth.verify(token)

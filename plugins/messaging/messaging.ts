@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
 import { messages, reactions, roomMembers, rooms, type MessageType } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
-import { chatError } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
 import { Turns } from '../../lib/turns.js'
@@ -101,16 +101,16 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
   async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
     const row = await messageById(db, messageId)
-    if (row === null) throw chatError('NOT_FOUND', 'message not found')
+    if (row === null) throw refusals.messageNotFound()
     // The member's role; for a moderator action the permissions claim chats:moderate may raise it.
     const role = await roomsService().actingRole(user, row.roomId, action)
-    if (role === null) throw chatError('NOT_FOUND', 'message not found')
+    if (role === null) throw refusals.messageNotFound()
     return { row, role }
   }
 
   async function hydrateOne (tx: ChatDb, messageId: string): Promise<Message> {
     const row = await messageById(tx, messageId)
-    if (row === null) throw chatError('NOT_FOUND', 'message not found')
+    if (row === null) throw refusals.messageNotFound()
     return (await hydrate(tx, [row]))[0] as Message
   }
 
@@ -167,14 +167,14 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     async edit (user, messageId, content, except) {
       const { row } = await visibleMessage(user, messageId)
       if (row.senderId !== user.id) throw chatError('FORBIDDEN', 'only the sender may edit a message')
-      if (row.deletedAt !== null) throw chatError('NOT_FOUND', 'message was deleted')
+      if (row.deletedAt !== null) throw refusals.messageDeleted()
       if (row.type === 'SYSTEM') throw chatError('FORBIDDEN', 'SYSTEM messages cannot be edited')
       const text = checkContent(content)
       await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: text })
       const { message, events } = await db.transaction(async (tx) => {
         const updated = await tx.update(messages).set({ content: text, editedAt: new Date() })
           .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
-        if (updated.length === 0) throw chatError('NOT_FOUND', 'message was deleted')
+        if (updated.length === 0) throw refusals.messageDeleted()
         const message = await hydrateOne(tx, messageId)
         const events = await roomLog.append(tx, row.roomId, [{ event: 'message.updated', data: { message } }])
         return { message, events }
@@ -205,7 +205,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
 
     async react (user, messageId, emoji, add, except) {
       const { row, role } = await visibleMessage(user, messageId)
-      if (row.deletedAt !== null) throw chatError('NOT_FOUND', 'message was deleted')
+      if (row.deletedAt !== null) throw refusals.messageDeleted()
       const rooms = roomsService()
       if (!rooms.can(role, 'message.react')) throw chatError('FORBIDDEN', 'your role may not react here')
       await rooms.authorize(user, add ? 'reaction.add' : 'reaction.remove', row.roomId, { messageId, emoji })
@@ -247,7 +247,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       } else {
         const [current] = await db.select({ lastReadSeq: roomMembers.lastReadSeq }).from(roomMembers)
           .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, user.id)))
-        if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        if (current === undefined) throw refusals.notMember()
         lastReadSeq = current.lastReadSeq
       }
       const [counted] = await db.select({ n: sql<number>`count(*)::int` }).from(messages).where(and(

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { eq, sql } from 'drizzle-orm'
 import { roomEvents, rooms } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
-import { chatError } from '../core/errors.js'
+import { refusals } from '../core/errors.js'
 import type { Connection } from '../realtime/connection.js'
 import { jsonLiteral } from '../../db/json-literal.js'
 import { eventsAfter, frameOf, type NewRoomEvent, type RoomEvent } from '../../db/queries/room-events.js'
@@ -61,7 +61,7 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
       .set({ lastSeq: sql`${rooms.lastSeq} + ${count}`, updatedAt: new Date() })
       .where(eq(rooms.id, roomId))
       .returning({ lastSeq: rooms.lastSeq })
-    if (row === undefined) throw chatError('NOT_FOUND', 'room not found')
+    if (row === undefined) throw refusals.roomNotFound()
     return row.lastSeq - count + 1
   }
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { sql } from 'drizzle-orm'
 import { messages, type Attachment, type MessageType } from '../../db/schema/index.js'
 import { rows as rowsOf, type ChatDb } from '../../db/client.js'
-import { chatError } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
 import { GroupCommit } from '../../lib/group-commit.js'
 import { withDeadline, type Deadline } from '../../lib/deadline.js'
 import { jsonLiteral } from '../../db/json-literal.js'
@@ -122,7 +122,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         continue
       }
       if (answer.seq === null) {
-        if (answer.room_exists === false) results[row.i] = chatError('NOT_FOUND', 'room not found')
+        if (answer.room_exists === false) results[row.i] = refusals.roomNotFound()
         else retried.push(row.i)
         continue
       }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { and, count, eq, inArray, sql } from 'drizzle-orm'
 import { favorites, roomMembers, rooms, users, type FavoriteType, type Role } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
-import { chatError } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
 import { SERVER_USER_ID, type ChatUser, type Connection } from '../realtime/connection.js'
 import type { RoomEvent, NewRoomEvent } from '../messaging/room-log.js'
 import type { CachedRoom, Membership, RoomAction, RoomsService } from './types.js'
@@ -309,14 +309,14 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   /** The room from the cache; NOT_FOUND when it does not exist or belongs to another tenant. */
   async function roomFor (user: ChatUser, roomId: string): Promise<RoomEntry> {
     const entry = await cache.room(roomId)
-    if (entry === null || (user.server !== true && entry.room.tenant !== user.tenant)) throw chatError('NOT_FOUND', 'room not found')
+    if (entry === null || (user.server !== true && entry.room.tenant !== user.tenant)) throw refusals.roomNotFound()
     return entry
   }
 
   async function memberOf (user: ChatUser, roomId: string): Promise<{ entry: RoomEntry, role: Role }> {
     const entry = await roomFor(user, roomId)
     const role = user.server === true ? 'OWNER' : entry.members.get(user.id)
-    if (role === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+    if (role === undefined) throw refusals.notMember()
     return { entry, role }
   }
 
@@ -327,7 +327,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   async function actingMemberOf (user: ChatUser, roomId: string, action: RoomAction): Promise<{ entry: RoomEntry, role: Role }> {
     const entry = await roomFor(user, roomId)
     const role = claims.actingRole(user, user.server === true ? 'OWNER' : entry.members.get(user.id), action)
-    if (role === null) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+    if (role === null) throw refusals.notMember()
     return { entry, role }
   }
 
@@ -350,7 +350,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   /** Locks the room's row for the rest of the transaction: every membership change of a room is serialized here. */
   async function lockRoom (tx: ChatDb, roomId: string) {
     const [row] = await tx.select().from(rooms).where(eq(rooms.id, roomId)).for('update')
-    if (row === undefined) throw chatError('NOT_FOUND', 'room not found')
+    if (row === undefined) throw refusals.roomNotFound()
     return row
   }
 
@@ -382,7 +382,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
   async function summaryFor (user: ChatUser, roomId: string): Promise<RoomSummary> {
     const summary = (await summariesFor(roomId, [user.id])).get(user.id)
-    if (summary === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+    if (summary === undefined) throw refusals.notMember()
     return summary
   }
 
@@ -440,14 +440,14 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
     async membership (roomId, userId): Promise<Membership | null> {
       const entry = await cache.room(roomId)
-      if (entry === null) throw chatError('NOT_FOUND', 'room not found')
+      if (entry === null) throw refusals.roomNotFound()
       const role = entry.members.get(userId)
       return role === undefined ? null : { room: entry.room, role }
     },
 
     async requireMember (roomId, userId) {
       const membership = await service.membership(roomId, userId)
-      if (membership === null) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+      if (membership === null) throw refusals.notMember()
       return membership
     },
 
@@ -574,15 +574,15 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const { entry, role } = await memberOf(user, roomId)
       refuseDirect(entry, 'leaving')
       if (role === 'OWNER' && entry.members.size > 1) {
-        throw chatError('CONFLICT', 'the owner cannot leave while others remain: hand over OWNER first (room.member.role)')
+        throw refusals.ownerCannotLeave()
       }
       await authorize(user, 'room.leave', roomId)
       const outcome = await db.transaction(async (tx) => {
         const room = await lockRoom(tx, roomId)
         const current = (await rolesIn(tx, roomId, [user.id])).get(user.id)
-        if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        if (current === undefined) throw refusals.notMember()
         if (current === 'OWNER') {
-          if (room.memberCount > 1) throw chatError('CONFLICT', 'the owner cannot leave while others remain: hand over OWNER first (room.member.role)')
+          if (room.memberCount > 1) throw refusals.ownerCannotLeave()
           // The last member leaving is the end of the room.
           await tx.delete(favorites).where(and(eq(favorites.type, 'ROOM'), eq(favorites.targetId, roomId)))
           await tx.delete(rooms).where(eq(rooms.id, roomId))
@@ -621,13 +621,13 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
         const events = await db.transaction(async (tx) => {
           const room = await lockRoom(tx, roomId)
           const current = (await rolesIn(tx, roomId, [user.id])).get(user.id)
-          if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+          if (current === undefined) throw refusals.notMember()
           requireRole(current, 'room.update', 'updating the room')
           if (changes.maxMembers != null && changes.maxMembers < room.memberCount) {
             throw chatError('VALIDATION_FAILED', `maxMembers: the room has ${room.memberCount} members`, [{ field: 'maxMembers', message: 'below the current member count' }])
           }
           const [updated] = await tx.update(rooms).set(changes).where(eq(rooms.id, roomId)).returning()
-          if (updated === undefined) throw chatError('NOT_FOUND', 'room not found')
+          if (updated === undefined) throw refusals.roomNotFound()
           const next: NewRoomEvent = {
             event: 'room.updated',
             data: {
@@ -655,7 +655,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const memberIds = await db.transaction(async (tx) => {
         await lockRoom(tx, roomId)
         const current = (await rolesIn(tx, roomId, [user.id])).get(user.id)
-        if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        if (current === undefined) throw refusals.notMember()
         requireRole(current, 'room.delete', 'deleting the room')
         const members = await tx.select({ userId: roomMembers.userId }).from(roomMembers).where(eq(roomMembers.roomId, roomId))
         await tx.delete(favorites).where(and(eq(favorites.type, 'ROOM'), eq(favorites.targetId, roomId)))
@@ -693,7 +693,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
         const room = await lockRoom(tx, roomId)
         const roles = await rolesIn(tx, roomId, [user.id, ...ids])
         const current = roles.get(user.id)
-        if (current === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
+        if (current === undefined) throw refusals.notMember()
         requireRole(current, 'member.add', 'adding members')
         const added = ids.filter((id) => !roles.has(id))
         if (added.length === 0) return { added, events: [] as RoomEvent[] }
@@ -719,7 +719,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const { entry, role } = await actingMemberOf(user, roomId, 'member.kick')
       refuseDirect(entry, 'removing members')
       const target = entry.members.get(userId)
-      if (target === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
+      if (target === undefined) throw refusals.targetNotMember()
       if (!canKick(role, target)) throw chatError('FORBIDDEN', `a ${role} cannot remove a ${target}`)
       await authorize(user, 'room.member.remove', roomId, { userId })
       const events = await db.transaction(async (tx) => {
@@ -727,8 +727,8 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
         const roles = await rolesIn(tx, roomId, [user.id, userId])
         const actorRole = claims.actingRole(user, roles.get(user.id), 'member.kick')
         const targetRole = roles.get(userId)
-        if (actorRole === null) throw chatError('NOT_MEMBER', 'you are not a member of this room')
-        if (targetRole === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
+        if (actorRole === null) throw refusals.notMember()
+        if (targetRole === undefined) throw refusals.targetNotMember()
         if (!canKick(actorRole, targetRole)) throw chatError('FORBIDDEN', `a ${actorRole} cannot remove a ${targetRole}`)
         await tx.delete(roomMembers).where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId)))
         await freeSeat(tx, roomId)
@@ -745,7 +745,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       refuseDirect(entry, 'changing roles')
       if (userId === user.id) throw chatError('FORBIDDEN', 'you cannot change your own role (hand over OWNER to another member instead)')
       const target = entry.members.get(userId)
-      if (target === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
+      if (target === undefined) throw refusals.targetNotMember()
       if (!canSetRole(actorRole, target, role)) throw chatError('FORBIDDEN', `a ${actorRole} cannot make a ${target} ${role}`)
       await authorize(user, 'room.member.role', roomId, { userId, role })
       const profiles = await app.chatUsers.profiles([user.id, userId])
@@ -758,14 +758,14 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
         const roles = await rolesIn(tx, roomId, [user.id, userId])
         const actorNow = roles.get(user.id)
         const targetNow = roles.get(userId)
-        if (actorNow === undefined) throw chatError('NOT_MEMBER', 'you are not a member of this room')
-        if (targetNow === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
+        if (actorNow === undefined) throw refusals.notMember()
+        if (targetNow === undefined) throw refusals.targetNotMember()
         if (!canSetRole(actorNow, targetNow, role)) throw chatError('FORBIDDEN', `a ${actorNow} cannot make a ${targetNow} ${role}`)
         const setRoleOf = async (id: string, next: Role): Promise<Member> => {
           const [row] = await tx.update(roomMembers).set({ role: next })
             .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, id)))
             .returning({ userId: roomMembers.userId, role: roomMembers.role, joinedAt: roomMembers.joinedAt })
-          if (row === undefined) throw chatError('NOT_FOUND', 'that user is not a member of this room')
+          if (row === undefined) throw refusals.targetNotMember()
           return memberOfRow(row)
         }
         if (targetNow === role) {
