@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
 import { messages, reactions, roomMembers, rooms, type MessageType } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
-import { chatError, refusals } from '../core/errors.js'
+import { chatError, refusals, toWireError } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
 import { Turns } from '../../lib/turns.js'
@@ -274,12 +274,11 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       // frame) is answered without a database read of its own.
       const mine = new Set(await roomsService().roomIdsOf(user.id))
       const results = await Promise.all(cursors.map(async ({ roomId, seq }): Promise<SyncRoomResult> => {
-        if (!mine.has(roomId)) return { roomId, events: [], lastSeq: 0, hasMore: false, error: { code: 'NOT_MEMBER', message: 'you are not a member of this room' } }
         try {
+          if (!mine.has(roomId)) throw refusals.notMember()
           await roomsService().requireMember(roomId, user.id)
         } catch (error) {
-          const code = (error as { code?: string }).code ?? 'INTERNAL'
-          return { roomId, events: [], lastSeq: 0, hasMore: false, error: { code, message: (error as Error).message } }
+          return { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) }
         }
         const [room] = await db.select({ lastSeq: rooms.lastSeq }).from(rooms).where(eq(rooms.id, roomId))
         const lastSeq = room?.lastSeq ?? 0
