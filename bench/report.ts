@@ -3,7 +3,7 @@
  * target checks (ratios within the run) and the chart's series.
  */
 import type { ChartSeries } from './chart.js'
-import type { DurableResult, FanoutResult, FanoutStep, IdleResult } from './loadgen.js'
+import type { DurableResult, FanoutResult, FanoutStep, IdleResult } from './loadgen/types.js'
 import { median, round } from './lib.js'
 import type { TargetKind } from './protocols.js'
 

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { lineChart } from './chart.js'
 import { benchLimits, ROOT, round, scratchDatabase, startProcess, startServer, type Started } from './lib.js'
-import type { DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen.js'
+import type { DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen/types.js'
 import type { TargetKind } from './protocols.js'
 import { buildReport, chartSeries, checksTable, TARGET_NAMES, type RunResults } from './report.js'
 

@@ -1,0 +1,111 @@
+/**
+ * What bench/run.ts hands the load generator (a scenario's configuration, as JSON in BENCH_LOADGEN) and
+ * what the generator prints back (its result, on the `RESULT {json}` line).
+ */
+import type { TargetKind } from '../protocols.js'
+
+interface Common {
+  target: TargetKind
+  /** One base URL per server node; users are spread over them round-robin. */
+  urls: string[]
+  /** The server processes whose CPU and RSS are read (every node). */
+  pids: number[]
+  secret: string
+  /** Distinguishes user ids between runs that share a database. */
+  tag: string
+}
+
+export interface FanoutConfig extends Common {
+  scenario: 'fanout'
+  members: number
+  senders: number
+  /** Aggregate send rates (messages/s over all senders), one step each, in order. */
+  rates: number[]
+  warmMs: number
+  stepMs: number
+  drainMs: number
+  stopP99Ms: number
+  /** Every n-th member reads send times (the others only count). */
+  sampleEvery: number
+  contentLength: number
+}
+
+export interface DurableConfig extends Common {
+  scenario: 'durable'
+  rooms: number
+  inFlight: number
+  warmMs: number
+  durationMs: number
+  contentLength: number
+}
+
+export interface IdleConfig extends Common {
+  scenario: 'idle'
+  sockets: number
+  concurrency: number
+  settleMs: number
+}
+
+export type LoadgenConfig = FanoutConfig | DurableConfig | IdleConfig
+
+export interface FanoutStep {
+  /** Requested aggregate send rate, messages/s. */
+  rate: number
+  /** Messages actually sent per second in the window. */
+  sentPerSecond: number
+  deliveredPerSecond: number
+  /** Latency from the send to a sampled receiver, ms; null when more than the percentile went missing. */
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  samples: number
+  missing: number
+  cpuMicrosPerDelivery: number
+  /** Server CPU in the window as a share of one core, summed over nodes. */
+  cpuCores: number
+}
+
+export interface FanoutResult {
+  scenario: 'fanout'
+  members: number
+  senders: number
+  nodes: number
+  steps: FanoutStep[]
+  /** Steps measured again because their p99 passed the limit once (kept for the record). */
+  discarded: FanoutStep[]
+  ackErrors: number
+  closedSockets: number
+  /** Pushes other than the messages (presence, membership…), not counted as deliveries. */
+  otherPushes: number
+}
+
+export interface DurableResult {
+  scenario: 'durable'
+  rooms: number
+  inFlight: number
+  seconds: number
+  ackedPerSecond: number
+  p50: number
+  p99: number
+  cpuMicrosPerAck: number
+  /** CPU of all PostgreSQL processes per ack over the window (0 for a target without a database). */
+  databaseCpuMicrosPerAck: number
+  /** Every ack of the run, warm-up included: what the database must hold. */
+  totalAcked: number
+  errors: number
+  pushes: number
+}
+
+export interface IdleResult {
+  scenario: 'idle'
+  sockets: number
+  connected: number
+  baselineRss: number
+  rss: number
+  /** (RSS with every socket open − the baseline after the warm-up) / sockets. */
+  rssPerSocket: number
+  connectSeconds: number
+  cpuMicrosPerConnect: number
+}
+
+export type LoadgenResult = FanoutResult | DurableResult | IdleResult

@@ -1,0 +1,124 @@
+// @ts-check
+// Messages: those that arrive (new, edited, reacted to) and what the user does with them (send from the
+// composer, edit, react, delete).
+import { ui, report } from './dom.js'
+import { nearBottom, renderComposerContext, renderMessages, renderRooms } from './render.js'
+import { markRead } from './rooms.js'
+import { state } from './state.js'
+import { setTyping, stopTyping } from './typing.js'
+
+/** @typedef {import('./client/index.js').Message} Message */
+
+/**
+ * @param {string} roomId
+ * @param {number} seq
+ * @param {Message} message
+ */
+export function onMessage (roomId, seq, message) {
+  const view = state.rooms.get(roomId)
+  if (!view) return
+  // session.ready already counted what came before its lastSeq; only newer messages change the counts.
+  if (seq > view.summary.lastSeq) {
+    view.summary.lastSeq = seq
+    view.summary.lastMessage = message
+    if (message.sender.id !== state.me && roomId !== state.current) view.summary.unreadCount += 1
+  }
+  setTyping(roomId, message.sender.id, false)
+  if (view.loaded) {
+    view.messages.set(message.id, message)
+    if (roomId === state.current) renderMessages({ stickToBottom: nearBottom() })
+  }
+  if (roomId === state.current) markRead(roomId)
+  renderRooms()
+}
+
+/** @param {Message} message */
+export function replaceMessage (message) {
+  const view = state.rooms.get(message.roomId)
+  if (!view || !view.messages.has(message.id)) return
+  view.messages.set(message.id, message)
+  if (message.roomId === state.current) renderMessages({ stickToBottom: false })
+}
+
+/**
+ * Shows a message as deleted, in its place and emptied: after a message.deleted push or the user's own delete.
+ * @param {Message} message
+ */
+export function showDeleted (message) {
+  replaceMessage({ ...message, content: '', attachments: [], reactions: [], deletedAt: new Date().toISOString() })
+}
+
+/** @param {Message} message */
+function ownSendDone (message) {
+  const view = state.rooms.get(message.roomId)
+  if (!view) return
+  if (message.seq > view.summary.lastSeq) {
+    view.summary.lastSeq = message.seq
+    view.summary.lastMessage = message
+    view.summary.lastReadSeq = message.seq
+  }
+  if (view.loaded) view.messages.set(message.id, message)
+}
+
+export async function submitComposer () {
+  const client = state.client
+  const roomId = state.current
+  const content = ui.input.value.trim()
+  if (!client || !roomId || content === '') return
+  ui.input.value = ''
+  stopTyping()
+  if (state.editing) {
+    const editing = state.editing
+    state.editing = null
+    renderComposerContext()
+    try {
+      replaceMessage((await client.editMessage(editing.id, content)).message)
+    } catch (error) {
+      report(error)
+    }
+    return
+  }
+  const replyTo = state.replyTo
+  state.replyTo = null
+  renderComposerContext()
+  const pending = { key: Math.random().toString(36).slice(2), roomId, content }
+  state.sending.push(pending)
+  renderMessages({ stickToBottom: true })
+  try {
+    const { message } = await client.sendMessage(roomId, content, replyTo ? { replyToId: replyTo.id } : {})
+    ownSendDone(message)
+  } catch (error) {
+    report(error)
+  } finally {
+    state.sending = state.sending.filter((entry) => entry !== pending)
+    if (state.current === roomId) renderMessages({ stickToBottom: true })
+    renderRooms()
+  }
+}
+
+/**
+ * @param {Message} message
+ * @param {string} emoji
+ */
+export async function toggleReaction (message, emoji) {
+  if (!state.client || !state.me) return
+  const mine = message.reactions.some((reaction) => reaction.emoji === emoji && reaction.userIds.includes(/** @type {string} */ (state.me)))
+  try {
+    const { reactions } = mine ? await state.client.unreact(message.id, emoji) : await state.client.react(message.id, emoji)
+    const current = state.rooms.get(message.roomId)?.messages.get(message.id)
+    if (current) replaceMessage({ ...current, reactions })
+  } catch (error) {
+    report(error)
+  }
+}
+
+/** @param {Message} message */
+export async function deleteMessage (message) {
+  if (!state.client) return
+  try {
+    await state.client.deleteMessage(message.id)
+    showDeleted(message)
+  } catch (error) {
+    report(error)
+  }
+}

@@ -1,0 +1,54 @@
+// @ts-check
+// What the page knows: the rooms it shows (one RoomView each), the people it has seen, the open room and
+// the composer's state. The other modules read and change `state`, then call the views to redraw.
+
+/** @typedef {import('./client/index.js').Message} Message */
+/** @typedef {import('./client/index.js').RoomSummary} RoomSummary */
+/** @typedef {import('./client/index.js').ChatClient} ChatClient */
+/** @typedef {import('./client/index.js').PresenceStatus} PresenceStatus */
+
+/**
+ * @typedef {object} RoomView
+ * @property {RoomSummary} summary
+ * @property {Map<string, Message>} messages  loaded messages by id
+ * @property {boolean} loaded                 the latest page was fetched
+ * @property {boolean} hasMoreBefore          older history exists
+ * @property {boolean} loadingOlder
+ * @property {Map<string, ReturnType<typeof setTimeout>>} typing  who types, with the timer that ends it
+ * @property {string[]} [memberIds]           members, once listed
+ */
+
+export const PAGE = 30
+export const TYPING_EXPIRY_MS = 7000
+
+export const state = {
+  /** @type {ChatClient | null} */ client: null,
+  /** @type {string | null} */ me: null,
+  /** @type {Map<string, RoomView>} */ rooms: new Map(),
+  /** @type {Map<string, { name: string | null, status: PresenceStatus }>} */ people: new Map(),
+  /** @type {string | null} */ current: null,
+  /** @type {Message | null} */ replyTo: null,
+  /** @type {Message | null} */ editing: null,
+  /** @type {Array<{ key: string, roomId: string, content: string }>} */ sending: [],
+  lastTypingSent: 0,
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ typingIdle: undefined,
+}
+
+/** @param {string} userId */
+export function nameOf (userId) {
+  return state.people.get(userId)?.name ?? userId
+}
+
+/** @param {RoomSummary} summary */
+export function upsertRoom (summary) {
+  const view = state.rooms.get(summary.id)
+  if (view) {
+    view.summary = { ...view.summary, ...summary }
+    return view
+  }
+  if (summary.peerId) state.people.set(summary.peerId, { name: summary.name, status: state.people.get(summary.peerId)?.status ?? 'offline' })
+  /** @type {RoomView} */
+  const created = { summary, messages: new Map(), loaded: false, hasMoreBefore: false, loadingOlder: false, typing: new Map() }
+  state.rooms.set(summary.id, created)
+  return created
+}
