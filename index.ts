@@ -19,7 +19,6 @@ import presenceRoutes from './routes/presence/index.js'
 import roomsRoutes from './routes/rooms/index.js'
 import favoritesRoutes from './routes/favorites/index.js'
 import { setChatErrorHandler } from './plugins/core/error-handler.js'
-import { CloseCodes } from './plugins/realtime/connection.js'
 import { messagingPlugin } from './plugins/messaging/messaging.js'
 import messagesConcern from './routes/messages/index.js'
 import wsRoute from './routes/ws.js'
@@ -82,9 +81,10 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   if (config.concerns.typing) await app.register(typingPlugin)
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload },
+    // After the send writer's drain (registered before): the sessions say 1001 and cut the peers that do
+    // not answer, then the WebSocket server stops.
     preClose (this: FastifyInstance, done: () => void) {
-      for (const client of this.websocketServer.clients) client.close(CloseCodes.GOING_AWAY, 'server shutting down')
-      this.websocketServer.close(() => done())
+      void this.chatSessions.shutdown().then(() => this.websocketServer.close(() => done()))
     },
   })
   await app.register(wsRoute)

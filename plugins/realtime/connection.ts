@@ -121,7 +121,6 @@ export class Connection {
   user: ChatUser | null = null
   /** Rooms this socket is subscribed to on this node (maintained by the hub). */
   readonly rooms = new Set<string>()
-  missedPongs = 0
   private held: Array<[string, Buffer | undefined]> | null = null
   log: FastifyBaseLogger
   private closed = false

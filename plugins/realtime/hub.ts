@@ -19,7 +19,7 @@ export type UserControlHandler = (userId: string, control: UserControl) => void
 
 /**
  * Told about this node's sockets and broadcasts (metrics). Called on the hot path: implementations must
- * be cheap and must not throw. The upgrade route hands it to each Connection as its ConnectionObserver.
+ * be cheap and must not throw. The sessions (sessions.ts) hand it to each Connection as its ConnectionObserver.
  */
 export interface HubObserver extends ConnectionObserver {
   socketOpened (): void
