@@ -1,101 +1,35 @@
 /**
  * The wire shapes of the chat protocol (version 1, as this server implements it), for the client's typed
- * requests and listeners. Plain interfaces, no runtime code: the client has no dependencies.
+ * requests and listeners. The shapes the server validates or documents are derived from its TypeBox
+ * schemas (schemas/): one definition for both sides. The imports are type-only, so the built client
+ * has no runtime code from them and no dependency: `import type` is erased from the emitted JavaScript.
  */
+import type { Static } from 'typebox'
+import type { MessageSchema } from '../schemas/message.js'
+import type { AttachmentSchema, MessageTypeSchema, PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
+import type { MessageSender, Reaction } from '../schemas/message.js'
+import type {
+  CreateRoomData, Favorite, Member, MemberWithStatus, Person, PresenceStatus, RoleSchema, Room, RoomPatchData,
+  RoomSummary, RoomTypeSchema,
+} from '../schemas/room.js'
 
-export type RoomType = 'DIRECT' | 'GROUP' | 'CHANNEL' | 'SUPPORT'
-export type Role = 'OWNER' | 'ADMIN' | 'MODERATOR' | 'MEMBER'
-export type MessageType = 'TEXT' | 'IMAGE' | 'FILE' | 'VOICE' | 'VIDEO' | 'SYSTEM'
-export type PresenceStatus = 'online' | 'away' | 'offline'
+// Already types in schemas/: the same ones, under the client's names.
+export type { Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
+export type UserRef = MessageSender
+export type CreateRoomInput = CreateRoomData
+export type RoomPatch = RoomPatchData
 
-export interface UserRef {
-  id: string
-  name: string | null
-  avatar: string | null
-}
-
-export interface Attachment {
-  url: string
-  name: string
-  size: number
-  mimeType: string
-}
-
-export interface Reaction {
-  emoji: string
-  count: number
-  userIds: string[]
-}
-
-export interface Message {
-  id: string
-  roomId: string
-  seq: number
-  sender: UserRef
-  type: MessageType
-  content: string
-  replyTo?: { id: string, seq: number, senderId: string, excerpt: string }
-  attachments: Attachment[]
-  reactions: Reaction[]
-  clientMsgId?: string
-  editedAt?: string
-  deletedAt?: string
-  createdAt: string
-}
+export type RoomType = Static<typeof RoomTypeSchema>
+export type Role = Static<typeof RoleSchema>
+export type MessageType = Static<typeof MessageTypeSchema>
+/** The limits the server enforces on a send's attachments are those of SendInput (schemas/messaging.ts). */
+export type Attachment = Static<typeof AttachmentSchema>
+export type Message = Static<typeof MessageSchema>
 
 /** Where a change (edit, delete, reaction) landed in its room's log: the acting socket's ack carries it. */
 export interface EventPlace {
   roomId: string
   seq: number
-}
-
-export interface Room {
-  id: string
-  type: RoomType
-  name: string
-  description: string | null
-  avatar: string | null
-  isPrivate: boolean
-  maxMembers: number | null
-  memberCount: number
-  lastSeq: number
-  createdBy: string
-  createdAt: string
-}
-
-/** A room as one user sees it: session.ready, room.added and the room acks. */
-export interface RoomSummary extends Room {
-  /** The other user of a DIRECT room; null otherwise. */
-  peerId: string | null
-  myRole: Role
-  lastReadSeq: number
-  unreadCount: number
-  lastMessage: Message | null
-}
-
-export interface Member {
-  user: UserRef
-  role: Role
-  joinedAt: string
-}
-
-export interface MemberWithStatus extends Member {
-  status: PresenceStatus
-}
-
-export interface Person {
-  id: string
-  name: string | null
-  avatar: string | null
-  status: PresenceStatus
-  lastSeen: string | null
-}
-
-export interface Favorite {
-  type: 'ROOM' | 'USER'
-  id: string
-  name: string | null
-  avatar: string | null
 }
 
 export interface SessionReady {
@@ -114,19 +48,9 @@ export interface UserPresence {
 }
 
 /** A durable push or a `sync` replay: the same `{event, data}` object. */
-export interface RoomEvent {
-  event: string
-  data: Record<string, unknown>
-}
+export type RoomEvent = Static<typeof PushedEvent>
 
-export interface SyncRoom {
-  roomId: string
-  events: RoomEvent[]
-  lastSeq: number
-  hasMore: boolean
-  resync?: boolean
-  error?: { code: string, message: string }
-}
+export type SyncRoom = Static<typeof SyncRoomSchema>
 
 /** Server pushes, by event name. */
 export interface PushEvents {
@@ -160,24 +84,6 @@ export interface SendOptions {
   attachments?: Attachment[]
   /** Set to retry a send of an earlier session yourself; a fresh UUID otherwise. */
   clientMsgId?: string
-}
-
-export interface CreateRoomInput {
-  name: string
-  type: 'GROUP' | 'CHANNEL' | 'SUPPORT'
-  description?: string
-  avatar?: string
-  isPrivate?: boolean
-  maxMembers?: number
-  memberIds?: string[]
-}
-
-export interface RoomPatch {
-  name?: string
-  description?: string | null
-  avatar?: string | null
-  isPrivate?: boolean
-  maxMembers?: number | null
 }
 
 export interface HistoryPage {
