@@ -76,11 +76,6 @@ declare module './types.js' {
 /** The rooms service as decorated: the contract and the richer methods. */
 export type RoomsApi = RoomsService
 
-/** Presence as this plugin reads it, when the presence plugin is registered (it decorates chatPresence). */
-interface PresenceReader {
-  statusOf (userIds: string[]): Promise<Map<string, { status: PresenceStatus, lastSeen: string | null }>>
-}
-
 /** The broker channel every node listens to for membership cache invalidations. */
 export const INVALIDATE_CHANNEL = 'rooms:invalidate'
 /** Hub user controls: subscribe / unsubscribe every socket of a user, on every node. */
@@ -268,14 +263,8 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
   // ---- helpers ------------------------------------------------------------------------------------
 
-  function presence (): PresenceReader | null {
-    return app.hasDecorator('chatPresence') ? (app as unknown as { chatPresence: PresenceReader }).chatPresence : null
-  }
-
   async function statusesOf (userIds: string[]): Promise<Map<string, { status: PresenceStatus, lastSeen: string | null }>> {
-    const reader = presence()
-    if (reader === null || userIds.length === 0) return new Map()
-    return await reader.statusOf(userIds)
+    return await app.chatPresenceStore.statusOf(userIds)
   }
 
   async function withStatus (members: Member[]): Promise<MemberWithStatus[]> {
@@ -863,5 +852,5 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 }, {
   name: 'chat-rooms',
   fastify: '5.x',
-  dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-gateway', 'chat-room-log', 'chat-users'],
+  dependencies: ['chat-config', 'chat-database', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-room-log', 'chat-users', 'chat-presence-store'],
 })
