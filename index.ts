@@ -12,6 +12,7 @@ import { sessionsPlugin } from './plugins/realtime/sessions.js'
 import { rateLimitPlugin } from './plugins/core/rate-limit.js'
 import { usersPlugin } from './plugins/auth/users.js'
 import { roomLogPlugin } from './plugins/messaging/room-log.js'
+import { presenceStorePlugin } from './plugins/presence/presence-store.js'
 import { roomsPlugin } from './plugins/rooms/rooms.js'
 import { presencePlugin } from './plugins/presence/presence.js'
 import { typingPlugin } from './plugins/typing/typing.js'
@@ -75,6 +76,9 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   // REST rate limit and text hygiene: before every route of the suite, after auth and the broker it uses.
   await app.register(rateLimitPlugin)
   await app.register(roomLogPlugin)
+  // The presence store before rooms, which shows members' status from it; the presence concern (which
+  // keeps the store up to date and pushes changes to rooms) after rooms.
+  await app.register(presenceStorePlugin)
   await app.register(roomsPlugin)
   if (config.concerns.messaging) await app.register(messagingPlugin)
   if (config.concerns.presence) await app.register(presencePlugin)
@@ -152,6 +156,6 @@ export type { ChatMetrics } from './plugins/core/metrics.js'
 // The building blocks, for hosts that compose their own subset (each declares its dependencies, and a
 // missing one fails startup with a message that names it).
 export { configPlugin, databasePlugin, brokerPlugin, hubPlugin, gatewayPlugin, metricsPlugin, usersPlugin, authPlugin, sessionsPlugin }
-export { roomLogPlugin, roomsPlugin, messagingPlugin, presencePlugin, typingPlugin }
+export { roomLogPlugin, presenceStorePlugin, roomsPlugin, messagingPlugin, presencePlugin, typingPlugin }
 export type { ServerApi } from './plugins/core/server-api.js'
 

@@ -1,17 +1,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Connection } from '../realtime/connection.js'
-import { MemoryPresenceStore } from '../../lib/presence/memory.js'
-import { RedisPresenceStore } from '../../lib/presence/redis.js'
-import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceStore, type PresenceVersion } from '../../lib/presence/store.js'
+import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceVersion } from '../../lib/presence/store.js'
+import type { PresenceInfo } from './presence-store.js'
 
 export type { PresenceStatus } from '../../lib/presence/store.js'
-
-export interface PresenceInfo {
-  status: PresenceStatus
-  /** ISO 8601; null while the user is online or away (they are here now), or was never seen. */
-  lastSeen: string | null
-}
+export type { PresenceInfo } from './presence-store.js'
 
 export interface PresenceService {
   /** What others see of each user (invisible users read as offline). Every id asked for is in the map. */
@@ -48,16 +42,15 @@ async function inBatches<T> (items: T[], size: number, work: (item: T) => Promis
 
 /**
  * Presence (protocol section 7). The shared state (sockets per user and node, chosen status, grace
- * deadlines) lives in a PresenceStore: Redis with per-node liveness keys when the suite has Redis,
- * memory otherwise. This node keeps only its own socket counts, to write them back if it was ever taken
- * for dead. Status changes are pushed as `presence` to the user's rooms, coalesced per short window.
+ * deadlines) lives in the PresenceStore of presence-store.ts, which also answers statusOf. This plugin
+ * writes it as sockets come and go, and keeps only this node's own socket counts, to write them back if
+ * the node was ever taken for dead. Status changes are pushed as `presence` to the user's rooms (from the
+ * rooms service), coalesced per short window.
  */
 export const presencePlugin = fp(async function presencePlugin (app: FastifyInstance) {
-  const { chatConfig: config, chatHub: hub, chatGateway: gateway, chatUsers: users } = app
+  const { chatConfig: config, chatHub: hub, chatGateway: gateway, chatUsers: users, chatRooms: rooms } = app
+  const { store, statusOf } = app.chatPresenceStore
   const log = app.log.child({ concern: 'presence' })
-  const store: PresenceStore = app.chatRedis !== null
-    ? new RedisPresenceStore({ client: app.chatRedis, prefix: config.redisPrefix, nodeId: hub.nodeId, nodeTtlMs: config.presenceNodeTtlMs })
-    : new MemoryPresenceStore()
 
   /** Sockets of each user attached on this node. */
   const localCounts = new Map<string, number>()
@@ -89,8 +82,6 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     if (pending.size === 0) return
     const batch = [...pending]
     pending.clear()
-    if (!app.hasDecorator('chatRooms')) return
-    const rooms = app.chatRooms
     // One member count per room per batch, however many of its members changed.
     const sizes = new Map<string, Promise<number>>()
     const sizeOf = (roomId: string): Promise<number> => {
@@ -165,31 +156,7 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
   const service: PresenceService = {
     storeKind: store.kind,
 
-    async statusOf (userIds) {
-      const unique = [...new Set(userIds)]
-      const result = new Map<string, PresenceInfo>()
-      if (unique.length === 0) return result
-      let stored
-      try {
-        stored = await store.read(unique)
-      } catch (error) {
-        // Degraded rather than failing session.ready or room.members: this node's own sockets only.
-        log.warn({ err: error }, 'presence: store unreadable, answering from this node')
-        stored = new Map(unique.map((id) => [id, { present: hub.connectionsOf(id).size > 0, chosen: null }]))
-      }
-      const offline: string[] = []
-      for (const userId of unique) {
-        const entry = stored.get(userId)
-        const status = shownStatus(entry?.present ?? false, entry?.chosen ?? null)
-        result.set(userId, { status, lastSeen: null })
-        if (status === 'offline') offline.push(userId)
-      }
-      if (offline.length > 0) {
-        const profiles = await users.profiles(offline)
-        for (const userId of offline) result.set(userId, { status: 'offline', lastSeen: profiles.get(userId)?.lastSeen ?? null })
-      }
-      return result
-    },
+    statusOf,
 
     async set (user, status) {
       const userId = typeof user === 'string' ? user : user.id
@@ -277,4 +244,4 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       log.warn({ err: error }, 'presence: leaving failed; the liveness key expires instead')
     }
   })
-}, { name: 'chat-presence', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-users'] })
+}, { name: 'chat-presence', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-users', 'chat-presence-store', 'chat-rooms'] })

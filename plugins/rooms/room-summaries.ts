@@ -3,6 +3,7 @@ import { rows, type ChatDb } from '../../db/client.js'
 import type { Attachment, MessageType, Role, RoomType } from '../../db/schema/index.js'
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
+import { refusals } from '../core/errors.js'
 
 /**
  * The read side of the rooms concern: raw SQL that returns whole summaries, member lists, favorites and
@@ -193,6 +194,19 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
     return { userId: row.user_id, summary }
   })
   return { summaries, peers }
+}
+
+/** One room as each of `userIds` sees it, by user id (users who are not members are missing). */
+export async function summariesOfRoom (db: ChatDb, roomId: string, userIds: readonly string[]): Promise<Map<string, RoomSummary>> {
+  const { summaries } = await loadSummaries(db, userIds, [roomId])
+  return new Map(summaries.map(({ userId, summary }) => [userId, summary]))
+}
+
+/** One room as the user sees it; NOT_MEMBER when they are not a member of it. */
+export async function summaryOfRoom (db: ChatDb, userId: string, roomId: string): Promise<RoomSummary> {
+  const summary = (await summariesOfRoom(db, roomId, [userId])).get(userId)
+  if (summary === undefined) throw refusals.notMember()
+  return summary
 }
 
 interface FavoriteRow {

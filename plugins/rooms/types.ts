@@ -1,5 +1,8 @@
-import type { Role, RoomType } from '../../db/schema/index.js'
-import type { ChatUser } from '../realtime/connection.js'
+import type { FavoriteType, Role, RoomType } from '../../db/schema/index.js'
+import type { ChatUser, Connection } from '../realtime/connection.js'
+import type { CreateRoomData, Favorite, Member, MemberWithStatus, Person, RoomPatchData, RoomSummary } from '../../schemas/room.js'
+import type { Message } from '../../schemas/message.js'
+import type { MembershipCache } from './membership-cache.js'
 
 /** What the per-node cache knows of a room: enough to authorize a send without a database read. */
 export interface CachedRoom {
@@ -27,9 +30,10 @@ export type RoomAction =
 
 /**
  * The rooms service as the other concerns (messaging, presence, typing) use it. Implemented by
- * plugins/rooms/rooms.ts, decorated as `app.chatRooms`.
+ * plugins/rooms/rooms.ts, decorated as `app.chatRooms`; the methods the REST and WebSocket surfaces
+ * call (RoomsApiMethods, below) are members of it too.
  */
-export interface RoomsService {
+export interface RoomsService extends RoomsApiMethods {
   /** The user's role in the room, from the node's membership cache; null when not a member. Throws NOT_FOUND for an unknown room. */
   membership (roomId: string, userId: string): Promise<Membership | null>
   /** Like membership, but throws NOT_FOUND (no such room) or NOT_MEMBER. */
@@ -44,9 +48,62 @@ export interface RoomsService {
   authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void>
 }
 
+/** Who does an action: the user, and the socket that asked (it gets the ack, not the push), if any. */
+export interface Actor {
+  user: ChatUser
+  connection?: Connection
+}
+
+export interface JoinResult {
+  room: RoomSummary
+  members: MemberWithStatus[]
+  messages: Message[]
+}
+
+export interface SessionSnapshot {
+  rooms: RoomSummary[]
+  people: Person[]
+  favorites: Favorite[]
+}
+
+/** What the REST and WebSocket surfaces call, on top of the contract other concerns use. */
+export interface RoomsApiMethods {
+  create (actor: Actor, data: CreateRoomData): Promise<RoomSummary>
+  /** The DIRECT room of the actor and `userId`, created on first use; `created` tells which. */
+  openDirect (actor: Actor, userId: string): Promise<{ room: RoomSummary, created: boolean }>
+  join (actor: Actor, roomId: string): Promise<JoinResult>
+  leave (actor: Actor, roomId: string): Promise<void>
+  update (actor: Actor, roomId: string, patch: RoomPatchData): Promise<RoomSummary>
+  delete (actor: Actor, roomId: string): Promise<void>
+  /** One room as the actor sees it, with its members. */
+  get (actor: Actor, roomId: string): Promise<{ room: RoomSummary, members: MemberWithStatus[] }>
+  members (actor: Actor, roomId: string): Promise<MemberWithStatus[]>
+  /** Adds (invites) users; returns the members that were added, skipping users who already were. */
+  addMembers (actor: Actor, roomId: string, userIds: string[]): Promise<MemberWithStatus[]>
+  /** Kicks a member; the actor's own id means leave. */
+  removeMember (actor: Actor, roomId: string, userId: string): Promise<void>
+  setRole (actor: Actor, roomId: string, userId: string, role: Role): Promise<Member>
+  /** Every room of the user as they see it, most recently active first. */
+  listForUser (user: ChatUser): Promise<RoomSummary[]>
+  /** session.ready's rooms, people and favorites, in a fixed number of queries. */
+  snapshot (user: ChatUser): Promise<SessionSnapshot>
+  favorites (user: ChatUser): Promise<Favorite[]>
+  toggleFavorite (actor: Actor, type: FavoriteType, id: string): Promise<Favorite[]>
+  setFavorite (actor: Actor, type: FavoriteType, id: string, on: boolean): Promise<Favorite[]>
+  /** Re-aligns this node's socket subscriptions with the database (runs after a broker reconnect). */
+  reconcileSubscriptions (): Promise<void>
+  /**
+   * The user's role in a room for `action` (null: none, or the room does not exist for them): their
+   * membership's role, raised to MODERATOR for moderator actions by the permissions claim chats:moderate.
+   */
+  actingRole (user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
+  /** The node's membership cache (sizes, tests). */
+  readonly cache: MembershipCache
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Decorated by plugins/rooms/rooms.ts; its richer methods are members of RoomsService too. */
+    /** Decorated by plugins/rooms/rooms.ts. */
     chatRooms: RoomsService
   }
 }

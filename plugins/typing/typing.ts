@@ -2,8 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { Connection } from '../realtime/connection.js'
-import { chatError } from '../core/errors.js'
-import type { RoomsService } from '../rooms/types.js'
 import { RoomId } from '../../schemas/room.js'
 
 /** Protocol constants (section 5): a start is forwarded at most once per user and room in this window. */
@@ -52,7 +50,7 @@ function frameOf (roomId: string, userId: string, isTyping: boolean): string {
  * 2 s forwarding window is shared by all nodes through a Redis key when the suite has Redis.
  */
 export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance) {
-  const { chatHub: hub, chatGateway: gateway, chatConfig: config } = app
+  const { chatHub: hub, chatGateway: gateway, chatConfig: config, chatRooms: rooms } = app
   const redis = app.chatRedis
   const log = app.log.child({ concern: 'typing' })
   const states = new Map<string, TypingState>()
@@ -60,11 +58,6 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
   /** When a start was last forwarded per user and room on this node; kept past a stop, for the window. */
   const lastForwarded = new Map<string, number>()
   let sweepTimer: NodeJS.Timeout | null = null
-
-  function rooms (): RoomsService {
-    if (!app.hasDecorator('chatRooms')) throw chatError('UNAVAILABLE', 'typing needs the rooms service')
-    return app.chatRooms
-  }
 
   function publish (roomId: string, userId: string, isTyping: boolean, except: Connection | null): void {
     hub.publishRoom(roomId, frameOf(roomId, userId, isTyping), except === null ? {} : { except })
@@ -161,7 +154,7 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     ack: Empty,
     rateClass: 'typing',
     async handler (ctx, data) {
-      await rooms().requireMember(data.roomId, ctx.user.id)
+      await rooms.requireMember(data.roomId, ctx.user.id)
       await start(ctx.connection, data.roomId, ctx.user.id)
     },
   })
@@ -172,7 +165,7 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     ack: Empty,
     rateClass: 'typing',
     async handler (ctx, data) {
-      await rooms().requireMember(data.roomId, ctx.user.id)
+      await rooms.requireMember(data.roomId, ctx.user.id)
       end(keyOf(data.roomId, ctx.user.id), ctx.connection)
     },
   })

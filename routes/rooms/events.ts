@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { EventContext } from '../../plugins/realtime/gateway.js'
-import type { Actor } from '../../plugins/rooms/rooms.js'
+import type { Actor } from '../../plugins/rooms/types.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSchema, RoomSummarySchema,

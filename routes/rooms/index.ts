@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
 import type { ChatUser } from '../../plugins/realtime/connection.js'
-import type { Actor } from '../../plugins/rooms/rooms.js'
+import type { Actor } from '../../plugins/rooms/types.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSummarySchema, UserId, UserIdsInput,

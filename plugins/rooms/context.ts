@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify'
+import { PermissionClaims } from '../auth/permission-claims.js'
+import type { Member, MemberWithStatus } from '../../schemas/room.js'
+import { startMembershipSync, type MembershipSync } from './membership-sync.js'
+import { createRoomAccess, type RoomAccess } from './room-access.js'
+import { createRoomAnnouncer, type RoomAnnouncer } from './room-announcements.js'
+
+/**
+ * What the parts of the rooms service (lifecycle, members, favorites, session) share. Built once by the
+ * rooms plugin; `app` is its instance, for the database, the room log, users, presence and the log.
+ */
+export interface RoomsContext {
+  app: FastifyInstance
+  claims: PermissionClaims
+  sync: MembershipSync
+  access: RoomAccess
+  announce: RoomAnnouncer
+  /** Members with their presence status as others see it. */
+  withStatus (members: Member[]): Promise<MemberWithStatus[]>
+}
+
+export async function createRoomsContext (app: FastifyInstance): Promise<RoomsContext> {
+  const claims = new PermissionClaims(app.chatConfig.requirePermissions)
+  const sync = await startMembershipSync(app)
+  const presence = app.chatPresenceStore
+  return {
+    app,
+    claims,
+    sync,
+    access: createRoomAccess(app, sync.cache, claims),
+    announce: createRoomAnnouncer(app, sync),
+    async withStatus (members) {
+      const statuses = await presence.statusOf(members.map((member) => member.user.id))
+      return members.map((member) => ({ ...member, status: statuses.get(member.user.id)?.status ?? 'offline' }))
+    },
+  }
+}

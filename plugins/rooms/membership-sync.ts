@@ -1,0 +1,175 @@
+import type { FastifyInstance } from 'fastify'
+import { eq, inArray } from 'drizzle-orm'
+import { roomMembers, rooms, type Role } from '../../db/schema/index.js'
+import type { ChatDb } from '../../db/client.js'
+import type { Connection } from '../realtime/connection.js'
+import type { CachedRoom } from './types.js'
+import { MembershipCache, type RoomEntry } from './membership-cache.js'
+
+/** The broker channel every node listens to for membership cache invalidations. */
+export const INVALIDATE_CHANNEL = 'rooms:invalidate'
+/** Hub user controls: subscribe / unsubscribe every socket of a user, on every node. */
+export const ROOM_SUBSCRIBE = 'room.subscribe'
+export const ROOM_UNSUBSCRIBE = 'room.unsubscribe'
+
+/** Which cache entries a committed change makes stale, on every node. */
+export interface Invalidation {
+  rooms?: string[]
+  users?: string[]
+  /** Rooms that no longer exist: every node also drops its sockets' subscriptions to them. */
+  deleted?: string[]
+}
+
+export interface MembershipSync {
+  /** This node's membership cache, filled from the database on a miss. */
+  readonly cache: MembershipCache
+  /** Drops the entries on this node at once, then tells the other nodes (call it before the ack). */
+  invalidate (change: Invalidation): Promise<void>
+  /** Re-aligns this node's socket subscriptions with the database (runs after a broker reconnect). */
+  reconcileSubscriptions (): Promise<void>
+}
+
+/** One query: the room's settings and every member's role, or null when the room does not exist. */
+async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | null> {
+  const found = await db.select({
+    id: rooms.id,
+    tenant: rooms.tenant,
+    type: rooms.type,
+    isPrivate: rooms.isPrivate,
+    maxMembers: rooms.maxMembers,
+    userId: roomMembers.userId,
+    role: roomMembers.role,
+  }).from(rooms).leftJoin(roomMembers, eq(roomMembers.roomId, rooms.id)).where(eq(rooms.id, roomId))
+  const first = found[0]
+  if (first === undefined) return null
+  const room: CachedRoom = { id: first.id, tenant: first.tenant, type: first.type, isPrivate: first.isPrivate, maxMembers: first.maxMembers }
+  const members = new Map<string, Role>()
+  for (const row of found) if (row.userId !== null && row.role !== null) members.set(row.userId, row.role)
+  return { room, members }
+}
+
+async function loadUserRooms (db: ChatDb, userId: string): Promise<string[]> {
+  const found = await db.select({ roomId: roomMembers.roomId }).from(roomMembers).where(eq(roomMembers.userId, userId))
+  return found.map((row) => row.roomId)
+}
+
+/**
+ * The membership cache kept coherent across nodes, and socket subscriptions kept in line with membership.
+ *
+ * Cache coherence, the one design: every node subscribes the broker channel `rooms:invalidate` at start.
+ * A node that commits a membership, role or room-settings change drops the affected entries from its own
+ * cache at once (before it acks) and publishes the room and user ids; every other node drops the same
+ * entries when the message arrives, and refills them from the database on the next miss. Invalidation
+ * rather than shipping deltas keeps nodes correct whatever order two concurrent changes arrive in; a load
+ * that an invalidation overtakes is not stored. User controls (hub.controlUser) are not used for this
+ * because a user's entry can be cached on nodes where the user has no socket (REST, other members'
+ * sends). Another node may act on the old state for the broker's latency (about a millisecond); every
+ * write re-checks roles under the room's row lock, so only reads and message sends see that window.
+ * After a broker reconnect (messages may have been lost) the whole cache is dropped.
+ */
+export async function startMembershipSync (app: FastifyInstance): Promise<MembershipSync> {
+  const { chatDb: db, chatHub: hub, chatBroker: broker, chatRoomLog: roomLog } = app
+  const cache = new MembershipCache({
+    loadRoom: (roomId) => loadRoomEntry(db, roomId),
+    loadUserRooms: (userId) => loadUserRooms(db, userId),
+  })
+
+  function applyInvalidation (change: Invalidation): void {
+    cache.invalidate(change)
+    for (const roomId of change.deleted ?? []) {
+      for (const connection of [...hub.roomConnections(roomId)]) {
+        hub.unsubscribe(connection, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
+      }
+    }
+  }
+
+  async function invalidate (change: Invalidation): Promise<void> {
+    applyInvalidation(change)
+    // One node alone needs no message: the in-process broker has no other subscriber.
+    if (broker.kind === 'memory') return
+    try {
+      await broker.publish(INVALIDATE_CHANNEL, `${hub.nodeId} ${JSON.stringify(change)}`)
+    } catch (error) {
+      app.log.error({ err: error }, 'rooms: publishing a cache invalidation failed; other nodes stay stale until their broker reconnects')
+    }
+  }
+
+  const onInvalidation = (payload: string): void => {
+    const space = payload.indexOf(' ')
+    if (space < 0 || payload.slice(0, space) === hub.nodeId) return
+    try {
+      applyInvalidation(JSON.parse(payload.slice(space + 1)) as Invalidation)
+    } catch (error) {
+      app.log.warn({ err: error }, 'rooms: unreadable invalidation')
+    }
+  }
+
+  /**
+   * Brings every local socket's subscriptions back in line with the database: the rooms of its user are
+   * subscribed, rooms it is no longer a member of are dropped. Controls published while the broker was
+   * down were lost, so this runs after a reconnect; one query per 500 local users.
+   */
+  async function reconcileSubscriptions (): Promise<void> {
+    const byUser = new Map<string, Connection[]>()
+    for (const connection of hub.connections()) {
+      const userId = connection.userId
+      if (userId === null) continue
+      const list = byUser.get(userId)
+      if (list === undefined) byUser.set(userId, [connection])
+      else list.push(connection)
+    }
+    const userIds = [...byUser.keys()]
+    for (let start = 0; start < userIds.length; start += 500) {
+      const chunk = userIds.slice(start, start + 500)
+      const found = await db.select({ userId: roomMembers.userId, roomId: roomMembers.roomId }).from(roomMembers)
+        .where(inArray(roomMembers.userId, chunk))
+      const wanted = new Map<string, Set<string>>(chunk.map((userId) => [userId, new Set()]))
+      for (const row of found) wanted.get(row.userId)?.add(row.roomId)
+      const changes: Array<Promise<void>> = []
+      for (const [userId, roomIds] of wanted) {
+        for (const connection of byUser.get(userId) ?? []) {
+          if (!connection.isOpen) continue
+          for (const roomId of roomIds) if (!connection.rooms.has(roomId)) changes.push(hub.subscribe(connection, roomId))
+          for (const roomId of [...connection.rooms]) {
+            if (roomIds.has(roomId)) continue
+            // Asked again through the cache: a join that committed after the query above is not undone.
+            changes.push((async () => {
+              const entry = await cache.room(roomId)
+              if (entry === null || !entry.members.has(userId)) await hub.unsubscribe(connection, roomId)
+            })())
+          }
+        }
+      }
+      await Promise.all(changes)
+    }
+  }
+
+  await broker.subscribe(INVALIDATE_CHANNEL, onInvalidation)
+  broker.onReconnect(() => {
+    // Invalidations and controls may have been lost while the broker was away.
+    cache.clear()
+    reconcileSubscriptions().catch((error: unknown) => app.log.warn({ err: error }, 'rooms: reconciling subscriptions after a broker reconnect failed'))
+  })
+  app.addHook('onClose', async () => {
+    await broker.unsubscribe(INVALIDATE_CHANNEL, onInvalidation).catch(() => {})
+  })
+
+  // Membership drives subscriptions: a control reaches every node with sockets of the user.
+  hub.onUserControl((userId, control) => {
+    const roomId = control.roomId
+    if (typeof roomId !== 'string') return
+    if (control.type === ROOM_SUBSCRIBE) {
+      if (hub.connectionsOf(userId).size === 0) return
+      const idle = hub.roomConnections(roomId).size === 0
+      // The sockets join the room's set synchronously, before any frame of the room can be delivered.
+      const subscribing = hub.subscribeUser(userId, roomId)
+      // A node that starts listening to the room now delivers from the seq before the change on.
+      if (idle && typeof control.seq === 'number') roomLog.baseline(roomId, control.seq)
+      subscribing.catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: subscribe failed'))
+    } else if (control.type === ROOM_UNSUBSCRIBE) {
+      hub.unsubscribeUser(userId, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
+    }
+  })
+
+  return { cache, invalidate, reconcileSubscriptions }
+}

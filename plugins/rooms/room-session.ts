@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify'
+import type { Person } from '../../schemas/room.js'
+import type { RoomsApiMethods } from './types.js'
+import type { RoomsContext } from './context.js'
+import { loadFavorites, loadSummaries } from './room-summaries.js'
+
+/**
+ * session.ready's rooms, people (the other user of each DIRECT room, with presence) and favorites, in a
+ * fixed number of queries; the user's room list primes this node's membership cache on the way.
+ */
+export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] {
+  const { app, sync } = ctx
+  const { chatDb: db, chatPresenceStore: presence } = app
+  return async function snapshot (user) {
+    const ticket = sync.cache.userTicket(user.id)
+    const [{ summaries, peers }, favoriteList] = await Promise.all([loadSummaries(db, [user.id]), loadFavorites(db, user.id)])
+    const roomList = summaries.map(({ summary }) => summary)
+    sync.cache.primeUser(user.id, roomList.map((room) => room.id), ticket)
+    const byId = new Map([...peers.values()].map((peer) => [peer.id, peer]))
+    const statuses = await presence.statusOf([...byId.keys()])
+    const people: Person[] = [...byId.values()].map((peer) => {
+      const status = statuses.get(peer.id)
+      return { id: peer.id, name: peer.name, avatar: peer.avatar, status: status?.status ?? 'offline', lastSeen: status?.lastSeen ?? peer.lastSeen }
+    })
+    return { rooms: roomList, people, favorites: favoriteList }
+  }
+}
+
+/** session.ready: rooms, people, favorites; every socket is subscribed to each of its user's rooms. */
+export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsApiMethods['snapshot']): void {
+  const { chatGateway: gateway, chatHub: hub, chatRoomLog: roomLog } = app
+  gateway.contributeToSession(async (connection, user) => {
+    const { rooms, people, favorites } = await snapshot(user)
+    await Promise.all(rooms.map(async (room) => {
+      if (!connection.isOpen) return
+      const idle = hub.roomConnections(room.id).size === 0
+      const subscribing = hub.subscribe(connection, room.id)
+      // Only a node that starts listening to the room now takes the snapshot's seq as its baseline:
+      // where other sockets already listen, frames in flight must still reach them.
+      if (idle) roomLog.baseline(room.id, room.lastSeq)
+      await subscribing
+    }))
+    // A socket that closed meanwhile was forgotten by the hub before these subscriptions: undo them.
+    if (!connection.isOpen) await Promise.all([...connection.rooms].map((roomId) => hub.unsubscribe(connection, roomId)))
+    return { rooms, people, favorites }
+  })
+}
