@@ -122,7 +122,7 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     return new Map(localCounts)
   }
 
-  gateway.contributeToSession(async (connection, user) => {
+  app.chatSessions.contribute(async (connection, user) => {
     // A socket that closed while its session started has already ended; counting it would be a ghost.
     if (!connection.isOpen || closing) return {}
     attached.add(connection)
@@ -138,7 +138,7 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     return {}
   })
 
-  gateway.onSessionEnd(async (connection, user) => {
+  app.chatSessions.onEnd(async (connection, user) => {
     if (!attached.has(connection)) return
     attached.delete(connection)
     const left = (localCounts.get(user.id) ?? 1) - 1
@@ -244,4 +244,4 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       log.warn({ err: error }, 'presence: leaving failed; the liveness key expires instead')
     }
   })
-}, { name: 'chat-presence', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-users', 'chat-presence-store', 'chat-rooms'] })
+}, { name: 'chat-presence', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-sessions', 'chat-users', 'chat-presence-store', 'chat-rooms'] })

@@ -72,9 +72,6 @@ export interface GatewayObserver {
   handled (event: string, ms: number, ok: boolean): void
 }
 
-export type SessionContributor = (connection: Connection, user: ChatUser) => Promise<Record<string, unknown>> | Record<string, unknown>
-export type SessionEndHandler = (connection: Connection, user: ChatUser) => Promise<void> | void
-
 const MAX_ID_LENGTH = 64
 const MAX_EVENT_LENGTH = 64
 
@@ -85,8 +82,6 @@ const MAX_EVENT_LENGTH = 64
 export class Gateway {
   private readonly events = new Map<string, RegisteredEvent>()
   private readonly pushes = new Map<string, PushDefinition>()
-  private readonly sessionContributors: SessionContributor[] = []
-  private readonly sessionEndHandlers: SessionEndHandler[] = []
   private readonly rates = new WeakMap<Connection, SocketRateState>()
   private observer: GatewayObserver | null = null
 
@@ -124,43 +119,13 @@ export class Gateway {
     return this.pushes
   }
 
-  /** Adds fields to session.ready (rooms, people, favorites), read once per new session. */
-  contributeToSession (contributor: SessionContributor): void {
-    this.sessionContributors.push(contributor)
-  }
-
-  /** Runs when an authenticated socket closes, after the hub forgot it (presence, typing). */
-  onSessionEnd (handler: SessionEndHandler): void {
-    this.sessionEndHandlers.push(handler)
-  }
-
-  async endSession (connection: Connection, user: ChatUser): Promise<void> {
+  /** A closed socket's share of its user's send budget goes back (the sessions call it on close). */
+  forget (connection: Connection): void {
     const rate = this.rates.get(connection)
     if (rate?.userSend != null) {
       this.userSend.release(rate.userSend.key)
       rate.userSend = null
     }
-    await Promise.all(this.sessionEndHandlers.map(async (handler) => {
-      try {
-        await handler(connection, user)
-      } catch (error) {
-        connection.log.error({ err: error }, 'session end handler failed')
-      }
-    }))
-  }
-
-  async buildSessionReady (connection: Connection, user: ChatUser): Promise<string> {
-    const data: Record<string, unknown> = {
-      user: { id: user.id, name: user.name, avatar: user.avatar },
-      connectionId: connection.id,
-      serverTime: new Date().toISOString(),
-      rooms: [],
-      people: [],
-      favorites: [],
-    }
-    const parts = await Promise.all(this.sessionContributors.map((contribute) => contribute(connection, user)))
-    for (const part of parts) Object.assign(data, part)
-    return JSON.stringify({ event: 'session.ready', data })
   }
 
   /** Handles one text frame of a socket. Never throws: every failure becomes an error frame. */
@@ -314,7 +279,7 @@ export class Gateway {
     const wait = state.buckets[rateClass].take()
     if (wait > 0 || rateClass !== 'send' || connection.user === null) return wait
     if (state.userSend === null) {
-      // Held from the first send of an open socket, given back by endSession when it closes.
+      // Held from the first send of an open socket, given back by forget() when it closes.
       if (!connection.isOpen) return 0
       const key = connection.user.id
       state.userSend = { key, bucket: this.userSend.hold(key) }

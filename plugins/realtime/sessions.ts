@@ -14,8 +14,17 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const SHUTDOWN_GRACE_MS = 1000
 const SHUTTING_DOWN = 'server shutting down'
 
+/** Fields a concern adds to session.ready (rooms, people, favorites), read once per new session. */
+export type SessionContributor = (connection: Connection, user: ChatUser) => Promise<Record<string, unknown>> | Record<string, unknown>
+/** What a concern does when an authenticated socket closes, after the hub forgot it (presence, typing). */
+export type SessionEndHandler = (connection: Connection, user: ChatUser) => Promise<void> | void
+
 /** This node's sockets from upgrade to close. */
 export interface Sessions {
+  /** Adds fields to every session.ready. */
+  contribute (contributor: SessionContributor): void
+  /** Runs when an authenticated socket closes. */
+  onEnd (handler: SessionEndHandler): void
   /** Takes a socket the upgrade route just accepted and runs its whole life. */
   accept (socket: WebSocket, request: FastifyRequest): void
   /**
@@ -183,8 +192,22 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
     }
     const known = await app.chatUsers.remember(user)
     connection.user = known
-    const frame = await gateway.buildSessionReady(connection, known)
-    connection.release(frame)
+    connection.release(await sessionReady(connection, known))
+  }
+
+  const contributors: SessionContributor[] = []
+  async function sessionReady (connection: Connection, user: ChatUser): Promise<string> {
+    const data: Record<string, unknown> = {
+      user: { id: user.id, name: user.name, avatar: user.avatar },
+      connectionId: connection.id,
+      serverTime: new Date().toISOString(),
+      rooms: [],
+      people: [],
+      favorites: [],
+    }
+    const parts = await Promise.all(contributors.map((contribute) => contribute(connection, user)))
+    for (const part of parts) Object.assign(data, part)
+    return JSON.stringify({ event: 'session.ready', data })
   }
 
   // 4. Established: heartbeats, the token's expiry and its refresh.
@@ -250,8 +273,16 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
     const user = connection.user
     if (user === null) return
     await hub.unregister(connection)
-    await gateway.endSession(connection, user)
+    gateway.forget(connection)
+    await Promise.all(endHandlers.map(async (handler) => {
+      try {
+        await handler(connection, user)
+      } catch (error) {
+        connection.log.error({ err: error }, 'session end handler failed')
+      }
+    }))
   }
+  const endHandlers: SessionEndHandler[] = []
 
   // 6. Shutdown.
   async function shutdown (): Promise<void> {
@@ -265,7 +296,12 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
     for (const connection of open.keys()) connection.terminate()
   }
 
-  app.decorate('chatSessions', { accept, shutdown } satisfies Sessions)
+  app.decorate('chatSessions', {
+    accept,
+    shutdown,
+    contribute: (contributor) => { contributors.push(contributor) },
+    onEnd: (handler) => { endHandlers.push(handler) },
+  } satisfies Sessions)
   // Suites without a WebSocket server (a host composing its own subset) never call shutdown.
   app.addHook('onClose', async () => { clearInterval(heartbeat) })
 }, { name: 'chat-sessions', fastify: '5.x', dependencies: ['chat-config', 'chat-auth', 'chat-hub', 'chat-gateway', 'chat-users'] })

@@ -28,8 +28,8 @@ export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] 
 
 /** session.ready: rooms, people, favorites; every socket is subscribed to each of its user's rooms. */
 export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsApiMethods['snapshot']): void {
-  const { chatGateway: gateway, chatHub: hub, chatRoomLog: roomLog } = app
-  gateway.contributeToSession(async (connection, user) => {
+  const { chatSessions: sessions, chatHub: hub, chatRoomLog: roomLog } = app
+  sessions.contribute(async (connection, user) => {
     const { rooms, people, favorites } = await snapshot(user)
     await Promise.all(rooms.map(async (room) => {
       if (!connection.isOpen) return

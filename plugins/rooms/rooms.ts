@@ -77,5 +77,5 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 }, {
   name: 'chat-rooms',
   fastify: '5.x',
-  dependencies: ['chat-config', 'chat-database', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-room-log', 'chat-users', 'chat-presence-store'],
+  dependencies: ['chat-config', 'chat-database', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-sessions', 'chat-room-log', 'chat-users', 'chat-presence-store'],
 })

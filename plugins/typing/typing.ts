@@ -175,7 +175,7 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     schema: Type.Object({ roomId: Type.String(), userId: Type.String(), isTyping: Type.Boolean() }),
   })
 
-  gateway.onSessionEnd((connection) => {
+  app.chatSessions.onEnd((connection) => {
     const keys = byConnection.get(connection)
     if (keys === undefined) return
     for (const key of [...keys]) end(key, connection)
@@ -199,4 +199,4 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     byConnection.clear()
     lastForwarded.clear()
   })
-}, { name: 'chat-typing', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-rooms'] })
+}, { name: 'chat-typing', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-hub', 'chat-gateway', 'chat-sessions', 'chat-rooms'] })
