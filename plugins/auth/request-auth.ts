@@ -7,9 +7,10 @@ import { bearerTokenOf } from './bearer.js'
 declare module 'fastify' {
   interface FastifyRequest {
     /**
-     * The caller of a REST request of the API. From `onRequest` on it is the user of a valid bearer
-     * token (what the rate limit counts by); from `preHandler` on, the user as remembered (or the one
-     * the host's `authenticate` hook gave), never null in a route handler of the API.
+     * The caller of a REST request of the API (decorated in the API context only). From `onRequest` on
+     * it is the user of a valid bearer token, or null (what the rate limit counts by); from `preHandler`
+     * on, the user as remembered (or the one the host's `authenticate` hook gave), never null in a route
+     * handler of the API: read it there with `callerOf(request)`.
      */
     chatUser: ChatUser | null
   }
@@ -19,9 +20,11 @@ const MISSING_BEARER = 'missing "Authorization: Bearer <token>" header'
 
 /** The caller of an API route; the API context's preHandler has set it or replied 401 already. */
 export function callerOf (request: FastifyRequest): ChatUser {
-  // Null only on a route outside the API context, which has no caller to give.
-  if (request.chatUser === null) throw chatError('UNAUTHENTICATED', MISSING_BEARER)
-  return request.chatUser
+  // Only a route outside the API context (where the request has no `chatUser` at all) gets here
+  // without a caller: it is refused like a request without a token rather than run as nobody.
+  const user: ChatUser | null | undefined = request.chatUser
+  if (user === null || user === undefined) throw chatError('UNAUTHENTICATED', MISSING_BEARER)
+  return user
 }
 
 /**
