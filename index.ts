@@ -9,7 +9,6 @@ import { hubPlugin } from './plugins/realtime/hub.js'
 import { gatewayPlugin } from './plugins/realtime/gateway.js'
 import { authPlugin } from './plugins/auth/auth.js'
 import { sessionsPlugin } from './plugins/realtime/sessions.js'
-import { rateLimitPlugin } from './plugins/core/rate-limit.js'
 import { usersPlugin } from './plugins/auth/users.js'
 import { roomLogPlugin } from './plugins/messaging/room-log.js'
 import { presenceStorePlugin } from './plugins/presence/presence-store.js'
@@ -29,6 +28,7 @@ import { docsPlugin } from './plugins/core/docs.js'
 import { chatLogSerializers, useChatLogSerializers } from './plugins/core/logging.js'
 import metricsRoutes from './routes/metrics/index.js'
 import docsRoutes from './routes/docs/index.js'
+import apiRoutes from './routes/api/index.js'
 import { createServerApi, type ServerApi } from './plugins/core/server-api.js'
 
 /** What a host's own code uses: the suite's resolved options and its services, on any node. */
@@ -73,8 +73,6 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   await app.register(usersPlugin)
   await app.register(authPlugin)
   await app.register(sessionsPlugin)
-  // REST rate limit and text hygiene: before every route of the suite, after auth and the broker it uses.
-  await app.register(rateLimitPlugin)
   await app.register(roomLogPlugin)
   // The presence store before rooms, which shows members' status from it; the presence concern (which
   // keeps the store up to date and pushes changes to rooms) after rooms.
@@ -97,6 +95,8 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   if (config.concerns.messaging) await app.register(messagesConcern)
   if (config.concerns.presence) await app.register(presenceRoutes)
   await app.register(favoritesRoutes)
+  // Every REST route of the concerns, in one context: authenticated once, rate limited, typed.
+  await app.register(apiRoutes, { prefix: config.apiPrefix })
   await app.register(metricsRoutes)
   await app.register(docsRoutes)
 }

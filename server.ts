@@ -4,8 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import chatSuite from './index.js'
 import demoRoutes from './routes/demo/index.js'
 import { settingsFromEnv, type ServerSettings } from './plugins/core/env.js'
-
-const TOKEN_QUERY = /([?&]token=)[^&]*/g
+import { redactUrl } from './plugins/core/logging.js'
 
 /**
  * The standalone server: the same suite a host registers, on a Fastify instance of its own, plus the
@@ -18,7 +17,7 @@ export async function buildServer (settings: ServerSettings, { demo = true }: { 
       // Tokens travel in ?token= for browsers: never let them reach a log line.
       serializers: {
         req (request: { method: string, url: string, ip?: string }) {
-          return { method: request.method, url: request.url.replace(TOKEN_QUERY, '$1[redacted]'), ip: request.ip }
+          return { method: request.method, url: redactUrl(request.url), ip: request.ip }
         },
       },
     },

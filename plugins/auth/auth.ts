@@ -3,7 +3,6 @@ import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from '../core/errors.js'
 import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
-import { bearerTokenOf } from './bearer.js'
 
 export interface DevTokenClaims {
   sub: string
@@ -27,11 +26,6 @@ export interface ChatAuth {
 declare module 'fastify' {
   interface FastifyInstance {
     chatAuth: ChatAuth
-    /** preHandler for REST routes: sets request.chatUser or replies 401. */
-    chatAuthenticate: (request: FastifyRequest) => Promise<void>
-  }
-  interface FastifyRequest {
-    chatUser: ChatUser | null
   }
 }
 
@@ -78,7 +72,6 @@ function reasonOf (error: unknown): string {
 }
 
 let namespaceCounter = 0
-
 
 function claimsOrRefuse (claims: unknown): ChatUser {
   if (typeof claims !== 'object' || claims === null) throw chatError('UNAUTHENTICATED', 'token malformed')
@@ -157,11 +150,4 @@ export const authPlugin = fp(async function authPlugin (app: FastifyInstance) {
     },
   }
   app.decorate('chatAuth', auth)
-  app.decorateRequest('chatUser', null)
-  app.decorate('chatAuthenticate', async function chatAuthenticate (request: FastifyRequest) {
-    const token = bearerTokenOf(request)
-    const user = token !== null ? await verify(token) : await auth.fromRequest(request)
-    if (user === null) throw chatError('UNAUTHENTICATED', 'missing "Authorization: Bearer <token>" header')
-    request.chatUser = await app.chatUsers.remember(user)
-  })
-}, { name: 'chat-auth', fastify: '5.x', dependencies: ['chat-config', 'chat-users'] })
+}, { name: 'chat-auth', fastify: '5.x', dependencies: ['chat-config'] })

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifySchema } from 'fastify'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import { ERROR_CODES } from './errors.js'
+import { ErrorReply } from '../../schemas/error.js'
 
 /**
  * The OpenAPI document of the suite's REST routes (@fastify/swagger, generated from the routes' schemas)
@@ -25,18 +25,6 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   observability: 'Prometheus metrics',
   docs: 'These documents and the AsyncAPI document of the WebSocket protocol',
 }
-
-/** The error reply of every REST route, in Fastify's shape with the protocol's codes. */
-export const ErrorReply = {
-  type: 'object',
-  required: ['statusCode', 'code', 'error', 'message'],
-  properties: {
-    statusCode: { type: 'integer' },
-    code: { type: 'string', enum: [...ERROR_CODES] },
-    error: { type: 'string' },
-    message: { type: 'string' },
-  },
-} as const
 
 let cachedVersion: string | undefined
 

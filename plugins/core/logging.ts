@@ -18,6 +18,7 @@ const QUERY_PARAMS = /\nparams: [^]*$/
 const STACK_PARAMS = /\nparams: [^]*?(?=\n\s+at |$)/
 const MAX_CAUSES = 5
 
+/** A URL with the value of every `token` query parameter masked: the suite's `req` serializer and the standalone server's. */
 export function redactUrl (url: string): string {
   return url.replace(TOKEN_QUERY, '$1[redacted]')
 }

@@ -2,9 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from './errors.js'
-import { unstorableField } from '../../lib/input-hygiene.js'
 import { TokenBucket } from '../../lib/token-bucket.js'
-import { bearerTokenOf } from '../auth/bearer.js'
 
 /**
  * The address a client is counted by: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64,
@@ -110,49 +108,22 @@ export class AddressSlots {
   }
 }
 
-
 /**
- * The REST guards of the suite, for its routes only (every hook here lives in the suite's own
- * encapsulation context, never on the host):
+ * The REST rate limit, @fastify/rate-limit on every route of the context it is registered in: the API
+ * context (routes/api), so the socket endpoint, /health, /ready, /metrics, /docs and the host's own
+ * routes are never limited, by construction rather than by their URLs.
  *
- * - @fastify/rate-limit on the routes under `apiPrefix`: `restRateLimit.max` requests per
- *   `restRateLimit.timeWindowMs` for each caller, the caller being the `sub` of a valid bearer token
- *   (verified here, as authentication will verify it again) or else the client's address. One budget
- *   per caller across the whole API, kept in Redis (under `redisPrefix`) when the suite has Redis, so the
- *   limit holds across nodes; in this node's memory otherwise. Over it: 429 `RATE_LIMITED` in Fastify's
- *   error shape with `Retry-After`. The socket endpoint, /health, /ready, /metrics and /docs are not
- *   limited. Counted before the body is read, so a flood costs a token check per request at most.
- * - text hygiene: a body, query or parameter string that is not storable text (NUL, unpaired surrogate)
- *   is refused with 400 `VALIDATION_FAILED` before the handler runs.
+ * `restRateLimit.max` requests per `restRateLimit.timeWindowMs` for each caller, the caller being the
+ * user of a valid bearer token (`request.chatUser`, verified once by the API context's onRequest hook of
+ * plugins/auth/request-auth.ts, which runs first) or else the client's address. One budget per caller
+ * across the whole API, kept in Redis (under `redisPrefix`) when the suite has Redis, so the limit holds
+ * across nodes; in this node's memory otherwise. Over it: 429 `RATE_LIMITED` in Fastify's error shape
+ * with `Retry-After`. Counted before the body is read, so a flood costs a token check per request at most.
  */
 export const rateLimitPlugin = fp(async function rateLimitPlugin (app: FastifyInstance) {
   const config = app.chatConfig
-  const apiRoot = `${app.prefix}${config.apiPrefix}`
-  const exempt = new Set(['/health', '/ready', '/metrics', '/metrics.json', config.wsPath].map((path) => `${app.prefix}${path}`))
-  const docsRoot = `${app.prefix}/docs`
-  /** The REST routes of the API: under apiPrefix, and neither the socket endpoint nor an operations route. */
-  const isApiRoute = (url: string): boolean => {
-    if (exempt.has(url) || url === docsRoot || url.startsWith(`${docsRoot}/`)) return false
-    return apiRoot === '' || url === apiRoot || url.startsWith(`${apiRoot}/`)
-  }
-
-  app.addHook('preHandler', async (request) => {
-    if (!isApiRoute(request.routeOptions.url ?? '')) return
-    const field = unstorableField(request.body, 'body') ?? unstorableField(request.params, 'params') ?? unstorableField(request.query, 'query')
-    if (field !== null) {
-      throw chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }])
-    }
-  })
-
   const limit = config.restRateLimit
   if (limit === false || limit.max === 0) return
-
-  // Runs before @fastify/rate-limit's own onRoute hook (registered below): every route that is not a
-  // REST route of the API opts out.
-  app.addHook('onRoute', (route) => {
-    if (isApiRoute(route.url)) return
-    route.config = { ...(route.config as object | undefined), rateLimit: false } as typeof route.config
-  })
 
   await app.register(fastifyRateLimit, {
     global: true,
@@ -163,20 +134,13 @@ export const rateLimitPlugin = fp(async function rateLimitPlugin (app: FastifyIn
     // (the node reports itself unready meanwhile, see /ready).
     skipOnError: true,
     ...(app.chatRedis !== null ? { redis: app.chatRedis, nameSpace: `${config.redisPrefix}ratelimit:` } : { cache: 10000 }),
-    async keyGenerator (request: FastifyRequest): Promise<string> {
-      const token = bearerTokenOf(request)
-      if (token !== null) {
-        try {
-          const user = await app.chatAuth.verify(token)
-          return `u:${encodeURIComponent(user.tenant)}:${encodeURIComponent(user.id)}`
-        } catch {
-          // A bad token is answered 401 by authentication; it is counted against the address meanwhile.
-        }
-      }
-      return `ip:${clientAddress(request.ip)}`
+    keyGenerator (request: FastifyRequest): string {
+      // A bad token is answered 401 after this count: it is counted against the address meanwhile.
+      const user = request.chatUser
+      return user !== null ? `u:${encodeURIComponent(user.tenant)}:${encodeURIComponent(user.id)}` : `ip:${clientAddress(request.ip)}`
     },
     errorResponseBuilder (_request, context) {
       return chatError('RATE_LIMITED', `rate limit exceeded, retry in ${context.after}`, { retryAfterMs: context.ttl })
     },
   })
-}, { name: 'chat-rate-limit', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-auth'] })
+}, { name: 'chat-rate-limit', fastify: '5.x', dependencies: ['chat-config', 'chat-broker', 'chat-request-auth'] })

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import messageEvents from './events.js'
-import messageRoutes from './rest.js'
 
+/**
+ * The WebSocket events of messaging. Their REST twins (routes/messages/rest.ts) are registered in the
+ * API context (routes/api) and call the same service.
+ */
 export default async function messagesConcern (app: FastifyInstance): Promise<void> {
   await app.register(messageEvents)
-  await app.register(messageRoutes, { prefix: app.chatConfig.apiPrefix })
 }

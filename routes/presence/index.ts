@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { chatError } from '../../plugins/core/errors.js'
 import type { PresenceService } from '../../plugins/presence/presence.js'
@@ -15,9 +16,9 @@ async function listOf (presence: PresenceService, userIds: string[]): Promise<{ 
   }
 }
 
-/** The presence surface: `presence.set`, `presence.get`, the `presence` push and GET /api/presence. */
+/** The presence surface over WebSocket: `presence.set`, `presence.get`, the `presence` push. */
 export default async function presenceRoutes (app: FastifyInstance): Promise<void> {
-  const { chatGateway: gateway, chatPresence: presence, chatConfig: config } = app
+  const { chatGateway: gateway, chatPresence: presence } = app
 
   gateway.on('presence.set', {
     summary: 'Sets the own status: online, away (until changed or offline) or offline (invisible: shown offline to others until changed, across reconnects).',
@@ -41,9 +42,11 @@ export default async function presenceRoutes (app: FastifyInstance): Promise<voi
     summary: 'A member of one of your rooms changed status (not sent for rooms over presenceFanoutMaxMembers members; ephemeral: no seq).',
     schema: UserPresence,
   })
+}
 
-  app.get(`${config.apiPrefix}/presence`, {
-    preHandler: app.chatAuthenticate,
+/** GET /api/presence, in the API context (routes/api: authenticated, rate limited). */
+export const presenceRest: FastifyPluginAsyncTypebox = async function presenceRest (app) {
+  app.get('/presence', {
     schema: {
       tags: ['presence'],
       summary: 'Presence of users',
@@ -55,11 +58,10 @@ export default async function presenceRoutes (app: FastifyInstance): Promise<voi
       response: { 200: PresenceList },
     },
   }, async (request) => {
-    const { userIds } = request.query as { userIds: string }
-    const ids = userIds.split(',').map((id) => id.trim()).filter((id) => id.length > 0)
+    const ids = request.query.userIds.split(',').map((id) => id.trim()).filter((id) => id.length > 0)
     if (ids.length === 0) throw chatError('VALIDATION_FAILED', 'userIds: name at least one user id')
     if (new Set(ids).size > MAX_PRESENCE_IDS) throw chatError('VALIDATION_FAILED', `userIds: at most ${MAX_PRESENCE_IDS} user ids`)
     if (ids.some((id) => id.length > 128)) throw chatError('VALIDATION_FAILED', 'userIds: a user id has at most 128 characters')
-    return await listOf(presence, ids)
+    return await listOf(app.chatPresence, ids)
   })
 }

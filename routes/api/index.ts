@@ -1,0 +1,44 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { requestAuthPlugin } from '../../plugins/auth/request-auth.js'
+import { chatError } from '../../plugins/core/errors.js'
+import { rateLimitPlugin } from '../../plugins/core/rate-limit.js'
+import { unstorableField } from '../../lib/input-hygiene.js'
+import roomsRest from '../rooms/rest.js'
+import messagesRest from '../messages/rest.js'
+import { presenceRest } from '../presence/index.js'
+import favoritesRest from '../favorites/rest.js'
+
+/**
+ * Text that is not storable (NUL, unpaired surrogate) in a body, query or parameter string is refused
+ * with 400 `VALIDATION_FAILED` before the handler runs, as the gateway refuses it in a frame.
+ */
+async function refuseUnstorableText (request: FastifyRequest): Promise<void> {
+  const field = unstorableField(request.body, 'body') ?? unstorableField(request.params, 'params') ?? unstorableField(request.query, 'query')
+  if (field !== null) {
+    throw chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }])
+  }
+}
+
+/**
+ * The REST API: one encapsulation context, registered under `apiPrefix`, that holds every REST route
+ * of the concerns and nothing else. What it adds applies to exactly these routes, whatever their URLs:
+ *
+ * - onRequest: the caller's bearer token verified once (plugins/auth/request-auth.ts), then the rate
+ *   limit counted by that caller (plugins/core/rate-limit.ts);
+ * - preHandler, after validation: text hygiene, then the caller required (401) and remembered.
+ *
+ * The concerns' REST plugins are typed by their TypeBox schemas (@fastify/type-provider-typebox), so
+ * their handlers read params, query and body without casts, and the caller with `callerOf(request)`.
+ */
+export default async function apiRoutes (app: FastifyInstance): Promise<void> {
+  const { concerns } = app.chatConfig
+  // Before the caller is required: a malformed request is answered 400 whoever sends it.
+  app.addHook('preHandler', refuseUnstorableText)
+  await app.register(requestAuthPlugin)
+  await app.register(rateLimitPlugin)
+
+  await app.register(roomsRest)
+  if (concerns.messaging) await app.register(messagesRest)
+  if (concerns.presence) await app.register(presenceRest)
+  await app.register(favoritesRest)
+}
