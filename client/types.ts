@@ -5,9 +5,9 @@
  * has no runtime code from them and no dependency: `import type` is erased from the emitted JavaScript.
  */
 import type { Static } from 'typebox'
-import type { MessageSchema } from '../schemas/message.js'
-import type { AttachmentSchema, MessageTypeSchema, PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
-import type { MessageSender, Reaction } from '../schemas/message.js'
+import type { Attachment, Message, MessageSender, MessageType, Reaction } from '../schemas/message.js'
+import type { PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
+import type { UserPresence } from '../schemas/presence.js'
 import type {
   CreateRoomData, Favorite, Member, MemberWithStatus, Person, PresenceStatus, RoleSchema, Room, RoomPatchData,
   RoomSummary, RoomTypeSchema,
@@ -21,10 +21,7 @@ export type RoomPatch = RoomPatchData
 
 export type RoomType = Static<typeof RoomTypeSchema>
 export type Role = Static<typeof RoleSchema>
-export type MessageType = Static<typeof MessageTypeSchema>
-/** The limits the server enforces on a send's attachments are those of SendInput (schemas/messaging.ts). */
-export type Attachment = Static<typeof AttachmentSchema>
-export type Message = Static<typeof MessageSchema>
+export type { Attachment, Message, MessageType, UserPresence }
 
 /** Where a change (edit, delete, reaction) landed in its room's log: the acting socket's ack carries it. */
 export interface EventPlace {
@@ -39,12 +36,6 @@ export interface SessionReady {
   rooms: RoomSummary[]
   people: Person[]
   favorites: Favorite[]
-}
-
-export interface UserPresence {
-  userId: string
-  status: PresenceStatus
-  lastSeen: string | null
 }
 
 /** A durable push or a `sync` replay: the same `{event, data}` object. */

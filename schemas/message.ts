@@ -1,14 +1,25 @@
-import { Type, type Static } from 'typebox'
-import type { Attachment, MessageType } from '../db/schema/index.js'
+import { Type, type Static, type TLiteral, type TUnion } from 'typebox'
+import { MESSAGE_TYPES } from '../db/schema/messages.js'
 
 /** How much of a replied-to message a reply carries. */
 export const EXCERPT_LENGTH = 100
 
-export const MessageSenderSchema = Type.Object({
+/** A user as others see them: the sender of a message, a member, a person. */
+export const UserRefSchema = Type.Object({
   id: Type.String(),
   name: Type.Union([Type.String(), Type.Null()]),
   avatar: Type.Union([Type.String(), Type.Null()]),
 })
+export const MessageSenderSchema = UserRefSchema
+
+/** A union of string literals typed as those literals (documented as anyOf consts, like a hand-written union). */
+function literalUnion<const T extends readonly string[]> (values: T): TUnion<{ -readonly [K in keyof T]: TLiteral<T[K]> }> {
+  return Type.Union(values.map((value) => Type.Literal(value))) as never
+}
+
+/** The message types, from the column's own list. */
+export const MessageTypeSchema = literalUnion(MESSAGE_TYPES)
+export type MessageType = Static<typeof MessageTypeSchema>
 
 export const ReplyRefSchema = Type.Object({
   id: Type.String(),
@@ -17,12 +28,14 @@ export const ReplyRefSchema = Type.Object({
   excerpt: Type.String({ description: `the first ${EXCERPT_LENGTH} characters; empty when that message was deleted` }),
 })
 
+/** An attachment as a send must describe it (enforced) and as every reply shows it. */
 export const AttachmentSchema = Type.Object({
-  url: Type.String(),
-  name: Type.String(),
-  size: Type.Integer({ minimum: 0 }),
-  mimeType: Type.String(),
-})
+  url: Type.String({ minLength: 1, maxLength: 2048 }),
+  name: Type.String({ minLength: 1, maxLength: 256 }),
+  size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  mimeType: Type.String({ minLength: 1, maxLength: 128 }),
+}, { additionalProperties: false })
+export type Attachment = Static<typeof AttachmentSchema>
 
 export const ReactionSchema = Type.Object({
   emoji: Type.String(),
@@ -36,7 +49,7 @@ export const MessageSchema = Type.Object({
   roomId: Type.String(),
   seq: Type.Integer({ minimum: 1 }),
   sender: MessageSenderSchema,
-  type: Type.Union([Type.Literal('TEXT'), Type.Literal('IMAGE'), Type.Literal('FILE'), Type.Literal('VOICE'), Type.Literal('VIDEO'), Type.Literal('SYSTEM')]),
+  type: MessageTypeSchema,
   content: Type.String({ description: 'empty when the message was deleted' }),
   replyTo: Type.Optional(ReplyRefSchema),
   attachments: Type.Array(AttachmentSchema),
@@ -51,21 +64,7 @@ export type MessageSender = Static<typeof MessageSenderSchema>
 export type ReplyRef = Static<typeof ReplyRefSchema>
 export type Reaction = Static<typeof ReactionSchema>
 
-export interface Message {
-  id: string
-  roomId: string
-  seq: number
-  sender: MessageSender
-  type: MessageType
-  content: string
-  replyTo?: ReplyRef
-  attachments: Attachment[]
-  reactions: Reaction[]
-  clientMsgId?: string
-  editedAt?: string
-  deletedAt?: string
-  createdAt: string
-}
+export type Message = Static<typeof MessageSchema>
 
 /** A messages row as Drizzle or a raw query returns it; timestamps as Date or ISO string. */
 export interface MessageRecord {

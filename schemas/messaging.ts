@@ -1,21 +1,11 @@
 import { Type, type Static } from 'typebox'
-import { MessageSchema, ReactionSchema } from './message.js'
+import { UUID_PATTERN } from './room.js'
+import { AttachmentSchema, MessageSchema, MessageTypeSchema, ReactionSchema } from './message.js'
 
-export const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$', maxLength: 36, description: 'uuid' })
+export const Uuid = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'uuid' })
 export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
 export const Emoji = Type.String({ minLength: 1, maxLength: 32 })
-export const MessageTypeSchema = Type.Union([
-  Type.Literal('TEXT'), Type.Literal('IMAGE'), Type.Literal('FILE'), Type.Literal('VOICE'), Type.Literal('VIDEO'), Type.Literal('SYSTEM'),
-])
-
-export const AttachmentSchema = Type.Object({
-  url: Type.String({ minLength: 1, maxLength: 2048 }),
-  name: Type.String({ minLength: 1, maxLength: 256 }),
-  size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
-  mimeType: Type.String({ minLength: 1, maxLength: 128 }),
-}, { additionalProperties: false })
-
-export { ReactionSchema, MessageSchema, type Message } from './message.js'
+export { AttachmentSchema, MessageTypeSchema, ReactionSchema, MessageSchema, type Message } from './message.js'
 
 export const SendInput = Type.Object({
   roomId: Uuid,

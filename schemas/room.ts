@@ -1,5 +1,8 @@
 import { Type, type Static } from 'typebox'
-import { MessageSchema } from './message.js'
+import { MessageSchema, UserRefSchema } from './message.js'
+import { StatusSchema, type PresenceStatus } from './presence.js'
+
+export { StatusSchema, UserRefSchema, type PresenceStatus }
 
 /**
  * The shapes of the rooms concern, one TypeBox schema each, shared by the WebSocket events, the REST
@@ -33,11 +36,9 @@ export const RoomTypeSchema = Type.Union([Type.Literal('DIRECT'), Type.Literal('
 export const CreatableRoomType = Type.Union([Type.Literal('GROUP'), Type.Literal('CHANNEL'), Type.Literal('SUPPORT')])
 export const RoleSchema = Type.Union([Type.Literal('OWNER'), Type.Literal('ADMIN'), Type.Literal('MODERATOR'), Type.Literal('MEMBER')])
 export const FavoriteTypeSchema = Type.Union([Type.Literal('ROOM'), Type.Literal('USER')])
-export const StatusSchema = Type.Union([Type.Literal('online'), Type.Literal('away'), Type.Literal('offline')])
 
 const NullableString = Type.Union([Type.String(), Type.Null()])
 
-export const UserRefSchema = Type.Object({ id: Type.String(), name: NullableString, avatar: NullableString })
 
 /** A room as every member sees it (room.updated). DIRECT rooms have an empty name: clients show the other user. */
 export const RoomSchema = Type.Object({
@@ -100,7 +101,6 @@ export type Member = Static<typeof MemberSchema>
 export type MemberWithStatus = Static<typeof MemberWithStatusSchema>
 export type Person = Static<typeof PersonSchema>
 export type Favorite = Static<typeof FavoriteSchema>
-export type PresenceStatus = Static<typeof StatusSchema>
 
 // Inputs: the same schemas validate a WebSocket event's data and a REST body.
 

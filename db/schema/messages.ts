@@ -2,16 +2,12 @@ import { sql } from 'drizzle-orm'
 import { check, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import { chatSchema } from './chat-schema.js'
 import { rooms } from './rooms.js'
+import type { Attachment } from '../../schemas/message.js'
 
 export const MESSAGE_TYPES = ['TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM'] as const
 export type MessageType = typeof MESSAGE_TYPES[number]
 
-export interface Attachment {
-  url: string
-  name: string
-  size: number
-  mimeType: string
-}
+export type { Attachment } from '../../schemas/message.js'
 
 export const messages = chatSchema.table('messages', {
   id: uuid('id').primaryKey().defaultRandom(),

@@ -3,7 +3,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { chatError } from '../../plugins/core/errors.js'
 import type { PresenceService } from '../../plugins/presence/presence.js'
-import { MAX_PRESENCE_IDS, PresenceList, Status, UserId, UserPresence } from './schemas.js'
+import { MAX_PRESENCE_IDS, PresenceList, StatusSchema, UserPresence } from '../../schemas/presence.js'
+import { UserId } from '../../schemas/room.js'
 
 async function listOf (presence: PresenceService, userIds: string[]): Promise<{ users: Array<{ userId: string, status: 'online' | 'away' | 'offline', lastSeen: string | null }> }> {
   const unique = [...new Set(userIds)]
@@ -22,7 +23,7 @@ export default async function presenceRoutes (app: FastifyInstance): Promise<voi
 
   gateway.on('presence.set', {
     summary: 'Sets the own status: online, away (until changed or offline) or offline (invisible: shown offline to others until changed, across reconnects).',
-    schema: Type.Object({ status: Status }, { additionalProperties: false }),
+    schema: Type.Object({ status: StatusSchema }, { additionalProperties: false }),
     ack: Type.Object({}),
     async handler (ctx, data) {
       await presence.set(ctx.user, data.status)
@@ -50,7 +51,7 @@ export const presenceRest: FastifyPluginAsyncTypebox = async function presenceRe
     schema: {
       tags: ['presence'],
       summary: 'Presence of users',
-      description: `Status and last seen of up to ${MAX_PRESENCE_IDS} users, in the order asked (duplicates once). Invisible users read as offline.`,
+      description: `StatusSchema and last seen of up to ${MAX_PRESENCE_IDS} users, in the order asked (duplicates once). Invisible users read as offline.`,
       security: [{ bearerAuth: [] }],
       querystring: Type.Object({
         userIds: Type.String({ minLength: 1, maxLength: MAX_PRESENCE_IDS * 129, description: 'comma-separated user ids' }),
