@@ -59,6 +59,9 @@ export const refusals = {
   blankName: refusal('VALIDATION_FAILED', 'name: must not be blank'),
   ownerCannotLeave: refusal('CONFLICT', 'the owner cannot leave while others remain: hand over OWNER first (room.member.role)'),
   brokerClosed: refusal('UNAVAILABLE', 'broker closed'),
+  /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
+  unstorableText: (field: string): ChatError =>
+    chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }]),
 }
 
 export function isChatError (error: unknown): error is ChatError {

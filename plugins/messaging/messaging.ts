@@ -93,7 +93,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       throw chatError('VALIDATION_FAILED', first === undefined ? 'invalid message' : `${first.instancePath.slice(1) || 'message'}: ${first.message}`)
     }
     const unstorable = unstorableField(input)
-    if (unstorable !== null) throw chatError('VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`, [{ field: unstorable, message: 'not storable text' }])
+    if (unstorable !== null) throw refusals.unstorableText(unstorable)
   }
 
   const writer = createSendWriter(app)

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { chatError, toWireError, type ErrorCode } from '../core/errors.js'
+import { chatError, refusals, toWireError, type ErrorCode } from '../core/errors.js'
 import { CloseCodes, type ChatUser, type Connection } from './connection.js'
 import { TokenBucket } from '../../lib/token-bucket.js'
 import { SharedBuckets } from '../core/rate-limit.js'
@@ -196,8 +196,7 @@ export class Gateway {
     }
     const unstorable = unstorableField(payload)
     if (unstorable !== null) {
-      this.replyError(connection, id, event, 'VALIDATION_FAILED', `${unstorable}: must not contain NUL characters or unpaired surrogates`,
-        [{ field: unstorable, message: 'not storable text' }])
+      this.sendError(connection, id, event, toWireError(refusals.unstorableText(unstorable)))
       return
     }
     try {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { requestAuthPlugin } from '../../plugins/auth/request-auth.js'
-import { chatError } from '../../plugins/core/errors.js'
+import { refusals } from '../../plugins/core/errors.js'
 import { rateLimitPlugin } from '../../plugins/core/rate-limit.js'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import roomsRest from '../rooms/rest.js'
@@ -15,7 +15,7 @@ import favoritesRest from '../favorites/rest.js'
 async function refuseUnstorableText (request: FastifyRequest): Promise<void> {
   const field = unstorableField(request.body, 'body') ?? unstorableField(request.params, 'params') ?? unstorableField(request.query, 'query')
   if (field !== null) {
-    throw chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }])
+    throw refusals.unstorableText(field)
   }
 }
 
