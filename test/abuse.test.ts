@@ -1,26 +1,13 @@
 import t from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { AuthorizeRequest } from '../index.js'
-import { startNode, type TestNode } from './fixtures/server.js'
-import { TestClient, type Frame } from './fixtures/ws-client.js'
+import { startNode } from './fixtures/server.js'
+import type { Frame } from './fixtures/ws-client.js'
 import { countQueries, rest } from './fixtures/rooms.js'
 import { rowCounts, storedContent } from './fixtures/abuse.js'
-
-const ROOT = fileURLToPath(new URL('../', import.meta.url))
-
-interface User {
-  id: string
-  token: string
-  client: TestClient
-}
-
-async function user (node: TestNode, id: string, claims: { permissions?: string[], roles?: string[], tenant?: string } = {}): Promise<User> {
-  const token = node.token(id, { name: id, ...claims })
-  const { client } = await TestClient.session(node.wsUrl, token)
-  return { id, token, client }
-}
+import { connect } from './fixtures/chat.js'
+import { ROOT } from './fixtures/process.js'
 
 /** A test name that cannot break the TAP stream (line separators and controls are escaped). */
 function label (text: string, max = 40): string {
@@ -40,8 +27,8 @@ t.test('requirePermissions: each claim opens exactly what its table says', async
     options: { requirePermissions: true, authorize: (request) => { calls.push(request); return true } },
   })
   const api = '/api'
-  const owner = await user(node, 'owner', { permissions: ['chats:create', 'chats:read'], roles: ['staff'] })
-  const plain = await user(node, 'plain')
+  const owner = await connect(node, 'owner', { permissions: ['chats:create', 'chats:read'], roles: ['staff'] })
+  const plain = await connect(node, 'plain')
 
   // chats:create: room.create and dm.open, over both transports; nothing is written without it.
   const before = await rowCounts(node)
@@ -65,7 +52,7 @@ t.test('requirePermissions: each claim opens exactly what its table says', async
   }
   t.equal((await rest(node, plain.token, 'GET', `${api}/rooms/${roomId}`)).status, 403, 'GET /rooms/:roomId needs chats:read')
   t.equal((await rest(node, plain.token, 'GET', `${api}/rooms/${roomId}/messages`)).status, 403, 'GET …/messages needs chats:read')
-  const reader = await user(node, 'reader', { permissions: ['chats:read'] })
+  const reader = await connect(node, 'reader', { permissions: ['chats:read'] })
   t.equal(((await reader.client.ack('history.fetch', { roomId })).messages as unknown[]).length, 1, 'with chats:read: history')
   t.equal(((await reader.client.ack('sync', { cursors: [{ roomId, seq: 0 }] })).rooms as Array<{ events: unknown[] }>)[0]?.events.length, 1)
   t.equal(((await reader.client.ack('room.members', { roomId })).members as unknown[]).length, 3)
@@ -82,7 +69,7 @@ t.test('requirePermissions: each claim opens exactly what its table says', async
   // chats:join_private: a private room without an invitation; DIRECT rooms stay closed.
   const privateRoom = ((await owner.client.ack('room.create', { name: 'vault', type: 'GROUP', isPrivate: true })).room as { id: string }).id
   t.equal(refusal(await reader.client.request('room.join', { roomId: privateRoom })), 'FORBIDDEN', 'private without the claim: FORBIDDEN')
-  const insider = await user(node, 'insider', { permissions: ['chats:join_private', 'chats:read'] })
+  const insider = await connect(node, 'insider', { permissions: ['chats:join_private', 'chats:read'] })
   const entered = await insider.client.ack('room.join', { roomId: privateRoom })
   t.equal((entered.room as { myRole: string }).myRole, 'MEMBER', 'chats:join_private joins a private room as MEMBER')
   const direct = ((await owner.client.ack('dm.open', { userId: 'reader' })).room as { id: string }).id
@@ -90,14 +77,14 @@ t.test('requirePermissions: each claim opens exactly what its table says', async
 
   // chats:moderate: delete others' messages and kick MEMBERs in any room of the tenant, member or not.
   t.equal(refusal(await reader.client.request('message.delete', { messageId: sent.id })), 'FORBIDDEN', 'a MEMBER cannot delete others\' messages')
-  const moderator = await user(node, 'moderator', { permissions: ['chats:moderate'] })
+  const moderator = await connect(node, 'moderator', { permissions: ['chats:moderate'] })
   await moderator.client.ack('message.delete', { messageId: sent.id })
   t.equal((await storedContent(node, sent.id))?.deleted, true, 'a non-member with chats:moderate deleted the message')
   await moderator.client.ack('room.member.remove', { roomId, userId: 'plain' })
   t.equal(refusal(await moderator.client.request('room.member.remove', { roomId, userId: 'owner' })), 'FORBIDDEN', 'but kicks MEMBERs only')
   t.equal(refusal(await moderator.client.request('room.update', { roomId, name: 'mine now' })), 'NOT_MEMBER', 'and nothing else')
   t.equal(refusal(await moderator.client.request('message.send', { roomId, content: 'hi' })), 'NOT_MEMBER')
-  const foreign = await user(node, 'foreign-mod', { permissions: ALL, tenant: 'elsewhere' })
+  const foreign = await connect(node, 'foreign-mod', { permissions: ALL, tenant: 'elsewhere' })
   const kept = (await owner.client.ack('message.send', { roomId, content: 'still here' })).message as { id: string }
   t.equal(refusal(await foreign.client.request('message.delete', { messageId: kept.id })), 'NOT_FOUND', 'another tenant\'s moderator sees nothing')
   t.equal(refusal(await foreign.client.request('room.member.remove', { roomId, userId: 'reader' })), 'NOT_FOUND')
@@ -107,14 +94,14 @@ t.test('requirePermissions: each claim opens exactly what its table says', async
 
 t.test('claims are ignored while requirePermissions is off (the default)', async (t) => {
   const node = await startNode(t, { redis: null })
-  const owner = await user(node, 'owner')
+  const owner = await connect(node, 'owner')
   const roomId = ((await owner.client.ack('room.create', { name: 'vault', type: 'GROUP', isPrivate: true, memberIds: ['member'] })).room as { id: string }).id
   t.ok(roomId, 'any authenticated user creates rooms')
   const sent = (await owner.client.ack('message.send', { roomId, content: 'hello' })).message as { id: string }
-  const claimer = await user(node, 'claimer', { permissions: ALL })
+  const claimer = await connect(node, 'claimer', { permissions: ALL })
   t.equal(refusal(await claimer.client.request('room.join', { roomId })), 'FORBIDDEN', 'chats:join_private grants nothing')
   t.equal(refusal(await claimer.client.request('message.delete', { messageId: sent.id })), 'NOT_FOUND', 'chats:moderate grants nothing')
-  const member = await user(node, 'member', { permissions: ['chats:moderate'] })
+  const member = await connect(node, 'member', { permissions: ['chats:moderate'] })
   t.equal(refusal(await member.client.request('message.delete', { messageId: sent.id })), 'FORBIDDEN')
   t.equal(((await member.client.ack('history.fetch', { roomId })).messages as unknown[]).length, 1, 'reading needs no claim')
   for (const someone of [owner, claimer, member]) someone.client.close()
@@ -124,8 +111,8 @@ t.test('text that cannot be stored is refused before any query, on both transpor
   // Fifty refusals in a row from one socket: the rate limits are not what this test is about.
   const high = { rate: 10000, burst: 10000 }
   const node = await startNode(t, { redis: null, options: { rateLimits: { send: high, other: high } } })
-  const alice = await user(node, 'alice')
-  const bob = await user(node, 'bob')
+  const alice = await connect(node, 'alice')
+  const bob = await connect(node, 'bob')
   const roomId = ((await alice.client.ack('room.create', { name: 'room', type: 'GROUP', memberIds: ['bob'] })).room as { id: string }).id
   const message = (await alice.client.ack('message.send', { roomId, content: 'target' })).message as { id: string }
   const before = await rowCounts(node)
@@ -196,7 +183,7 @@ t.test('text that cannot be stored is refused before any query, on both transpor
 
 t.test('one frame cannot buy hundreds of queries: sync with 500 cursors of rooms that are not yours', async (t) => {
   const node = await startNode(t, { redis: null })
-  const owner = await user(node, 'owner')
+  const owner = await connect(node, 'owner')
   const roomId = ((await owner.client.ack('room.create', { name: 'mine', type: 'GROUP' })).room as { id: string }).id
   await owner.client.ack('message.send', { roomId, content: 'hello' })
   const cursors: Array<{ roomId: string, seq: number }> = Array.from({ length: 499 }, () => ({ roomId: crypto.randomUUID(), seq: 0 }))

@@ -2,10 +2,11 @@ import t from 'tap'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { CHROMIUM, CHROMIUM_ARGS, startDemoServer } from './fixtures/demo-server.js'
 import { dropSockets } from './fixtures/chat-client.js'
-import { uid } from './fixtures/presence.js'
+import { uid } from './fixtures/chat.js'
 import { storeMessage } from './fixtures/rooms.js'
 import { spawnServer } from './fixtures/process.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
+import { until } from './fixtures/timing.js'
 
 // The demo page, served by the standalone server, driven in Debian's chromium: two contexts are two users.
 const server = await startDemoServer(t, { presenceGraceMs: 300 })
@@ -13,14 +14,6 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true
 t.teardown(() => browser.close())
 
 const WAIT = { timeout: 20000 }
-
-async function until (what: string, condition: () => Promise<boolean>, timeoutMs = 10000): Promise<void> {
-  const started = Date.now()
-  while (!await condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 interface User {
   id: string
@@ -94,12 +87,10 @@ t.test('two users chat in real time, with typing, presence, replies, reactions, 
   await room(bob, 'team').waitFor(WAIT)
   await room(bob, 'team').click()
   await bob.page.locator('#room-title', { hasText: 'team' }).waitFor(WAIT)
-  await bob.page.locator('#members li', { hasText: 'Alice' }).locator('.presence-dot[data-status="online"]').waitFor(WAIT)
-  t.pass('bob sees the members with their presence')
+  await t.resolves(bob.page.locator('#members li', { hasText: 'Alice' }).locator('.presence-dot[data-status="online"]').waitFor(WAIT), 'bob sees the members with their presence')
 
   await alice.page.locator('#message-input').pressSequentially('hel')
-  await bob.page.locator('#typing', { hasText: 'Alice is typing' }).waitFor(WAIT)
-  t.pass('bob sees alice typing')
+  await t.resolves(bob.page.locator('#typing', { hasText: 'Alice is typing' }).waitFor(WAIT), 'bob sees alice typing')
   await alice.page.locator('#message-input').pressSequentially('lo bob')
   await alice.page.locator('#message-input').press('Enter')
   await message(bob, 'hello bob').waitFor(WAIT)
@@ -107,28 +98,24 @@ t.test('two users chat in real time, with typing, presence, replies, reactions, 
   t.equal(await message(bob, 'hello bob').locator('.sender').textContent(), 'Alice')
 
   await send(bob, 'hi alice')
-  await message(alice, 'hi alice').waitFor(WAIT)
-  t.pass('alice gets bob\'s answer')
+  await t.resolves(message(alice, 'hi alice').waitFor(WAIT), 'alice gets bob\'s answer')
 
   // Reply, react, edit, delete: through the message's action buttons.
   await message(bob, 'hello bob').hover()
   await message(bob, 'hello bob').locator('.action-reply').click()
   await bob.page.locator('#composer-context', { hasText: 'Replying to Alice' }).waitFor(WAIT)
   await send(bob, 'a reply')
-  await message(alice, 'a reply').locator('.reply-quote', { hasText: 'hello bob' }).waitFor(WAIT)
-  t.pass('the reply quotes the message it answers')
+  await t.resolves(message(alice, 'a reply').locator('.reply-quote', { hasText: 'hello bob' }).waitFor(WAIT), 'the reply quotes the message it answers')
 
   await message(alice, 'hi alice').hover()
   await message(alice, 'hi alice').locator('.action-react', { hasText: '👍' }).click()
-  await message(bob, 'hi alice').locator('.reaction', { hasText: '👍 1' }).waitFor(WAIT)
-  t.pass('bob sees alice\'s reaction')
+  await t.resolves(message(bob, 'hi alice').locator('.reaction', { hasText: '👍 1' }).waitFor(WAIT), 'bob sees alice\'s reaction')
 
   await message(alice, 'hello bob').hover()
   await message(alice, 'hello bob').locator('.action-edit').click()
   await alice.page.locator('#message-input').fill('hello bob, edited')
   await alice.page.locator('#message-input').press('Enter')
-  await message(bob, 'hello bob, edited').locator('.edited').waitFor(WAIT)
-  t.pass('bob sees the edit')
+  await t.resolves(message(bob, 'hello bob, edited').locator('.edited').waitFor(WAIT), 'bob sees the edit')
 
   await send(alice, 'to be deleted')
   await message(bob, 'to be deleted').waitFor(WAIT)
@@ -165,17 +152,15 @@ t.test('bob goes offline and gets what he missed on return', async (t) => {
     const response = await fetch(`${server.httpUrl}/api/rooms`, { headers: { authorization: `Bearer ${server.token(b)}` } })
     const { rooms } = await response.json() as { rooms: Array<{ id: string, unreadCount: number }> }
     return rooms.find((r) => r.id === team)?.unreadCount === 0
-  })
+  }, { timeoutMs: 10000, everyMs: 50 })
   await bob.context.close()
-  await alice.page.locator('#rooms .room[data-type="DIRECT"] .presence-dot[data-status="offline"]').waitFor(WAIT)
-  t.pass('alice sees bob go offline')
+  await t.resolves(alice.page.locator('#rooms .room[data-type="DIRECT"] .presence-dot[data-status="offline"]').waitFor(WAIT), 'alice sees bob go offline')
   await send(alice, 'while you were away 1')
   await send(alice, 'while you were away 2')
   await message(alice, 'while you were away 2').locator('.sender').waitFor(WAIT)
 
   bob = await openAs(b, 'Bob')
-  await alice.page.locator('#rooms .room[data-type="DIRECT"] .presence-dot[data-status="online"]').waitFor(WAIT)
-  t.pass('alice sees bob back online')
+  await t.resolves(alice.page.locator('#rooms .room[data-type="DIRECT"] .presence-dot[data-status="online"]').waitFor(WAIT), 'alice sees bob back online')
   t.equal(await room(bob, 'team').locator('.unread').textContent(), '2', 'the room shows his 2 unread messages')
   await room(bob, 'team').click()
   await message(bob, 'while you were away 1').waitFor(WAIT)
@@ -205,8 +190,7 @@ t.test('older history loads when scrolling up', async (t) => {
   t.ok(await items.count() > first, 'an older page came in above')
   await reader.page.locator('#messages').evaluate((list) => { list.scrollTop = 0 })
   await reader.page.locator('#messages .history-end').waitFor(WAIT)
-  await message(reader, 'hello bob, edited').waitFor(WAIT)
-  t.pass('scrolled back to the beginning')
+  await t.resolves(message(reader, 'hello bob, edited').waitFor(WAIT), 'scrolled back to the beginning')
   await reader.context.close()
 })
 

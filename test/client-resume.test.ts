@@ -1,10 +1,11 @@
 import t from 'tap'
 import type { ChatClient, Message } from '../client/index.js'
 import { startNode, type TestNode } from './fixtures/server.js'
-import { clientFor, dropSockets, interceptReply, losePushes, nextState, record, TokenGate, until } from './fixtures/chat-client.js'
+import { clientFor, dropSockets, interceptReply, losePushes, nextState, record, TokenGate } from './fixtures/chat-client.js'
+import { sleep, until } from './fixtures/timing.js'
 import type { Teardown } from './fixtures/database.js'
-import { uid } from './fixtures/presence.js'
-import { sleep, storeMessage } from './fixtures/rooms.js'
+import { uid } from './fixtures/chat.js'
+import { storeMessage } from './fixtures/rooms.js'
 
 const node = await startNode(t)
 
@@ -90,7 +91,7 @@ t.test('a gap in the pushes triggers sync, which pages through hasMore', async (
   const senderId = alice.userId as string
   for (let index = 1; index <= 420; index += 1) await storeMessage(node, roomId, senderId, `stored ${index}`)
   await sendAll(alice, roomId, ['after the gap'])
-  await until('bob filled the gap', () => news.length === 422, 15000)
+  await until('bob filled the gap', () => news.length === 422, { timeoutMs: 15000 })
   restore()
   t.same(news.map((e) => e.seq), Array.from({ length: 422 }, (_, index) => index + 1), 'every seq once, in order')
   t.equal(news[1]?.message.content, 'stored 1')

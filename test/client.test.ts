@@ -3,16 +3,11 @@ import { randomUUID } from 'node:crypto'
 import { WebSocket } from 'ws'
 import { ChatClient, ChatClientError, backoffDelay, tokenExpiry, type StateChange } from '../client/index.js'
 import { startNode } from './fixtures/server.js'
-import { clientFor, connectionsOf, dropSockets, interceptReply, nextState, record, TokenGate, until } from './fixtures/chat-client.js'
-import { uid } from './fixtures/presence.js'
-import { sleep } from './fixtures/rooms.js'
+import { clientFor, connectionsOf, dropSockets, interceptReply, nextState, record, TokenGate } from './fixtures/chat-client.js'
+import { sleep, until, within } from './fixtures/timing.js'
+import { uid } from './fixtures/chat.js'
 
 const node = await startNode(t)
-
-/** The promise, or a rejection after `ms` (so that a client that keeps trying fails the test quickly). */
-function within<T> (promise: Promise<T>, ms = 3000): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_resolve, reject) => setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms))])
-}
 
 t.test('backoff: exponential ceiling, full jitter, capped', async (t) => {
   const options = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2 }
@@ -169,7 +164,7 @@ t.test('a refused token (4401): a static token stops the client, a provider with
   t.teardown(() => fixed.close())
   const fixedStates = record(fixed, 'state')
   const errors = record(fixed, 'error')
-  const refused = await within(fixed.connect()).catch((error: unknown) => error) as ChatClientError
+  const refused = await within(fixed.connect(), 3000, 'the refused connect').catch((error: unknown) => error) as ChatClientError
   t.equal(refused.code, 'UNAUTHENTICATED')
   await sleep(300)
   t.same(fixedStates.map((s) => [s.state, s.code, s.willReconnect]), [['connecting', undefined, undefined], ['closed', 4401, false]], 'no reconnect after 4401 with a static token')
@@ -189,7 +184,7 @@ t.test('a refused token (4401): a static token stops the client, a provider with
   let sameCalls = 0
   const stubborn = clientFor(t, node, b, { token: () => { sameCalls += 1; return 'still-not-a-jwt' } })
   const stubbornStates = record(stubborn, 'state')
-  await t.rejects(within(stubborn.connect()), { code: 'UNAUTHENTICATED' })
+  await t.rejects(within(stubborn.connect(), 3000, 'the refused connect'), { code: 'UNAUTHENTICATED' })
   await sleep(200)
   t.equal(sameCalls, 2, 'the provider yielded the same token: no reconnect')
   t.equal(stubbornStates.filter((s) => s.state === 'connecting').length, 1)

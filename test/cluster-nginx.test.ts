@@ -3,11 +3,11 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { clusterSkip, isRun, Peer, startProcessCluster, storm, until, type ClusterNode } from './fixtures/cluster.js'
+import { type ClusterNode, clusterSkip, isRun, Peer, startProcessCluster, storm } from './fixtures/cluster.js'
+import { sleep, until } from './fixtures/timing.js'
 import { ROOT } from './fixtures/process.js'
 import { freePort } from './fixtures/redis-server.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
-import { sleep } from './fixtures/presence.js'
 
 // deploy/nginx.conf itself, its upstream pointed at real nodes: clients that nginx spreads over the
 // nodes (no sticky sessions) share one room. Runs where an nginx binary is installed.
@@ -41,8 +41,8 @@ http {
   nginx.stderr.on('data', (chunk: Buffer) => { nginxErrors += chunk.toString() })
   t.teardown(() => { if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL') })
   const front = `http://127.0.0.1:${port}`
-  const up = await until(async () => (await fetch(`${front}/health`).catch(() => null))?.status === 200, 10000, 50)
-  t.ok(up >= 0, `nginx answers /health through the upstream ${nginxErrors}`)
+  await until('nginx to answer /health through the upstream', async () => (await fetch(`${front}/health`).catch(() => null))?.status === 200, { timeoutMs: 10000, everyMs: 50 })
+    .catch((error: Error) => { throw new Error(`${error.message}; nginx said: ${nginxErrors}`) })
 
   // A stand-in node whose URLs are nginx's: Peer connects through it.
   const viaNginx = { httpUrl: front, wsUrl: `${front.replace(/^http/, 'ws')}/ws`, name: 'nginx' } as unknown as ClusterNode
@@ -53,13 +53,11 @@ http {
   t.ok(perNode.every((count) => count > 0), `nginx spread the sockets over both nodes: ${perNode.join(' + ')}`)
 
   const [owner, ...others] = peers as [Peer, ...Peer[]]
-  const created = await owner.client.ack('room.create', { name: 'behind-nginx', type: 'GROUP', memberIds: ids.slice(1) })
-  const roomId = (created.room as { id: string }).id
-  await Promise.all(others.map((peer) => peer.client.next((frame) => frame.event === 'room.added', 10000)))
+  const roomId = await owner.createRoom('behind-nginx', others)
   const sent = await Promise.all(peers.slice(0, 3).map((peer) => storm(peer, roomId, { count: 10 })))
   t.same(sent.flat().filter((o) => !o.ok), [], 'every send through nginx is acked')
   const listeners = peers.slice(3)
-  t.ok(await until(() => listeners.every((peer) => peer.lastSeq(roomId) >= 30), 10000) >= 0, 'every listener got all 30')
+  await until('every listener to get all 30', () => listeners.every((peer) => peer.lastSeq(roomId) >= 30), { timeoutMs: 10000, everyMs: 25 })
   await sleep(100)
   for (const peer of listeners) t.ok(isRun(peer.seqs(roomId), 1, 30), `${peer.userId}: 1..30 in order, once`)
 

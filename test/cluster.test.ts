@@ -1,15 +1,10 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { clusterSkip, duplicatesOf, isRun, Peer, startProcessCluster, storm, until, type Cluster, type SeenEvent } from './fixtures/cluster.js'
-import { sleep } from './fixtures/presence.js'
+import { type Cluster, clusterSkip, duplicatesOf, isRun, Peer, type SeenEvent, startProcessCluster, storm, twoNodeCast } from './fixtures/cluster.js'
+import { sleep, until } from './fixtures/timing.js'
 
 // Real server processes on one Postgres database and one redis-server of the test's own.
 const skip = clusterSkip()
-
-/** Waits until every peer has been told it was added to the room (its sockets subscribe then). */
-async function addedToRoom (peers: Peer[], roomId: string): Promise<void> {
-  await Promise.all(peers.map((peer) => peer.client.next((frame) => frame.event === 'room.added' && (frame.data?.room as { id?: string } | undefined)?.id === roomId, 10000)))
-}
 
 async function lastSeqOf (cluster: Cluster, roomId: string): Promise<number> {
   const [row] = await cluster.sql<Array<{ last_seq: number }>>`select last_seq from chat.rooms where id = ${roomId}`
@@ -26,9 +21,7 @@ t.test('clients on 3 nodes in one room see the same events in the same seq order
   const senders = await Promise.all([Peer.connect(cluster, n1, 's1'), Peer.connect(cluster, n2, 's2'), Peer.connect(cluster, n3, 's3')])
   const listeners = await Promise.all([Peer.connect(cluster, n1, 'l1'), Peer.connect(cluster, n2, 'l2'), Peer.connect(cluster, n3, 'l3')])
   const [s1, s2, s3] = senders as [Peer, Peer, Peer]
-  const created = await s1.client.ack('room.create', { name: 'three-nodes', type: 'GROUP', memberIds: ['s2', 's3', 'l1', 'l2', 'l3'] })
-  const roomId = (created.room as { id: string }).id
-  await addedToRoom([s2, s3, ...listeners], roomId)
+  const roomId = await s1.createRoom('three-nodes', [s2, s3, ...listeners])
 
   // Senders on all three nodes at once, and edits and reactions in between: the seqs interleave across
   // nodes, and every durable event kind travels the same way.
@@ -61,8 +54,7 @@ t.test('clients on 3 nodes in one room see the same events in the same seq order
   // 180 storm messages + 8 × (message, edit, reaction)
   t.equal(last, perSender * 3 + 8 * 3, 'the room took one seq per durable event')
 
-  const caughtUp = await until(() => listeners.every((peer) => peer.lastSeq(roomId) >= last), 15000)
-  t.ok(caughtUp >= 0, `every listener reached seq ${last}`)
+  await until(`every listener to reach seq ${last}`, () => listeners.every((peer) => peer.lastSeq(roomId) >= last), { timeoutMs: 15000, everyMs: 25 })
   await sleep(300) // a late echo would show up as a duplicate now
 
   const reference = listeners[0] as Peer
@@ -91,14 +83,8 @@ t.test('clients on 3 nodes in one room see the same events in the same seq order
 
 t.test('sharded pub/sub: two nodes deliver across through SPUBLISH/SSUBSCRIBE on hash-tagged room channels', { skip }, async (t) => {
   const cluster = await startProcessCluster(t, { nodes: 2, chatOptions: { redisSharded: true } })
-  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]]
-  const a = await Peer.connect(cluster, n1, 'a')
-  const b = await Peer.connect(cluster, n2, 'b')
-  const la = await Peer.connect(cluster, n1, 'la')
-  const lb = await Peer.connect(cluster, n2, 'lb')
-  const created = await a.client.ack('room.create', { name: 'sharded', type: 'GROUP', memberIds: ['b', 'la', 'lb'] })
-  const roomId = (created.room as { id: string }).id
-  await addedToRoom([b, la, lb], roomId)
+  const { n1, n2, a, la, b, lb } = await twoNodeCast(cluster)
+  const roomId = await a.createRoom('sharded', [b, la, lb])
 
   const redis = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
   t.teardown(() => redis.disconnect())

@@ -2,7 +2,6 @@ import t, { type Test } from 'tap'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import postgres from 'postgres'
 import { eq, sql } from 'drizzle-orm'
@@ -13,6 +12,7 @@ import { configPlugin, resolveConfig } from '../plugins/core/config.js'
 import { databasePlugin } from '../plugins/core/database.js'
 import { runMigrate } from '../bin/migrate.js'
 import { createScratchDatabase, freshDatabaseUrl } from './fixtures/database.js'
+import { sleep } from './fixtures/timing.js'
 
 // Every migration drizzle-kit wrote (the journal lists them): a fresh database gets all of them once.
 const MIGRATIONS = (JSON.parse(readFileSync(new URL('../db/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] }).entries.length

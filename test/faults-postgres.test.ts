@@ -1,6 +1,6 @@
 import t from 'tap'
-import { clusterSkip, duplicatesOf, isRun, Peer, startProcessCluster, storm, until, type SendOutcome } from './fixtures/cluster.js'
-import { sleep } from './fixtures/presence.js'
+import { clusterSkip, duplicatesOf, isRun, Peer, type SendOutcome, startProcessCluster, storm, twoNodeCast } from './fixtures/cluster.js'
+import { sleep, until } from './fixtures/timing.js'
 
 // PGlite runs inside the process and cannot become unreachable: these run on Postgres only, through a
 // TCP proxy the test controls (the database server itself is shared with the other tests).
@@ -10,14 +10,8 @@ t.test('Postgres unavailable: sends fail fast with UNAVAILABLE, nothing is half 
   const cluster = await startProcessCluster(t, { nodes: 2, proxyDatabase: true })
   const pg = cluster.pg
   if (pg === null) throw new Error('a proxied cluster has a proxy')
-  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]]
-  const a = await Peer.connect(cluster, n1, 'a')
-  const la = await Peer.connect(cluster, n1, 'la')
-  const b = await Peer.connect(cluster, n2, 'b')
-  const lb = await Peer.connect(cluster, n2, 'lb')
-  const created = await a.client.ack('room.create', { name: 'pg-outage', type: 'GROUP', memberIds: ['la', 'b', 'lb'] })
-  const roomId = (created.room as { id: string }).id
-  await Promise.all([la, b, lb].map((peer) => peer.client.next((frame) => frame.event === 'room.added', 10000)))
+  const { n1, n2, a, la, b, lb } = await twoNodeCast(cluster)
+  const roomId = await a.createRoom('pg-outage', [la, b, lb])
 
   // A storm from both nodes, cut off in the middle: the database goes away with sends in flight.
   let cutAt = Number.POSITIVE_INFINITY
@@ -28,7 +22,7 @@ t.test('Postgres unavailable: sends fail fast with UNAVAILABLE, nothing is half 
     storm(a, roomId, { count: 100000, concurrency: 4, pauseMs: 5, tag: 'a', stop: () => stopping, onOutcome: record }),
     storm(b, roomId, { count: 100000, concurrency: 4, pauseMs: 5, tag: 'b', stop: () => stopping, onOutcome: record }),
   ])
-  await until(() => outcomes.filter((o) => o.ok).length >= 40, 15000)
+  await until('40 acks before the cut', () => outcomes.filter((o) => o.ok).length >= 40, { timeoutMs: 15000, everyMs: 25 })
   pg.set('down')
   cutAt = Date.now()
 
@@ -64,11 +58,8 @@ t.test('Postgres unavailable: sends fail fast with UNAVAILABLE, nothing is half 
   pg.set('up')
   const restoredAt = Date.now()
   let probes = 0
-  const recovered = await until(async () => {
-    const probe = await a.send(roomId, 'probe', `probe-${++probes}`, 5000)
-    return probe.ok
-  }, 20000, 100)
-  t.ok(recovered >= 0, `sends are acked again ${Date.now() - restoredAt} ms after the database came back (${probes} probes)`)
+  const recovered = await until('a send to be acked again after the database came back', async () => (await a.send(roomId, 'probe', `probe-${++probes}`, 5000)).ok, { timeoutMs: 20000, everyMs: 100 })
+  t.comment(`sends are acked again ${Date.now() - restoredAt} ms after the database came back (${probes} probes)`)
   const [up1, up2] = await Promise.all([n1.readyBecomes(200, 10000), n2.readyBecomes(200, 10000)])
   t.equal(up1.status, 200, `${n1.name} ready again`)
   t.equal(up2.status, 200, `${n2.name} ready again`)
@@ -107,8 +98,7 @@ t.test('a database that stops answering (a partition): sends end UNAVAILABLE at 
   const [node] = cluster.nodes as [typeof cluster.nodes[0]]
   const a = await Peer.connect(cluster, node, 'a')
   const la = await Peer.connect(cluster, node, 'la')
-  const created = await a.client.ack('room.create', { name: 'partition', type: 'GROUP', memberIds: ['la'] })
-  const roomId = (created.room as { id: string }).id
+  const roomId = await a.createRoom('partition', [la])
   const before = await storm(a, roomId, { count: 10, concurrency: 2, tag: 'before' })
   t.same(before.filter((o) => !o.ok), [], 'sends are acked before')
 
@@ -126,8 +116,8 @@ t.test('a database that stops answering (a partition): sends end UNAVAILABLE at 
   pg.set('up')
   const healedAt = Date.now()
   let probes = 0
-  const recovered = await until(async () => (await a.send(roomId, 'probe', `probe-${++probes}`, 5000)).ok, 20000, 100)
-  t.ok(recovered >= 0, `acked again ${Date.now() - healedAt} ms after the partition healed (outage ${healedAt - stalledAt} ms)`)
+  const recovered = await until('a send to be acked again after the partition healed', async () => (await a.send(roomId, 'probe', `probe-${++probes}`, 5000)).ok, { timeoutMs: 20000, everyMs: 100 })
+  t.comment(`acked again ${Date.now() - healedAt} ms after the partition healed (outage ${healedAt - stalledAt} ms)`)
   // The held transactions ran on once the bytes flowed: each saw its deadline had passed and rolled back.
   await sleep(500)
   const stalledIds = during.map((o) => o.clientMsgId)

@@ -1,25 +1,19 @@
 import t from 'tap'
-import { clusterSkip, duplicatesOf, isRun, Peer, startProcessCluster, storm, until, type SendOutcome } from './fixtures/cluster.js'
-import { sleep } from './fixtures/presence.js'
+import { clusterSkip, duplicatesOf, isRun, type SendOutcome, startProcessCluster, storm, twoNodeCast } from './fixtures/cluster.js'
+import { sleep, until } from './fixtures/timing.js'
 
 const skip = clusterSkip()
 
 t.test('Redis restarts during traffic: local delivery goes on, remote clients catch up, nodes resubscribe, /ready tells', { skip }, async (t) => {
   const cluster = await startProcessCluster(t, { nodes: 2 })
-  const [n1, n2] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]]
-  const a = await Peer.connect(cluster, n1, 'a')
-  const la = await Peer.connect(cluster, n1, 'la')
-  const b = await Peer.connect(cluster, n2, 'b')
-  const lb = await Peer.connect(cluster, n2, 'lb')
-  const created = await a.client.ack('room.create', { name: 'redis-restart', type: 'GROUP', memberIds: ['la', 'b', 'lb'] })
-  const roomId = (created.room as { id: string }).id
-  await Promise.all([la, b, lb].map((peer) => peer.client.next((frame) => frame.event === 'room.added', 10000)))
+  const { n1, n2, a, la, b, lb } = await twoNodeCast(cluster)
+  const roomId = await a.createRoom('redis-restart', [la, b, lb])
 
   // Traffic from a on n1: before and into the outage, then again after it.
   let stopping = false
   const background: SendOutcome[] = []
   let traffic = storm(a, roomId, { count: 100000, concurrency: 1, pauseMs: 20, tag: 'bg', stop: () => stopping, onOutcome: (o) => background.push(o) })
-  await until(() => background.length >= 10, 10000)
+  await until('10 background sends', () => background.length >= 10, { timeoutMs: 10000, everyMs: 25 })
   t.ok(await lb.reaches(roomId, 10), 'before: cross-node delivery works')
 
   // ---- outage ----
@@ -34,8 +28,7 @@ t.test('Redis restarts during traffic: local delivery goes on, remote clients ca
 
   // Sends still commit and are acked; a's co-located listener hears them at once.
   const duringTarget = ackedBefore + 10
-  const sentDuring = await until(() => background.filter((o) => o.ok).length >= duringTarget, 10000)
-  t.ok(sentDuring >= 0, 'sends are acked while Redis is down')
+  await until('sends acked while Redis is down', () => background.filter((o) => o.ok).length >= duringTarget, { timeoutMs: 10000, everyMs: 25 })
   const seqWhileDown = Math.max(...background.flatMap((o) => o.ok ? [o.seq] : []))
   t.ok(await la.reaches(roomId, seqWhileDown, 5000), `local delivery goes on: la on ${n1.name} reached seq ${seqWhileDown}`)
   t.notOk(cluster.redis.running, '…while Redis is still down')
@@ -49,8 +42,9 @@ t.test('Redis restarts during traffic: local delivery goes on, remote clients ca
   const fromB = await b.send(roomId, 'b while down', 'b-down')
   t.ok(fromB.ok, 'b\'s send on n2 is acked while Redis is down')
   const bSeq = fromB.ok ? fromB.seq : -1
-  const gapFilled = await until(() => isRun(lb.seqs(roomId), 1, lb.lastSeq(roomId)) && lb.lastSeq(roomId) >= bSeq, 5000)
-  t.ok(gapFilled >= 0 && !cluster.redis.running, `lb on ${n2.name} got a's messages up to seq ${bSeq} through gap detection, Redis still down (${gapFilled} ms)`)
+  const gapFilled = await until(`lb on ${n2.name} to get a's messages up to seq ${bSeq} through gap detection`,
+    () => isRun(lb.seqs(roomId), 1, lb.lastSeq(roomId)) && lb.lastSeq(roomId) >= bSeq, { timeoutMs: 5000, everyMs: 25 })
+  t.notOk(cluster.redis.running, `lb on ${n2.name} got a's messages up to seq ${bSeq} through gap detection with Redis still down (${gapFilled} ms)`)
   await sleep(Math.max(0, 1500 - (Date.now() - killedAt))) // down for a while: several reconnect attempts fail
   t.notOk(la.seqs(roomId).includes(bSeq), `la on ${n1.name} has not got b's send: nothing crossed while Redis was down`)
   const outageMs = Date.now() - killedAt
@@ -67,24 +61,21 @@ t.test('Redis restarts during traffic: local delivery goes on, remote clients ca
 
   // la missed b's send (published while n2 had no broker) and no later frame came to show the gap: the
   // room sequencer's catch-up after the reconnect brings it.
-  const caughtUp = await until(() => la.lastSeq(roomId) >= bSeq, 15000)
-  t.ok(caughtUp >= 0, `la on ${n1.name} got b's send through the catch-up after the reconnect (${Date.now() - restartedAt} ms after the restart)`)
+  await until(`la on ${n1.name} to get b's send through the catch-up after the reconnect`, () => la.lastSeq(roomId) >= bSeq, { timeoutMs: 15000, everyMs: 25 })
+  t.comment(`la got b's send ${Date.now() - restartedAt} ms after the restart`)
 
   // Resubscribed: live traffic reaches n2 by push again, and a new room (a new channel, announced on
   // the user channel of la) delivers across nodes.
   stopping = false
   traffic = storm(a, roomId, { count: 100000, concurrency: 1, pauseMs: 20, tag: 'bg2', stop: () => stopping, onOutcome: (o) => background.push(o) })
   const afterRestart = background.length
-  await until(() => background.length >= afterRestart + 10, 10000)
+  await until('10 background sends after the restart', () => background.length >= afterRestart + 10, { timeoutMs: 10000, everyMs: 25 })
   const pushedAgain = Math.max(...background.flatMap((o) => o.ok ? [o.seq] : []))
-  const resumed = await until(() => lb.lastSeq(roomId) >= pushedAgain, 10000)
-  t.ok(resumed >= 0, `lb on ${n2.name} follows the live traffic again`)
+  await until(`lb on ${n2.name} to follow the live traffic again`, () => lb.lastSeq(roomId) >= pushedAgain, { timeoutMs: 10000, everyMs: 25 })
   stopping = true
   await traffic
 
-  const fresh = await b.client.ack('room.create', { name: 'after-restart', type: 'GROUP', memberIds: ['la'] })
-  const freshId = (fresh.room as { id: string }).id
-  await la.client.next((frame) => frame.event === 'room.added' && (frame.data?.room as { id?: string }).id === freshId, 10000)
+  const freshId = await b.createRoom('after-restart', [la])
   const sentFresh = await b.send(freshId, 'hello across', 'fresh-1')
   t.ok(sentFresh.ok && await la.reaches(freshId, 1, 5000), 'a room created after the restart delivers across nodes')
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, receives, rest } from './fixtures/rooms.js'
+import { receives, rest } from './fixtures/rooms.js'
+import { connect } from './fixtures/chat.js'
 import { TestClient } from './fixtures/ws-client.js'
 
 // Favorites: favorite.toggle over WebSocket, /me/favorites over REST, favorites.updated to the user's

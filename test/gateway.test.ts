@@ -4,6 +4,7 @@ import { createSigner } from 'fast-jwt'
 import { Type } from 'typebox'
 import { TestClient } from './fixtures/ws-client.js'
 import { startNode, TEST_SECRET } from './fixtures/server.js'
+import { sleep } from './fixtures/timing.js'
 
 const node = await startNode(t, {
   redis: null,
@@ -88,7 +89,7 @@ t.test('4409 over the per-user connection cap', async (t) => {
   t.equal((await third.closed).code, 4409)
   first.client.close()
   await first.client.closed
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   const again = await TestClient.session(node.wsUrl, token)
   t.equal(again.ready.event, 'session.ready', 'a slot frees when a socket closes')
   second.client.close()

@@ -5,23 +5,8 @@ import { TestClient } from './fixtures/ws-client.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
 import { hasRedisServer, RedisServer } from './fixtures/redis-server.js'
-
-interface Ready { status: string, down: string[] }
-
-async function ready (httpUrl: string): Promise<{ status: number, body: Ready }> {
-  const response = await fetch(`${httpUrl}/ready`)
-  return { status: response.status, body: await response.json() as Ready }
-}
-
-/** Polls /ready until it answers `status`; returns the last answer either way. */
-async function readyBecomes (httpUrl: string, status: number, timeoutMs = 15000): Promise<{ status: number, body: Ready }> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const answer = await ready(httpUrl)
-    if (answer.status === status || Date.now() > deadline) return answer
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
+import { ready, readyBecomes } from './fixtures/health.js'
+import { until } from './fixtures/timing.js'
 
 t.test('/health answers without asking anything', async (t) => {
   const node = await startNode(t, { redis: null })
@@ -50,14 +35,12 @@ t.test('/ready turns 503 naming the broker while Redis is down, and 200 once it 
   await redis.restart()
   const back = await readyBecomes(node.httpUrl, 200)
   t.equal(back.status, 200, 'Redis back: ready again')
-  t.same(back.body.down, [])
+  t.same(back.body?.down, [])
   // The subscriber's reconnect is announced after it resubscribed; it may trail the command connection.
   let reconnects = 0
-  for (let attempt = 0; attempt < 50 && reconnects === 0; attempt += 1) {
-    reconnects = sampleValue(await scrape(node.httpUrl), 'chat_broker_reconnects_total')
-    if (reconnects === 0) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.equal(reconnects, 1, 'the reconnect is counted')
+  await until('the reconnect to be counted', async () => (reconnects = sampleValue(await scrape(node.httpUrl), 'chat_broker_reconnects_total')) > 0,
+    { timeoutMs: 5000, everyMs: 100 }).catch(() => {})
+  t.equal(reconnects, 1, 'the reconnect is counted once')
 })
 
 // PGlite runs inside the process: it has no outage to simulate short of closing it for good. A Postgres
@@ -84,7 +67,7 @@ t.test('/ready turns 503 naming the database while Postgres refuses it, and 200 
   await reopen()
   const back = await readyBecomes(node.httpUrl, 200)
   t.equal(back.status, 200, 'accepting again: ready')
-  t.same(back.body.down, [])
+  t.same(back.body?.down, [])
 })
 
 t.test('/ready is 503 while the node shuts down', async (t) => {
@@ -95,12 +78,8 @@ t.test('/ready is 503 while the node shuts down', async (t) => {
   tcp.pause()
   t.equal((await ready(node.httpUrl)).status, 200)
   const closing = node.close()
-  let status = 200
-  for (let attempt = 0; attempt < 100 && status === 200; attempt += 1) {
-    status = (await fetch(`${node.httpUrl}/ready`)).status
-    if (status === 200) await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.equal(status, 503, 'not ready once closing started')
+  const answer = await readyBecomes(node.httpUrl, 503, 2000)
+  t.equal(answer.status, 503, 'not ready once closing started')
   tcp.resume()
   t.equal((await client.closed).code, 1001)
   await closing

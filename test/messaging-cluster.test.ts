@@ -2,7 +2,8 @@ import t from 'tap'
 import postgres from 'postgres'
 import { startCluster } from './fixtures/server.js'
 import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
-import { person, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
+import { connect, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
+import { until } from './fixtures/timing.js'
 
 const redis = process.env.REDIS_URL
 const pg = process.env.DATABASE_URL
@@ -10,10 +11,10 @@ const fast = { rateLimits: { send: { rate: 10000, burst: 10000 } } }
 
 t.test('two nodes sharing Redis deliver one room\'s stream in order to sockets on both', { skip: redis === undefined || redis === '' ? 'needs REDIS_URL' : false }, async (t) => {
   const [one, two] = await startCluster(t, 2, { options: fast })
-  const alice = await person(one!, 'x-alice')
-  const bob = await person(two!, 'x-bob')
-  const carol = await person(one!, 'x-carol')
-  const dave = await person(two!, 'x-dave')
+  const alice = await connect(one!, 'x-alice')
+  const bob = await connect(two!, 'x-bob')
+  const carol = await connect(one!, 'x-carol')
+  const dave = await connect(two!, 'x-dave')
   const roomId = await groupRoom(alice, ['x-bob', 'x-carol', 'x-dave'])
   await Promise.all([bob, carol, dave].map((p) => p.client.next((frame) => frame.event === 'room.added')))
   // Senders on both nodes at once: the seqs interleave across nodes and every socket must still see 1..N.
@@ -33,8 +34,8 @@ t.test('two nodes sharing Redis deliver one room\'s stream in order to sockets o
 t.test('a retry whose original commits while its batch waits for the room: the batch runs again and answers with the original', { skip: pg === undefined || pg === '' ? 'needs DATABASE_URL (a lock held from outside the nodes)' : false }, async (t) => {
   const database = await freshDatabaseUrl(t)
   const [one, two] = await startCluster(t, 2, { database, redis: null, options: fast })
-  const alice = await person(one!, 'race-a')
-  const aliceElsewhere = await person(two!, 'race-a')
+  const alice = await connect(one!, 'race-a')
+  const aliceElsewhere = await connect(two!, 'race-a')
   const roomId = await groupRoom(alice, ['race-b'])
   // Two connections: one holds the lock, the other watches the nodes wait for it.
   const sql = postgres(database, { max: 2, onnotice: () => {} })
@@ -44,9 +45,8 @@ t.test('a retry whose original commits while its batch waits for the room: the b
   const sends = [alice, aliceElsewhere].map((p) => p.client.ack('message.send', { roomId, content: 'once', clientMsgId: 'race-1' }))
   const waiting = async (): Promise<number> => (await sql`select count(*)::int as n from pg_stat_activity
     where datname = current_database() and wait_event_type = 'Lock' and query like '%json_to_recordset%'`)[0]?.n as number
-  const deadline = Date.now() + 10000
-  while (await waiting() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.equal(await waiting(), 2, 'both batches wait for the room')
+  await until('both batches to wait for the room', async () => await waiting() >= 2, { timeoutMs: 10000, everyMs: 20 })
+  t.equal(await waiting(), 2, 'both batches wait for the room, and nothing else does')
   await release()
   const acks = await Promise.all(sends)
   const ids = acks.map((ack) => (ack.message as { id: string }).id)

@@ -1,12 +1,12 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { person, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
+import { connect, groupRoom, messagesOf, seqOf } from './fixtures/chat.js'
 import { TestClient } from './fixtures/ws-client.js'
 
 const node = await startNode(t, { options: { rateLimits: { send: { rate: 10000, burst: 10000 }, other: { rate: 10000, burst: 10000 } } } })
 
 t.test('3 concurrent senders x 50 messages: every receiver sees seq 1..150 in order', async (t) => {
-  const [a, b, c, reader] = await Promise.all(['s1', 's2', 's3', 'reader1'].map((id) => person(node, id)))
+  const [a, b, c, reader] = await Promise.all(['s1', 's2', 's3', 'reader1'].map((id) => connect(node, id)))
   const roomId = await groupRoom(a!, ['s2', 's3', 'reader1'])
   await Promise.all([b!, c!, reader!].map((p) => p.client.next((frame) => frame.event === 'room.added')))
   const sends = [a!, b!, c!].flatMap((sender) => Array.from({ length: 50 }, (_, index) => sender.client.ack('message.send', { roomId, content: `${sender.id} #${index}` })))
@@ -25,8 +25,8 @@ t.test('3 concurrent senders x 50 messages: every receiver sees seq 1..150 in or
 })
 
 t.test('a client that misses 20 messages gets exactly those through sync', async (t) => {
-  const alice = await person(node, 'alice')
-  const bob = await person(node, 'bob')
+  const alice = await connect(node, 'alice')
+  const bob = await connect(node, 'bob')
   const roomId = await groupRoom(alice, ['bob'])
   await bob.client.next((frame) => frame.event === 'room.added')
   await alice.client.ack('message.send', { roomId, content: 'before' })
@@ -35,7 +35,7 @@ t.test('a client that misses 20 messages gets exactly those through sync', async
   bob.client.close()
   await bob.client.closed
   for (let index = 0; index < 20; index += 1) await alice.client.ack('message.send', { roomId, content: `missed ${index}` })
-  const back = await person(node, 'bob')
+  const back = await connect(node, 'bob')
   const reply = await back.client.ack('sync', { cursors: [{ roomId, seq: cursor }] })
   const [room] = reply.rooms as Array<{ events: Array<{ event: string, data: { seq: number, message: { content: string } } }>, hasMore: boolean, lastSeq: number }>
   t.equal(room?.events.length, 20)
@@ -52,9 +52,9 @@ t.test('a client that misses 20 messages gets exactly those through sync', async
 })
 
 t.test('concurrent retries with one clientMsgId: one message, one broadcast', async (t) => {
-  const alice = await person(node, 'retry-a')
+  const alice = await connect(node, 'retry-a')
   const alice2 = await TestClient.session(node.wsUrl, alice.token)
-  const bob = await person(node, 'retry-b')
+  const bob = await connect(node, 'retry-b')
   const roomId = await groupRoom(alice, ['retry-b'])
   await bob.client.next((frame) => frame.event === 'room.added')
   const attempts = await Promise.all([
@@ -75,10 +75,10 @@ t.test('concurrent retries with one clientMsgId: one message, one broadcast', as
 })
 
 t.test('permissions and validation', async (t) => {
-  const owner = await person(node, 'perm-owner')
-  const member = await person(node, 'perm-member')
-  const mod = await person(node, 'perm-mod')
-  const outsider = await person(node, 'perm-outsider')
+  const owner = await connect(node, 'perm-owner')
+  const member = await connect(node, 'perm-member')
+  const mod = await connect(node, 'perm-mod')
+  const outsider = await connect(node, 'perm-outsider')
   const roomId = await groupRoom(owner, ['perm-member', 'perm-mod'])
   await owner.client.ack('room.member.role', { roomId, userId: 'perm-mod', role: 'MODERATOR' })
   const sent = await member.client.ack('message.send', { roomId, content: 'mine' })
@@ -108,8 +108,8 @@ t.test('permissions and validation', async (t) => {
 })
 
 t.test('edit, delete, replies and reactions push events with the next seqs', async (t) => {
-  const alice = await person(node, 'ev-a')
-  const bob = await person(node, 'ev-b')
+  const alice = await connect(node, 'ev-a')
+  const bob = await connect(node, 'ev-b')
   const roomId = await groupRoom(alice, ['ev-b'])
   await bob.client.next((frame) => frame.event === 'room.added')
   const first = (await alice.client.ack('message.send', { roomId, content: 'first' })).message as { id: string, seq: number }
@@ -164,7 +164,7 @@ t.test('edit, delete, replies and reactions push events with the next seqs', asy
 })
 
 t.test('history paging over 120 messages', async (t) => {
-  const alice = await person(node, 'hist-a')
+  const alice = await connect(node, 'hist-a')
   const roomId = await groupRoom(alice, [])
   const user = { id: 'hist-a', tenant: '', name: 'Hist', avatar: null, roles: [], permissions: [], exp: null }
   await Promise.all(Array.from({ length: 120 }, (_, index) => node.app.chat.scope.chatMessaging.send(user, { roomId, content: `m${index + 1}` })))
@@ -193,8 +193,8 @@ t.test('history paging over 120 messages', async (t) => {
 })
 
 t.test('read marks, unread counts, receipts', async (t) => {
-  const alice = await person(node, 'read-a')
-  const bob = await person(node, 'read-b')
+  const alice = await connect(node, 'read-a')
+  const bob = await connect(node, 'read-b')
   const bob2 = await TestClient.session(node.wsUrl, bob.token)
   const roomId = await groupRoom(alice, ['read-b'])
   await bob.client.next((frame) => frame.event === 'room.added')
@@ -221,7 +221,7 @@ t.test('read marks, unread counts, receipts', async (t) => {
 })
 
 t.test('the sender\'s other sockets get message.new; REST sends reach every socket', async (t) => {
-  const alice = await person(node, 'rest-a')
+  const alice = await connect(node, 'rest-a')
   const alice2 = await TestClient.session(node.wsUrl, alice.token)
   const roomId = await groupRoom(alice, [])
   await alice.client.ack('message.send', { roomId, content: 'from socket one' })

@@ -6,6 +6,7 @@ import chatSuite from '../index.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { randomPrefix, TEST_SECRET } from './fixtures/server.js'
 import { TestClient } from './fixtures/ws-client.js'
+import { sleep } from './fixtures/timing.js'
 
 // Structured logs: what a host's own logger receives from the suite, at debug level, with Fastify's
 // default serializers on the host (no redaction of its own): the suite must not hand it a token or the
@@ -69,7 +70,7 @@ t.test('a session with a token in the URL and a message logs neither, and tags e
   await fetch(`${address}${app.chat.config.apiPrefix}/rooms?token=${token}`)
   client.close()
   await client.closed
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await sleep(100)
 
   const output = raw.join('')
   const signature = token.split('.')[2] as string

@@ -3,6 +3,7 @@ import { register as globalRegistry } from 'prom-client'
 import { Type } from 'typebox'
 import { TestClient } from './fixtures/ws-client.js'
 import { startNode } from './fixtures/server.js'
+import { until } from './fixtures/timing.js'
 import { labelValues, parsePrometheus, sampleValue, scrape, type Sample } from './fixtures/prometheus.js'
 
 const node = await startNode(t, {
@@ -21,14 +22,14 @@ async function metrics (): Promise<Sample[]> {
   return await scrape(node.httpUrl)
 }
 
-/** Waits until `check` holds on a fresh scrape (socket close events reach the server a moment later). */
-async function eventually (check: (samples: Sample[]) => boolean, timeoutMs = 5000): Promise<Sample[]> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const samples = await metrics()
-    if (check(samples) || Date.now() > deadline) return samples
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
+/**
+ * Scrapes until `check` holds (socket close events reach the server a moment later) and returns the last
+ * scrape either way: the test asserts on it, so that a failure shows the values.
+ */
+async function scrapeUntil (check: (samples: Sample[]) => boolean, timeoutMs = 5000): Promise<Sample[]> {
+  let samples: Sample[] = []
+  await until('a scrape that passes the check', async () => check(samples = await metrics()), { timeoutMs, everyMs: 25 }).catch(() => {})
+  return samples
 }
 
 t.test('GET /metrics is Prometheus text with the suite metrics and Node default metrics, without a token', async (t) => {
@@ -73,7 +74,7 @@ t.test('a socket moves the socket metrics: opened, open, online users, closed by
 
   client.socket.close(1000)
   second.client.socket.close(4000, 'made up by the client')
-  const after = await eventually((samples) => sampleValue(samples, 'chat_sockets_open') === 0)
+  const after = await scrapeUntil((samples) => sampleValue(samples, 'chat_sockets_open') === 0)
   t.equal(sampleValue(after, 'chat_sockets_open'), 0)
   t.equal(sampleValue(after, 'chat_online_users'), 0)
   t.equal(sampleValue(after, 'chat_sockets_closed_total', { code: '1000' }) - sampleValue(before, 'chat_sockets_closed_total', { code: '1000' }), 1)
@@ -82,7 +83,7 @@ t.test('a socket moves the socket metrics: opened, open, online users, closed by
 
   const refused = await TestClient.connect(node.wsUrl, { token: 'not.a.jwt' })
   t.equal((await refused.closed).code, 4401)
-  const closed = await eventually((samples) => sampleValue(samples, 'chat_sockets_closed_total', { code: '4401' }) > sampleValue(before, 'chat_sockets_closed_total', { code: '4401' }))
+  const closed = await scrapeUntil((samples) => sampleValue(samples, 'chat_sockets_closed_total', { code: '4401' }) > sampleValue(before, 'chat_sockets_closed_total', { code: '4401' }))
   t.equal(sampleValue(closed, 'chat_sockets_closed_total', { code: '4401' }) - sampleValue(before, 'chat_sockets_closed_total', { code: '4401' }), 1)
 })
 
@@ -160,7 +161,7 @@ t.test('a slow consumer cut is counted and closes with 1013', async (t) => {
   t.equal(sampleValue(after, 'chat_slow_consumers_cut_total') - sampleValue(before, 'chat_slow_consumers_cut_total'), 1)
   tcp.resume()
   t.equal((await client.closed).code, 1013)
-  const closed = await eventually((samples) => sampleValue(samples, 'chat_sockets_closed_total', { code: '1013' }) > 0)
+  const closed = await scrapeUntil((samples) => sampleValue(samples, 'chat_sockets_closed_total', { code: '1013' }) > 0)
   t.equal(sampleValue(closed, 'chat_sockets_closed_total', { code: '1013' }), 1)
 })
 

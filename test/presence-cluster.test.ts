@@ -1,23 +1,18 @@
 import t from 'tap'
-import { startCluster, type TestNode } from './fixtures/server.js'
-import { connectAs, createGroup, disconnect, presenceOf, sleep, uid, type Member } from './fixtures/presence.js'
-
-// Two nodes in this process need a shared Redis and a shared Postgres (two PGlite instances cannot share
-// a database, and rooms live in the database).
-const shared = (name: string): boolean => (process.env[name] ?? '') !== ''
-const skip = !shared('REDIS_URL')
-  ? 'presence across nodes needs a shared Redis: set REDIS_URL'
-  : !shared('DATABASE_URL') ? 'two nodes need a shared Postgres: set DATABASE_URL' : false
+import { sharedServicesSkip, startCluster, type TestNode } from './fixtures/server.js'
+import { bobSeenOnline, presenceOf } from './fixtures/presence.js'
+import { connect, disconnect, groupRoom, type Person, uid } from './fixtures/chat.js'
+import { sleep } from './fixtures/timing.js'
 
 const GRACE = 600
 const TTL = 900
 
-async function statusOn (member: Member, userId: string): Promise<string> {
+async function statusOn (member: Person, userId: string): Promise<string> {
   const ack = await member.client.ack('presence.get', { userIds: [userId] })
   return (ack.users as Array<{ status: string }>)[0]?.status ?? 'missing'
 }
 
-t.test('presence across nodes', { skip }, async (t) => {
+t.test('presence across nodes', { skip: sharedServicesSkip() }, async (t) => {
   const nodes = await startCluster(t, 2, {
     options: { presenceGraceMs: GRACE, presenceSweepMs: 50, presenceNodeTtlMs: TTL },
   })
@@ -25,12 +20,8 @@ t.test('presence across nodes', { skip }, async (t) => {
   const b = nodes[1] as TestNode
 
   t.test('one user on two nodes: online until both sockets closed plus the grace', async (t) => {
-    const alice = await connectAs(a, uid('alice'))
-    const bobId = uid('bob')
-    await createGroup(alice, [bobId])
-    const onA = await connectAs(a, bobId)
-    await alice.client.next(presenceOf(bobId, 'online'))
-    const onB = await connectAs(b, bobId)
+    const { alice, bob: onA, bobId } = await bobSeenOnline(a)
+    const onB = await connect(b, bobId)
     t.same(await alice.client.collect(200, presenceOf(bobId)), [], 'the second socket, on another node, sends nothing')
 
     await disconnect(onA)
@@ -45,21 +36,17 @@ t.test('presence across nodes', { skip }, async (t) => {
     t.equal(offline.data?.status, 'offline')
     t.type(offline.data?.lastSeen, 'string')
     t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'offline is pushed once, not by each node')
-    const carol = await connectAs(b, uid('carol'))
+    const carol = await connect(b, uid('carol'))
     t.equal(await statusOn(carol, bobId), 'offline', 'node B agrees')
     await disconnect(carol)
     await disconnect(alice)
   })
 
   t.test('a reconnect to another node inside the grace sends nothing', async (t) => {
-    const alice = await connectAs(a, uid('alice'))
-    const bobId = uid('bob')
-    await createGroup(alice, [bobId])
-    const onA = await connectAs(a, bobId)
-    await alice.client.next(presenceOf(bobId, 'online'))
+    const { alice, bob: onA, bobId } = await bobSeenOnline(a)
     await disconnect(onA)
     await sleep(GRACE / 4)
-    const onB = await connectAs(b, bobId)
+    const onB = await connect(b, bobId)
     t.same(await alice.client.collect(GRACE * 3, presenceOf(bobId)), [], 'no offline, no second online')
     t.equal(await statusOn(alice, bobId), 'online')
     await disconnect(onB)
@@ -68,11 +55,9 @@ t.test('presence across nodes', { skip }, async (t) => {
   })
 
   t.test('away and invisible are shared by the nodes', async (t) => {
-    const alice = await connectAs(a, uid('alice'))
-    const bobId = uid('bob')
-    await createGroup(alice, [bobId])
-    let bob = await connectAs(b, bobId)
-    await alice.client.next(presenceOf(bobId, 'online'))
+    const seen = await bobSeenOnline(a, b)
+    const { alice, bobId } = seen
+    let bob = seen.bob
     await bob.client.ack('presence.set', { status: 'away' })
     await alice.client.next(presenceOf(bobId, 'away'))
     t.equal(await statusOn(alice, bobId), 'away', 'node A reads the choice made on node B')
@@ -81,7 +66,7 @@ t.test('presence across nodes', { skip }, async (t) => {
     await alice.client.next(presenceOf(bobId, 'offline'))
     await disconnect(bob)
     await sleep(GRACE * 2)
-    bob = await connectAs(a, bobId)
+    bob = await connect(a, bobId)
     t.same(await alice.client.collect(GRACE, presenceOf(bobId)), [], 'invisible across a reconnect to the other node')
     t.equal(await statusOn(alice, bobId), 'offline')
     await bob.client.ack('presence.set', { status: 'online' })
@@ -92,11 +77,7 @@ t.test('presence across nodes', { skip }, async (t) => {
 
   t.test('a node taken for dead writes its sockets back', async (t) => {
     // Simulates a long pause of node B: its liveness key vanishes, and node A removes its entries.
-    const alice = await connectAs(a, uid('alice'))
-    const bobId = uid('bob')
-    await createGroup(alice, [bobId])
-    const bob = await connectAs(b, bobId)
-    await alice.client.next(presenceOf(bobId, 'online'))
+    const { alice, bob, bobId } = await bobSeenOnline(a, b)
     const redis = a.app.chat.scope.chatRedis
     if (redis === null) throw new Error('the cluster has Redis')
     const bKeys = `${a.app.chat.config.redisPrefix}{presence}:`
@@ -122,12 +103,12 @@ t.test('presence across nodes', { skip }, async (t) => {
   t.test('a push older than one already delivered is dropped, where it arrives and where it was made', async (t) => {
     // The race this guards: a grace ends on node A (offline) while the user reconnects to node B (online),
     // and A's push is slower. Here the late pushes are made by hand, with a version older than the real one.
-    const alice = await connectAs(a, uid('alice'))
+    const alice = await connect(a, uid('alice'))
     const carolId = uid('carol')
     const bobId = uid('bob')
-    const roomId = await createGroup(alice, [bobId, carolId])
-    const carol = await connectAs(b, carolId)
-    const bob = await connectAs(a, bobId)
+    const roomId = await groupRoom(alice, [bobId, carolId])
+    const carol = await connect(b, carolId)
+    const bob = await connect(a, bobId)
     await alice.client.next(presenceOf(bobId, 'online'))
     await carol.client.next(presenceOf(bobId, 'online'))
     const redis = a.app.chat.scope.chatRedis

@@ -1,9 +1,11 @@
 import t from 'tap'
 import { freshDatabaseUrl } from './fixtures/database.js'
-import { spawnServer } from './fixtures/process.js'
+import { isAlive, killHard, serverPidOf, spawnServer } from './fixtures/process.js'
 import { randomPrefix, startNode, TEST_SECRET } from './fixtures/server.js'
 import { TestClient } from './fixtures/ws-client.js'
-import { connectAs, createGroup, isAlive, killHard, presenceOf, serverPidOf, uid, within } from './fixtures/presence.js'
+import { presenceOf } from './fixtures/presence.js'
+import { connect, groupRoom, uid } from './fixtures/chat.js'
+import { within } from './fixtures/timing.js'
 
 // A node killed with SIGKILL closes nothing: its sockets stay counted in Redis until a surviving node
 // sees that its liveness key expired. The child process and this one must share Postgres and Redis.
@@ -27,15 +29,14 @@ t.test('a node killed with SIGKILL leaves no ghost: co-members get offline withi
   const serverPid = await serverPidOf(doomed)
   t.teardown(() => { if (isAlive(serverPid)) process.kill(serverPid, 'SIGKILL') })
 
-  const alice = await connectAs(survivor, uid('alice'))
+  const alice = await connect(survivor, uid('alice'))
   const ghostId = uid('ghost')
-  await createGroup(alice, [ghostId])
+  await groupRoom(alice, [ghostId])
   const { client: ghost } = await TestClient.session(doomed.wsUrl, survivor.token(ghostId))
   await alice.client.next(presenceOf(ghostId, 'online'))
 
   const killedAt = Date.now()
-  await killHard(serverPid)
-  t.pass(`server process ${serverPid} killed with SIGKILL`)
+  await t.resolves(killHard(serverPid), `server process ${serverPid} killed with SIGKILL`)
   const offline = await alice.client.next(presenceOf(ghostId), 30_000)
   const elapsed = Date.now() - killedAt
   t.equal(offline.data?.status, 'offline')

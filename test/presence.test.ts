@@ -1,6 +1,8 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connectAs, createGroup, disconnect, presenceOf, sleep, uid } from './fixtures/presence.js'
+import { bobSeenOnline, presenceOf } from './fixtures/presence.js'
+import { connect, disconnect, groupRoom, uid } from './fixtures/chat.js'
+import { sleep } from './fixtures/timing.js'
 
 // One node; with REDIS_URL set the Redis store is used, otherwise the memory one: both must behave alike.
 const GRACE = 600
@@ -14,12 +16,12 @@ async function presenceGet (client: { ack: (event: string, data?: unknown) => Pr
 }
 
 t.test('online when a co-member connects, offline only after the grace, last seen stamped', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
+  const alice = await connect(node, uid('alice'))
   const bobId = uid('bob')
-  await createGroup(alice, [bobId])
+  await groupRoom(alice, [bobId])
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'offline', lastSeen: null }], 'never seen')
 
-  const bob = await connectAs(node, bobId)
+  const bob = await connect(node, bobId)
   const online = await alice.client.next(presenceOf(bobId))
   t.same(online.data, { userId: bobId, status: 'online', lastSeen: null })
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'online', lastSeen: null }])
@@ -47,14 +49,10 @@ t.test('online when a co-member connects, offline only after the grace, last see
 })
 
 t.test('a reconnect inside the grace sends nothing', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const bobId = uid('bob')
-  await createGroup(alice, [bobId])
-  const bob = await connectAs(node, bobId)
-  await alice.client.next(presenceOf(bobId, 'online'))
+  const { alice, bob, bobId } = await bobSeenOnline(node)
   await disconnect(bob)
   await sleep(GRACE / 4)
-  const again = await connectAs(node, bobId)
+  const again = await connect(node, bobId)
   const frames = await alice.client.collect(GRACE * 3, presenceOf(bobId))
   t.same(frames, [], 'neither offline nor a second online')
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'online', lastSeen: null }])
@@ -64,12 +62,8 @@ t.test('a reconnect inside the grace sends nothing', async (t) => {
 })
 
 t.test('two sockets of one user count once: online until both closed plus the grace', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const bobId = uid('bob')
-  await createGroup(alice, [bobId])
-  const phone = await connectAs(node, bobId)
-  await alice.client.next(presenceOf(bobId, 'online'))
-  const laptop = await connectAs(node, bobId)
+  const { alice, bob: phone, bobId } = await bobSeenOnline(node)
+  const laptop = await connect(node, bobId)
   await disconnect(phone)
   t.same(await alice.client.collect(GRACE * 2, presenceOf(bobId)), [], 'no push while one socket is open')
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'online', lastSeen: null }])
@@ -81,11 +75,9 @@ t.test('two sockets of one user count once: online until both closed plus the gr
 })
 
 t.test('away lasts until changed or offline', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const bobId = uid('bob')
-  await createGroup(alice, [bobId])
-  let bob = await connectAs(node, bobId)
-  await alice.client.next(presenceOf(bobId, 'online'))
+  const seen = await bobSeenOnline(node)
+  const { alice, bobId } = seen
+  let bob = seen.bob
 
   t.same(await bob.client.ack('presence.set', { status: 'away' }), {})
   t.same((await alice.client.next(presenceOf(bobId))).data, { userId: bobId, status: 'away', lastSeen: null })
@@ -93,13 +85,13 @@ t.test('away lasts until changed or offline', async (t) => {
 
   // Away survives a reconnect inside the grace...
   await disconnect(bob)
-  bob = await connectAs(node, bobId)
+  bob = await connect(node, bobId)
   t.same(await alice.client.collect(GRACE * 2, presenceOf(bobId)), [], 'reconnect inside the grace: nothing')
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'away', lastSeen: null }], 'still away')
   // ...but not going offline.
   await disconnect(bob)
   t.equal((await alice.client.next(presenceOf(bobId), GRACE + 5000)).data?.status, 'offline')
-  bob = await connectAs(node, bobId)
+  bob = await connect(node, bobId)
   t.equal((await alice.client.next(presenceOf(bobId))).data?.status, 'online', 'back online, not away')
 
   t.same(await bob.client.ack('presence.set', { status: 'away' }), {})
@@ -113,11 +105,9 @@ t.test('away lasts until changed or offline', async (t) => {
 })
 
 t.test('invisible: offline to others, across reconnects, until changed', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const bobId = uid('bob')
-  await createGroup(alice, [bobId])
-  let bob = await connectAs(node, bobId)
-  await alice.client.next(presenceOf(bobId, 'online'))
+  const seen = await bobSeenOnline(node)
+  const { alice, bobId } = seen
+  let bob = seen.bob
 
   const setAt = Date.now()
   t.same(await bob.client.ack('presence.set', { status: 'offline' }), {})
@@ -129,7 +119,7 @@ t.test('invisible: offline to others, across reconnects, until changed', async (
 
   await disconnect(bob)
   await sleep(GRACE * 2)
-  bob = await connectAs(node, bobId)
+  bob = await connect(node, bobId)
   t.same(await alice.client.collect(GRACE, presenceOf(bobId)), [], 'nothing on leaving or coming back')
   t.same(await presenceGet(alice.client, [bobId]), [{ userId: bobId, status: 'offline', lastSeen }], 'still invisible after a reconnect')
   t.same(await presenceGet(bob.client, [bobId]), [{ userId: bobId, status: 'offline', lastSeen }], 'the user reads their own choice too')
@@ -141,11 +131,7 @@ t.test('invisible: offline to others, across reconnects, until changed', async (
 })
 
 t.test('changes in one burst are coalesced into one push per user', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const bobId = uid('bob')
-  await createGroup(alice, [bobId])
-  const bob = await connectAs(node, bobId)
-  await alice.client.next(presenceOf(bobId, 'online'))
+  const { alice, bob, bobId } = await bobSeenOnline(node)
   bob.client.send({ event: 'presence.set', data: { status: 'away' } })
   bob.client.send({ event: 'presence.set', data: { status: 'online' } })
   bob.client.send({ event: 'presence.set', id: 'last', data: { status: 'away' } })
@@ -157,13 +143,13 @@ t.test('changes in one burst are coalesced into one push per user', async (t) =>
 })
 
 t.test('presence is not pushed to rooms over presenceFanoutMaxMembers', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
-  const carol = await connectAs(node, uid('carol'))
+  const alice = await connect(node, uid('alice'))
+  const carol = await connect(node, uid('carol'))
   const bobId = uid('bob')
   // A room of 2 (alice, bob) and a room of 4 (carol, bob and two more): the limit is 3.
-  await createGroup(alice, [bobId])
-  await createGroup(carol, [bobId, uid('dave'), uid('erin')])
-  const bob = await connectAs(node, bobId)
+  await groupRoom(alice, [bobId])
+  await groupRoom(carol, [bobId, uid('dave'), uid('erin')])
+  const bob = await connect(node, bobId)
   await alice.client.next(presenceOf(bobId, 'online'))
   t.same(await bob.client.ack('presence.set', { status: 'away' }), {})
   await alice.client.next(presenceOf(bobId, 'away'))
@@ -176,7 +162,7 @@ t.test('presence is not pushed to rooms over presenceFanoutMaxMembers', async (t
 })
 
 t.test('refusals', async (t) => {
-  const alice = await connectAs(node, uid('alice'))
+  const alice = await connect(node, uid('alice'))
   let reply = await alice.client.request('presence.get', { userIds: Array.from({ length: 201 }, (_, index) => `u${index}`) })
   t.equal(reply.error?.code, 'VALIDATION_FAILED', 'more than 200 ids')
   reply = await alice.client.request('presence.get', { userIds: [] })

@@ -6,7 +6,7 @@ import chatSuite from '../index.js'
 import { randomPrefix, startCluster, startNode, TEST_SECRET, type TestNode } from './fixtures/server.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { TestClient, type Frame } from './fixtures/ws-client.js'
-import { sleep } from './fixtures/rooms.js'
+import { sleep } from './fixtures/timing.js'
 
 interface Reply {
   status: number

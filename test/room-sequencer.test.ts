@@ -3,6 +3,7 @@ import Fastify from 'fastify'
 import { RoomSequencer } from '../lib/room-sequencer.js'
 import { GroupCommit } from '../lib/group-commit.js'
 import { Turns } from '../lib/turns.js'
+import { sleep } from './fixtures/timing.js'
 
 function harness (stored: Array<{ seq: number, frame: string }> = []) {
   const delivered: string[] = []
@@ -37,7 +38,7 @@ t.test('a gap that stays open is filled from the database', async (t) => {
   const { delivered, sequencer, fetches } = harness([{ seq: 1, frame: 'one from db' }, { seq: 2, frame: 'two from db' }])
   sequencer.baseline('r', 0)
   sequencer.accept('r', 3, 'three', null)
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await sleep(60)
   t.same(delivered, ['one from db', 'two from db', 'three'])
   t.same(fetches, [[0, 2]])
   sequencer.close()
@@ -47,7 +48,7 @@ t.test('catch up after a broker outage reads what was missed', async (t) => {
   const { delivered, sequencer } = harness([{ seq: 1, frame: 'one' }, { seq: 2, frame: 'two' }])
   sequencer.baseline('r', 0)
   sequencer.catchUpAll()
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  await sleep(10)
   t.same(delivered, ['one', 'two'])
   sequencer.close()
 })
@@ -59,7 +60,7 @@ t.test('group commit batches concurrent submissions and keeps per-item results',
     maxWaitMs: 5,
     flush: async (items) => {
       batches.push(items)
-      await new Promise((resolve) => setTimeout(resolve, 5))
+      await sleep(5)
       return items.map((item) => item === 7 ? new Error('seven') : item * 10)
     },
   })
@@ -91,7 +92,7 @@ t.test('group commit: an idle database gets a batch when the turn ends; a busy o
   await new Promise((resolve) => setImmediate(resolve))
   t.same(batches, [[1, 2, 3]], 'the submissions of one turn went together, without waiting maxWaitMs')
   const second = commit.submit(4)
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   t.same(batches, [[1, 2, 3]], 'with a batch in flight, the next one waits for company')
   finishFirst()
   t.same(await Promise.all(first), [10, 20, 30])
@@ -121,7 +122,7 @@ t.test('group commit: a released batch frees its slot, and drain still waits for
   t.same(log, ['start 1', 'start 2', 'end 2'])
   let drained = false
   const draining = commit.drain().then(() => { drained = true })
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  await sleep(10)
   t.notOk(drained, 'drain waits for the released batch')
   finishFirst()
   await draining
@@ -145,14 +146,14 @@ t.test('group commit: a batch never takes a key that a batch in flight holds; ot
   })
   // Room a's burst is longer than maxBatch: its second part must wait for its first to be written.
   const sends = ['a1', 'a2', 'a3', 'a4', 'b1', 'c1'].map((item) => commit.submit(item))
-  await new Promise((resolve) => setTimeout(resolve, 5))
+  await sleep(5)
   t.same(batches, [['a1', 'a2', 'a3'], ['b1', 'c1']], 'the second batch skips room a and takes the others')
   sends.push(commit.submit('a5'))
   finish.get('b1')?.()
-  await new Promise((resolve) => setTimeout(resolve, 5))
+  await sleep(5)
   t.same(batches.length, 2, 'room a still waits while its batch is in flight, though a slot is free')
   finish.get('a1')?.()
-  await new Promise((resolve) => setTimeout(resolve, 5))
+  await sleep(5)
   t.same(batches[2], ['a4', 'a5'], 'then its waiting sends go, in their order')
   finish.get('a4')?.()
   t.same(await Promise.all(sends), ['a1', 'a2', 'a3', 'a4', 'b1', 'c1', 'a5'])
@@ -171,7 +172,7 @@ t.test('turns: work of one key resumes in the order it began, whatever order the
     const turn = turns.take('room\u0000alice')
     try {
       if (turn.ready !== null) await turn.ready
-      await new Promise((resolve) => setTimeout(resolve, delay))
+      await sleep(delay)
       if (index === 2) throw new Error('refused')
       order.push(index)
     } finally {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, memberRows, rest, scopeOf } from './fixtures/rooms.js'
+import { memberRows, rest, scopeOf } from './fixtures/rooms.js'
+import { connect } from './fixtures/chat.js'
 import type { AuthorizeRequest } from '../plugins/core/config.js'
 
 // The host's authorize hook: consulted for every room action, over WebSocket and REST; false or a throw

@@ -1,32 +1,16 @@
 import t from 'tap'
-import { startCluster } from './fixtures/server.js'
-import { connect, memberRows, receives, rest, scopeOf, sleep, type Someone } from './fixtures/rooms.js'
+import { sharedServicesSkip, startCluster } from './fixtures/server.js'
+import { memberRows, receives, rest, scopeOf } from './fixtures/rooms.js'
+import { connect, type Person, uid } from './fixtures/chat.js'
+import { until } from './fixtures/timing.js'
 import { TestClient, type Frame } from './fixtures/ws-client.js'
 
 // Two nodes sharing one database and one Redis: membership drives subscriptions on every node, the
 // database decides races, and each node's membership cache follows changes made on the other.
-// Two PGlite instances cannot share a database, so both services are needed (CI sets both).
-const shared = (name: string): boolean => (process.env[name] ?? '') !== ''
-const skip = !shared('REDIS_URL')
-  ? 'two nodes need a shared Redis: set REDIS_URL'
-  : !shared('DATABASE_URL') ? 'two nodes need a shared Postgres: set DATABASE_URL' : false
-
-t.test('two nodes', { skip }, async (t) => {
+t.test('two nodes', { skip: sharedServicesSkip() }, async (t) => {
   const [nodeA, nodeB] = await startCluster(t, 2, { redis: 'env' })
   if (nodeA === undefined || nodeB === undefined) throw new Error('cluster did not start')
   const api = nodeA.app.chat.config.apiPrefix
-
-  let counter = 0
-  const uid = (name: string): string => `${name}${++counter}`
-
-  async function until (check: () => Promise<boolean>, ms = 2000): Promise<boolean> {
-    const deadline = Date.now() + ms
-    while (Date.now() < deadline) {
-      if (await check()) return true
-      await sleep(10)
-    }
-    return await check()
-  }
 
   function roomEvents (client: TestClient, roomId: string, count: number): Promise<Frame[]> {
     return (async () => {
@@ -91,7 +75,7 @@ t.test('two nodes', { skip }, async (t) => {
   t.test('concurrent joins on both nodes never pass maxMembers', async (t) => {
     const owner = await connect(nodeA, uid('owner'))
     const room = (await owner.client.ack('room.create', { name: 'small', type: 'GROUP', maxMembers: 3 })).room as { id: string }
-    const joiners: Someone[] = []
+    const joiners: Person[] = []
     for (let index = 0; index < 6; index += 1) joiners.push(await connect(index % 2 === 0 ? nodeA : nodeB, uid('j')))
     const replies = await Promise.all(joiners.map((joiner) => joiner.client.request('room.join', { roomId: room.id })))
     t.equal(replies.filter((reply) => reply.event === 'ack').length, 2)
@@ -111,15 +95,15 @@ t.test('two nodes', { skip }, async (t) => {
     t.ok((await onB.roomIdsOf(member.id)).includes(room.id))
 
     await owner.client.ack('room.member.role', { roomId: room.id, userId: member.id, role: 'MODERATOR' })
-    t.ok(await until(async () => (await onB.membership(room.id, member.id))?.role === 'MODERATOR'), 'a role change on A reaches B\'s cache')
+    await until('a role change on A to reach B\'s cache', async () => (await onB.membership(room.id, member.id))?.role === 'MODERATOR', { timeoutMs: 2000 })
     await owner.client.ack('room.update', { roomId: room.id, isPrivate: true })
-    t.ok(await until(async () => (await onB.membership(room.id, member.id))?.room.isPrivate === true), 'so does a settings change')
+    await until('a settings change on A to reach B\'s cache', async () => (await onB.membership(room.id, member.id))?.room.isPrivate === true, { timeoutMs: 2000 })
 
     await owner.client.ack('room.member.remove', { roomId: room.id, userId: member.id })
     t.match((await member.client.next((frame) => frame.event === 'room.removed')).data, { roomId: room.id })
-    t.ok(await until(async () => (await onB.membership(room.id, member.id)) === null), 'the kick reaches B\'s cache')
+    await until('the kick to reach B\'s cache', async () => (await onB.membership(room.id, member.id)) === null, { timeoutMs: 2000 })
     t.notOk((await onB.roomIdsOf(member.id)).includes(room.id))
-    t.ok(await until(async () => scopeOf(nodeB).chatHub.roomConnections(room.id).size === 0), 'and B dropped the socket\'s subscription')
+    await until('B to drop the socket\'s subscription', () => scopeOf(nodeB).chatHub.roomConnections(room.id).size === 0, { timeoutMs: 2000 })
     await owner.client.ack('room.update', { roomId: room.id, name: 'without them' })
     t.notOk(await receives(member.client, 'room.updated', (data) => (data.room as { name: string }).name === 'without them', 200), 'the kicked socket hears nothing more')
 
@@ -128,15 +112,15 @@ t.test('two nodes', { skip }, async (t) => {
     t.ok(await onB.membership(second.id, member.id))
     await owner.client.ack('room.delete', { roomId: second.id })
     t.match((await member.client.next((frame) => frame.event === 'room.removed')).data, { roomId: second.id }, 'a delete on A reaches sockets on B')
-    t.ok(await until(async () => scopeOf(nodeB).chatHub.roomConnections(second.id).size === 0), 'which are unsubscribed')
-    t.ok(await until(async () => {
+    await until('B to unsubscribe them', () => scopeOf(nodeB).chatHub.roomConnections(second.id).size === 0, { timeoutMs: 2000 })
+    await until('B\'s cache to forget the room', async () => {
       try {
         await onB.membership(second.id, member.id)
         return false
       } catch (error) {
         return (error as { code?: string }).code === 'NOT_FOUND'
       }
-    }), 'and B\'s cache forgot the room')
+    }, { timeoutMs: 2000 })
     owner.client.close()
     member.client.close()
   })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, memberRows, receives, rest, type Someone, peopleOn } from './fixtures/rooms.js'
+import { memberRows, peopleOn, receives, rest } from './fixtures/rooms.js'
+import type { Person } from './fixtures/chat.js'
 import { TestClient } from './fixtures/ws-client.js'
 
 // The rules of rooms over REST (protocol section 9): the same service as the WebSocket events, and the
@@ -8,9 +9,9 @@ import { TestClient } from './fixtures/ws-client.js'
 const node = await startNode(t)
 const api = node.app.chat.config.apiPrefix
 
-const { uid, people, closeAll } = peopleOn(node)
+const { people, closeAll } = peopleOn(node)
 
-async function createRoom (owner: Someone, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
+async function createRoom (owner: Person, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
   const reply = await rest(node, owner.token, 'POST', `${api}/rooms`, { name: 'room', type: 'GROUP', ...data })
   if (reply.status !== 201) throw new Error(`create failed: ${JSON.stringify(reply.body)}`)
   return reply.body.room

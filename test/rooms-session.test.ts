@@ -1,6 +1,8 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, countQueries, receives, rest, scopeOf, sleep, storeMessage, type Someone } from './fixtures/rooms.js'
+import { countQueries, receives, rest, scopeOf, storeMessage } from './fixtures/rooms.js'
+import { connect, type Person } from './fixtures/chat.js'
+import { sleep } from './fixtures/timing.js'
 import type { ChatUser } from '../plugins/realtime/connection.js'
 
 // session.ready: rooms, people and favorites as the database has them, whatever happened while away,
@@ -19,7 +21,7 @@ function roomsOf (ready: { data?: Record<string, unknown> }): Map<string, Record
 t.test('session.ready after a reconnect reflects every change made while away', async (t) => {
   const owner = await connect(node, 'owner1')
   const friend = await connect(node, 'friend1')
-  let user: Someone = await connect(node, 'user1')
+  let user: Person = await connect(node, 'user1')
   const create = async (data: Record<string, unknown>): Promise<string> => ((await owner.client.ack('room.create', { type: 'GROUP', ...data })).room as { id: string }).id
   const addedTo = await create({ name: 'added while away' })
   const promoted = await create({ name: 'promoted', memberIds: [user.id] })

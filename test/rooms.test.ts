@@ -1,16 +1,16 @@
 import t from 'tap'
 import { startNode } from './fixtures/server.js'
-import { connect, countQueries, memberRows, receives, scopeOf, storeMessage, type Someone, peopleOn } from './fixtures/rooms.js'
-import type { Frame } from './fixtures/ws-client.js'
-import { TestClient } from './fixtures/ws-client.js'
+import { countQueries, memberRows, peopleOn, receives, scopeOf, storeMessage } from './fixtures/rooms.js'
+import { type Person, uid } from './fixtures/chat.js'
+import { type Frame, TestClient } from './fixtures/ws-client.js'
 
 // The rules of the rooms concern over WebSocket, on one node. REST: rooms-rest.test.ts; several nodes:
 // rooms-cluster.test.ts; session.ready: rooms-session.test.ts.
 const node = await startNode(t)
 
-const { uid, people, closeAll } = peopleOn(node)
+const { people, closeAll } = peopleOn(node)
 
-async function createRoom (owner: Someone, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
+async function createRoom (owner: Person, data: Record<string, unknown> = {}): Promise<Record<string, any>> {
   const ack = await owner.client.ack('room.create', { name: 'room', type: 'GROUP', ...data })
   return ack.room as Record<string, any>
 }
@@ -191,7 +191,7 @@ t.test('kicking needs a strictly higher role: a MEMBER cannot kick, a MODERATOR 
   const room = await createRoom(owner, { memberIds: [admin.id, moderator.id, member.id, other.id] })
   await owner.client.ack('room.member.role', { roomId: room.id, userId: admin.id, role: 'ADMIN' })
   await owner.client.ack('room.member.role', { roomId: room.id, userId: moderator.id, role: 'MODERATOR' })
-  const kick = (by: Someone, who: Someone): Promise<Frame> => by.client.request('room.member.remove', { roomId: room.id, userId: who.id })
+  const kick = (by: Person, who: Person): Promise<Frame> => by.client.request('room.member.remove', { roomId: room.id, userId: who.id })
   t.equal(errorCode(await kick(member, other)), 'FORBIDDEN', 'a MEMBER cannot kick a MEMBER')
   t.equal(errorCode(await kick(moderator, admin)), 'FORBIDDEN', 'a MODERATOR cannot kick an ADMIN')
   t.equal(errorCode(await kick(moderator, owner)), 'FORBIDDEN', 'nor the OWNER')
@@ -215,7 +215,7 @@ t.test('kicking needs a strictly higher role: a MEMBER cannot kick, a MODERATOR 
 t.test('roles: below your own; ADMIN and OWNER by the OWNER, who hands over and becomes ADMIN', async (t) => {
   const [owner, admin, member, other] = await people('owner', 'admin', 'member', 'other')
   const room = await createRoom(owner, { memberIds: [admin.id, member.id, other.id] })
-  const setRole = (by: Someone, who: Someone, role: string): Promise<Frame> => by.client.request('room.member.role', { roomId: room.id, userId: who.id, role })
+  const setRole = (by: Person, who: Person, role: string): Promise<Frame> => by.client.request('room.member.role', { roomId: room.id, userId: who.id, role })
   t.equal(errorCode(await setRole(member, other, 'MODERATOR')), 'FORBIDDEN', 'a MEMBER sets no roles')
   t.equal((await setRole(owner, admin, 'ADMIN')).event, 'ack')
   t.equal(errorCode(await setRole(admin, member, 'ADMIN')), 'FORBIDDEN', 'an ADMIN cannot make an ADMIN')

@@ -1,6 +1,5 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import postgres from 'postgres'
 import { sql } from 'drizzle-orm'
 import { PgDialect } from 'drizzle-orm/pg-core'
@@ -8,6 +7,7 @@ import { openDatabase, rows, type DatabaseHandle } from '../db/client.js'
 import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../db/queries/send-batch.js'
 import { toWireError } from '../plugins/core/errors.js'
 import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
+import { sleep } from './fixtures/timing.js'
 
 // The send batch statement on its own, against the driver the run uses (PGlite, or DATABASE_URL's server).
 

@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
 import { startNode, type TestNode } from './fixtures/server.js'
-import { person, groupRoom, type Person } from './fixtures/chat.js'
-import { WebSocket } from 'ws'
+import { connect, groupRoom, type Person, uid } from './fixtures/chat.js'
 import { clientFor, nextState } from './fixtures/chat-client.js'
-import { uid } from './fixtures/presence.js'
+import { WebSocket } from 'ws'
 
 // The contract (protocol.md section 6): a socket's sends into one room take seqs in the order the socket
 // sent them, however the server batches them. These tests pipeline sends and read back every ack's seq.
@@ -29,7 +28,7 @@ function firstSwap (seqs: number[]): string | null {
 t.test('a burst larger than maxBatch keeps send order, round after round', async (t) => {
   // The default maxBatch (256): 300 sends form a full batch and a second one, both in flight at once.
   const node = await startNode(t, { options: { rateLimits: unlimited } })
-  const sender = await person(node, uid('burster'))
+  const sender = await connect(node, uid('burster'))
   const rounds = 8
   for (let round = 0; round < rounds; round += 1) {
     const roomId = await groupRoom(sender, [])
@@ -47,8 +46,8 @@ t.test('a burst larger than maxBatch keeps send order, round after round', async
 t.test('bursts while other batches touching the room are in flight keep each socket\'s order', async (t) => {
   // Small batches, so that every burst spans several and two are in flight most of the time.
   const node = await startNode(t, { options: { rateLimits: unlimited, groupCommit: { maxBatch: 8, maxWaitMs: 2 } } })
-  const owner = await person(node, uid('owner'))
-  const others = await Promise.all([1, 2, 3].map((index) => person(node, uid(`peer${index}`))))
+  const owner = await connect(node, uid('owner'))
+  const others = await Promise.all([1, 2, 3].map((index) => connect(node, uid(`peer${index}`))))
   const roomId = await groupRoom(owner, others.map((other) => other.id))
   const busy = await groupRoom(owner, others.map((other) => other.id))
   const senders = [owner, ...others]
@@ -76,7 +75,7 @@ t.test('bursts while other batches touching the room are in flight keep each soc
 
 t.test('server-side sends of one sender stay in call order', async (t) => {
   const node = await startNode(t, { options: { groupCommit: { maxBatch: 4, maxWaitMs: 2 } } })
-  const owner = await person(node, uid('svc-owner'))
+  const owner = await connect(node, uid('svc-owner'))
   const roomId = await groupRoom(owner, [])
   for (let round = 0; round < 5; round += 1) {
     const sent = await Promise.all(Array.from({ length: 30 }, (_, index) => node.app.chat.sendSystemMessage(roomId, `notice ${round}.${index}`)))

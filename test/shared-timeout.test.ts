@@ -1,6 +1,6 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { SharedTimeout } from '../lib/shared-timeout.js'
+import { SharedTimeout } from '../lib/deadline.js'
+import { sleep } from './fixtures/timing.js'
 
 t.test('commands that never answer fail within the bound, and not before 90% of it', async (t) => {
   const bound = 200

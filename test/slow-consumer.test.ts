@@ -4,6 +4,7 @@ import { runInNewContext } from 'node:vm'
 import { WebSocket } from 'ws'
 import { startNode, type TestNode } from './fixtures/server.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
+import { until, within } from './fixtures/timing.js'
 import type { Connection } from '../plugins/realtime/connection.js'
 
 // A reader that stops reading must cost the node at most maxBufferedBytes (plus one frame), be cut with
@@ -87,16 +88,6 @@ function memory (): number {
   return usage.heapUsed + usage.external
 }
 
-async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms) })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 t.test('a reader that stops reading is cut with 1013; the others keep getting every message', async (t) => {
   const node = await startNode(t, {
     redis: null,
@@ -113,9 +104,7 @@ t.test('a reader that stops reading is cut with 1013; the others keep getting ev
   const { room } = await producer.request('room.create', { name: 'firehose', type: 'GROUP', memberIds: ['reader', 'stalled'] }, 'create')
   const roomId = (room as { id: string }).id
   const stalledConnection = (): Connection => [...hub.connectionsOf('stalled')][0] as Connection
-  await within((async () => {
-    while (stalledConnection() === undefined || !stalledConnection().rooms.has(roomId)) await new Promise((resolve) => setTimeout(resolve, 10))
-  })(), 5000, 'the stalled reader is subscribed')
+  await until('the stalled reader is subscribed', () => stalledConnection() !== undefined && stalledConnection().rooms.has(roomId))
 
   // The content compresses well (TOAST), so the database barely grows while the sockets carry 60 kB frames.
   const content = `${'x'.repeat(CONTENT - 20)} flood`

@@ -1,7 +1,7 @@
 import { Command, Redis, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './types.js'
 import { reportAsWarning } from './memory.js'
-import { SharedTimeout } from '../shared-timeout.js'
+import { SharedTimeout, withTimeout } from '../deadline.js'
 import { chatError, isChatError, refusals } from '../../plugins/core/errors.js'
 
 interface RedisBrokerCommonOptions {
@@ -329,21 +329,13 @@ export class RedisBroker implements Broker {
   }
 
   async #bounded<T> (command: Promise<T>, what: string, shared?: SharedTimeout): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const bounded = shared !== undefined
-      ? shared.race(command)
-      : Promise.race([command, new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => { reject(this.#timedOut(what)) }, this.#timeoutMs)
-      })])
     try {
-      return await bounded
+      return await (shared !== undefined ? shared.race(command) : withTimeout(command, this.#timeoutMs, () => this.#timedOut(what)))
     } catch (error) {
       if (isChatError(error)) throw error
       const wrapped = chatError('UNAVAILABLE', `Redis at ${this.#description} ${what} failed: ${error instanceof Error ? error.message : String(error)}`)
       wrapped.cause = error
       throw wrapped
-    } finally {
-      if (timer !== undefined) clearTimeout(timer)
     }
   }
 
@@ -393,20 +385,15 @@ async function quit (connection: Redis, timeoutMs: number): Promise<void> {
     return
   }
   // Resolving on 'end' rather than on QUIT's reply: the socket is gone when close() returns.
-  const ended = new Promise<'ended'>((resolve) => { connection.once('end', () => resolve('ended')) })
+  const ended = new Promise<void>((resolve) => { connection.once('end', () => { resolve() }) })
   if (connection.status === 'ready') {
     // QUIT lets Redis answer what is in flight; a server that does not answer within the bound is cut.
     connection.quit().catch(() => { connection.disconnect() })
   } else {
     connection.disconnect()
   }
-  let timer: NodeJS.Timeout | undefined
-  const gaveUp = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), timeoutMs) })
-  try {
-    if (await Promise.race([ended, gaveUp]) === 'timeout') connection.disconnect()
-  } finally {
-    clearTimeout(timer)
-  }
+  // `ended` never rejects: a rejection here is the bound passing.
+  await withTimeout(ended, timeoutMs, () => new Error('Redis did not close in time')).catch(() => { connection.disconnect() })
 }
 
 /** The URL with its password replaced, for messages that may end up in logs. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { chatError, isChatError } from '../../plugins/core/errors.js'
+import { withTimeout } from '../deadline.js'
 import type {
   AttachResult, ChosenStatus, ExpiredUser, PresenceStore, RestoredUser, SetChosenResult, StoredPresence,
 } from './store.js'
@@ -333,17 +334,12 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async #bounded<T> (command: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(chatError('UNAVAILABLE', `presence: Redis did not answer (${what}) within ${this.#timeoutMs} ms`)), this.#timeoutMs)
-    })
     try {
-      return await Promise.race([command, timeout])
+      return await withTimeout(command, this.#timeoutMs,
+        () => chatError('UNAVAILABLE', `presence: Redis did not answer (${what}) within ${this.#timeoutMs} ms`))
     } catch (error) {
       if (isChatError(error)) throw error
       throw chatError('UNAVAILABLE', `presence: Redis ${what} failed: ${error instanceof Error ? error.message : String(error)}`)
-    } finally {
-      clearTimeout(timer)
     }
   }
 }

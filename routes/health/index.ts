@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
+import { withTimeout } from '../../lib/deadline.js'
 
 const Health = Type.Object({ status: Type.Literal('ok'), uptime: Type.Number({ description: 'seconds' }) })
 const Ready = Type.Object({
@@ -10,17 +11,11 @@ const Ready = Type.Object({
 const PING_TIMEOUT_MS = 2000
 
 async function answers (check: () => Promise<void>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error('timeout')), PING_TIMEOUT_MS)
-  })
   try {
-    await Promise.race([check(), timeout])
+    await withTimeout(check(), PING_TIMEOUT_MS, () => new Error('timeout'))
     return true
   } catch {
     return false
-  } finally {
-    clearTimeout(timer)
   }
 }
 
