@@ -110,7 +110,7 @@ t.test('the compose nodes as plain processes (node dist/server.js) behind deploy
   for (const name of nodeNames) {
     const port = await freePort()
     // The compose environment, with the service names pointed at this machine's Postgres and Redis.
-    const env = { ...nodeEnv(name), HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: databaseUrl, REDIS_URL: process.env.REDIS_URL! }
+    const env: Record<string, string> = { ...nodeEnv(name), HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: databaseUrl, REDIS_URL: process.env.REDIS_URL! }
     env.CHAT_OPTIONS = JSON.stringify({ ...JSON.parse(env.CHAT_OPTIONS ?? '{}'), redisPrefix })
     const started = performance.now()
     const child = spawn(process.execPath, ['dist/server.js'], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
