@@ -1,11 +1,18 @@
 import { sql } from 'drizzle-orm'
-import { isPostgresUrl, openDatabase, pgliteDataDir, rows, type DatabaseHandle } from '../db/client.js'
+import { describePostgresUrl, isPostgresUrl, openDatabase, pgliteDataDir, rows, type DatabaseHandle } from '../db/client.js'
 import { MIGRATIONS_SCHEMA, MIGRATIONS_TABLE, migrateDatabase } from '../db/migrate.js'
 
-/** `chat migrate`: brings the database the URL names up to date and says what it did, on one line. */
+/** How long `migrate` gives Postgres to answer before it says why it cannot (the server's default too). */
+const CONNECT_TIMEOUT_MS = 5000
+
+/**
+ * `chat migrate`: brings the database the URL names up to date and says what it did, on one line. A
+ * database that cannot be used fails before any migration query, with its address and the driver's
+ * reason (`database "x" does not exist`, ECONNREFUSED, a refused password).
+ */
 export async function runMigrate (databaseUrl: string): Promise<void> {
   const started = performance.now()
-  const handle = await openDatabase(databaseUrl)
+  const handle = await openDatabase(databaseUrl, { connectTimeoutMs: CONNECT_TIMEOUT_MS })
   try {
     const before = await appliedCount(handle)
     await migrateDatabase(handle)
@@ -32,9 +39,6 @@ async function appliedCount (handle: DatabaseHandle): Promise<number> {
 
 /** The target without credentials, since this line ends up in deploy logs. */
 function describeTarget (databaseUrl: string): string {
-  if (isPostgresUrl(databaseUrl)) {
-    const url = new URL(databaseUrl)
-    return `${url.hostname}${url.port === '' ? '' : `:${url.port}`}${url.pathname}`
-  }
+  if (isPostgresUrl(databaseUrl)) return describePostgresUrl(databaseUrl)
   return pgliteDataDir(databaseUrl) ?? 'memory'
 }

@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { isAbsolute, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import postgres, { type Sql } from 'postgres'
-import { PGlite } from '@electric-sql/pglite'
+// Types only: PGlite is an optional peer, loaded (with drizzle's adapter for it) when a URL asks for it.
+import type { PGlite } from '@electric-sql/pglite'
 import { sql } from 'drizzle-orm'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import * as schema from './schema/index.js'
 
@@ -29,10 +29,52 @@ export type DatabaseHandle =
 export interface OpenDatabaseOptions {
   /** A host's postgres.js client: used as is, never ended. */
   client?: Sql
+  /**
+   * When set, a Postgres database must answer a first query within this many ms, or openDatabase
+   * rejects with an error that names the address and the driver's cause (and ends what it opened).
+   */
+  connectTimeoutMs?: number
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i
 const MEMORY_URL = 'memory://'
+const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
+const PGLITE_PACKAGE = '@electric-sql/pglite'
+
+/** The spellings of a `database` option (and DATABASE_URL) the suite accepts, for error messages. */
+export const ACCEPTED_DATABASE_FORMS = 'postgres://… or postgresql://… (PostgreSQL through postgres.js), memory:// (a throwaway PGlite), ' +
+  'file:<dir>, file:///<dir>, /<dir> or ./<dir> (PGlite in that directory)'
+
+/**
+ * Why a `database` value is not one the suite accepts, or undefined when it is. Anything else used to
+ * become a PGlite directory named after it (`mysql://…`, a typo): a scheme the suite does not know, or a
+ * bare word, is refused instead, so that a wrong URL fails at start rather than writing somewhere else.
+ */
+export function databaseUrlProblem (url: string): string | undefined {
+  if (url.length === 0) return 'empty'
+  if (isPostgresUrl(url)) {
+    try {
+      // postgres.js parses the URL itself, but a malformed one should fail here with the option's name.
+      new URL(url) // eslint-disable-line no-new
+      return undefined
+    } catch {
+      return `"${redactDatabaseUrl(url)}" is not a valid URL; accepted: ${ACCEPTED_DATABASE_FORMS}`
+    }
+  }
+  if (url === MEMORY_URL || url === 'memory:' || url.startsWith('file:')) return undefined
+  const scheme = SCHEME.exec(url)?.[1]
+  // A Windows drive letter (C:\data) is a path, not a scheme.
+  if (scheme !== undefined && !(scheme.length === 1 && /^[A-Za-z]:[\\/]/.test(url))) {
+    return `unsupported scheme "${scheme}:" in "${redactDatabaseUrl(url)}"; accepted: ${ACCEPTED_DATABASE_FORMS}`
+  }
+  if (isAbsolute(url) || /^\.\.?[\\/]/.test(url)) return undefined
+  return `"${redactDatabaseUrl(url)}" is neither a database URL nor a directory path; accepted: ${ACCEPTED_DATABASE_FORMS}`
+}
+
+/** The URL with its password replaced, for messages that may end up in logs. */
+export function redactDatabaseUrl (url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/, '$1***@')
+}
 
 /**
  * Where a PGlite database lives for a `database` option that is not a postgres URL: undefined for memory,
@@ -40,6 +82,8 @@ const MEMORY_URL = 'memory://'
  * typed by people, and relative paths resolve against the working directory like any CLI argument.
  */
 export function pgliteDataDir (url: string): string | undefined {
+  const problem = databaseUrlProblem(url)
+  if (problem !== undefined && !isPostgresUrl(url)) throw new Error(`chat: invalid database: ${problem}`)
   if (url === MEMORY_URL || url === 'memory:') return undefined
   if (url.startsWith('file://')) return fileURLToPath(url)
   if (url.startsWith('file:')) return resolve(url.slice('file:'.length))
@@ -51,13 +95,16 @@ export function isPostgresUrl (url: string): boolean {
 }
 
 export async function openDatabase (url: string, opts: OpenDatabaseOptions = {}): Promise<DatabaseHandle> {
-  if (opts.client !== undefined) return wrapPostgres(opts.client, false)
+  if (opts.client !== undefined) return await verified(wrapPostgres(opts.client, false), describePostgres(opts.client), opts.connectTimeoutMs)
+  const problem = databaseUrlProblem(url)
+  if (problem !== undefined) throw new Error(`chat: invalid database: ${problem}`)
   if (isPostgresUrl(url)) {
     // Notices (for example "schema already exists, skipping" from the migrator) are not news to anyone.
     const client = postgres(url, { max: 10, onnotice: () => {}, ...failFast(url) })
-    return wrapPostgres(client, true)
+    return await verified(wrapPostgres(client, true), describePostgresUrl(url), opts.connectTimeoutMs)
   }
   const dataDir = pgliteDataDir(url)
+  const [{ PGlite }, { drizzle: drizzlePglite }] = await loadPglite()
   if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true })
   const client = await PGlite.create(dataDir)
   const db: ChatDb = drizzlePglite({ client, schema })
@@ -71,6 +118,83 @@ export async function openDatabase (url: string, opts: OpenDatabaseOptions = {})
       if (!client.closed) await client.close()
     },
   }
+}
+
+/**
+ * PGlite and drizzle's adapter for it (which imports it): only a PGlite URL loads them, so a host that
+ * brings Postgres does not need the optional peer (27 MB of WebAssembly) installed.
+ */
+export async function loadPglite (): Promise<[typeof import('@electric-sql/pglite'), typeof import('drizzle-orm/pglite')]> {
+  try {
+    return await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')])
+  } catch (error) {
+    const { code, message } = error as { code?: string, message?: string }
+    if (code === 'ERR_MODULE_NOT_FOUND' && message?.includes(PGLITE_PACKAGE) === true) {
+      throw new Error(
+        `chat: the embedded database (PGlite) needs the optional package ${PGLITE_PACKAGE}: \`npm install ${PGLITE_PACKAGE}\`, ` +
+        'or give a postgres:// URL (DATABASE_URL, the database option) or a databaseClient',
+        { cause: error },
+      )
+    }
+    throw error
+  }
+}
+
+/** host:port/database of a postgres:// URL, without credentials. */
+export function describePostgresUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.hostname || 'localhost'}${parsed.port === '' ? '' : `:${parsed.port}`}${parsed.pathname}`
+  } catch {
+    return redactDatabaseUrl(url)
+  }
+}
+
+function describePostgres (client: Sql): string {
+  const { host, port, database, path } = client.options as { host?: string[], port?: number[], database?: string, path?: string | false }
+  if (typeof path === 'string' && path !== '') return `${path}/${database ?? ''}`
+  const hosts = (host ?? ['localhost']).map((name, index) => `${name}:${port?.[index] ?? port?.[0] ?? 5432}`)
+  return `${hosts.join(',')}/${database ?? ''}`
+}
+
+/**
+ * The first query, bounded: an unreachable or refusing database fails here with its address and the
+ * driver's own words (ECONNREFUSED, `database "x" does not exist`, a password failure), not later as
+ * drizzle's "Failed query: …" or as the host's plugin timeout.
+ */
+async function verified (handle: DatabaseHandle, where: string, timeoutMs: number | undefined): Promise<DatabaseHandle> {
+  if (timeoutMs === undefined) return handle
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`no answer within ${timeoutMs} ms (connectTimeoutMs)`)) }, timeoutMs)
+  })
+  try {
+    await Promise.race([handle.ping(), timeout])
+    return handle
+  } catch (error) {
+    // Ours is ended at once (close() would give the query still connecting 5 s); a host's stays open.
+    if (handle.driver === 'postgres' && handle.ownsClient) await handle.client.end({ timeout: 0 }).catch(() => {})
+    const cause = driverCause(error)
+    const reason = cause instanceof Error ? cause.message : String(cause)
+    const failure = new Error(`chat: cannot use Postgres at ${where}: ${reason}`, { cause })
+    // The driver's code (ECONNREFUSED, 3D000, 28P01, …) stays readable on the error itself.
+    const code = (cause as { code?: unknown }).code
+    if (typeof code === 'string') Object.assign(failure, { code })
+    throw failure
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The driver's error under drizzle's "Failed query: …" wrapper (its `cause`), else the error itself. */
+export function driverCause (error: unknown): unknown {
+  let current = error
+  for (let depth = 0; depth < 5; depth++) {
+    const next = (current as { cause?: unknown } | null)?.cause
+    if (next === undefined || next === null || !(current instanceof Error) || !current.message.startsWith('Failed query')) break
+    current = next
+  }
+  return current
 }
 
 /**

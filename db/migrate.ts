@@ -1,13 +1,11 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Sql } from 'postgres'
+import type { ReservedSql, Sql } from 'postgres'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import type { MigrationConfig } from 'drizzle-orm/migrator'
-import type { DatabaseHandle } from './client.js'
+import { loadPglite, type DatabaseHandle } from './client.js'
 
 const besideThisFile = fileURLToPath(new URL('./migrations', import.meta.url))
 const fromBuildOutput = fileURLToPath(new URL('../../db/migrations', import.meta.url))
@@ -37,10 +35,40 @@ export const MIGRATION_LOCK_KEY = [0x63686174, 1] as const
 export async function migrateDatabase (handle: DatabaseHandle): Promise<void> {
   if (handle.driver === 'pglite') {
     // One embedded instance belongs to one process, so there is no other migrator to wait for.
+    // Loaded here, not imported at the top: PGlite (which drizzle's adapter imports) is an optional peer.
+    const [, { drizzle: drizzlePglite }] = await loadPglite()
+    const { migrate: migratePglite } = await import('drizzle-orm/pglite/migrator')
     await migratePglite(drizzlePglite({ client: handle.client }), config)
     return
   }
-  await withMigrationLock(handle.client, () => migratePostgres(drizzlePostgres({ client: handle.client }), config))
+  const client = handle.client
+  await withoutIfNotExistsNotices(client, () =>
+    withMigrationLock(client, () => migratePostgres(drizzlePostgres({ client }), config)))
+}
+
+/** duplicate_schema and duplicate_table: what `CREATE … IF NOT EXISTS` reports when there is nothing to do. */
+const IF_NOT_EXISTS_NOTICES = new Set(['42P06', '42P07'])
+
+/**
+ * The migrator's `CREATE SCHEMA IF NOT EXISTS "chat"` and `CREATE TABLE IF NOT EXISTS` answer every start
+ * with a NOTICE, and postgres.js prints notices with console.log unless the client has an `onnotice`: a
+ * host's client would write them to the host's stdout. postgres.js reads `options.onnotice` when a
+ * notice arrives, so for the duration of the migration those two notices are dropped and every other
+ * notice still goes where the host sends it (console.log by default, nowhere for `onnotice: false`).
+ */
+async function withoutIfNotExistsNotices (client: Sql, run: () => Promise<void>): Promise<void> {
+  const options = client.options as { onnotice?: ((notice: { code?: string }) => void) | false }
+  const original = options.onnotice
+  options.onnotice = (notice) => {
+    if (IF_NOT_EXISTS_NOTICES.has(notice.code ?? '')) return
+    if (typeof original === 'function') original(notice)
+    else if (original !== false) console.log(notice)
+  }
+  try {
+    await run()
+  } finally {
+    options.onnotice = original
+  }
 }
 
 /**
@@ -61,7 +89,7 @@ async function withMigrationLock (client: Sql, run: () => Promise<void>): Promis
   }
 }
 
-async function lockedOn (session: Sql, run: () => Promise<void>): Promise<void> {
+async function lockedOn (session: Sql | ReservedSql, run: () => Promise<void>): Promise<void> {
   const [classId, objId] = MIGRATION_LOCK_KEY
   await session`select pg_advisory_lock(${classId}, ${objId})`
   let failed = false

@@ -18,7 +18,7 @@ declare module 'fastify' {
 }
 
 export interface BrokerPluginOptions {
-  /** How long startup waits for Redis before failing; default 10 s. */
+  /** How long startup waits for Redis before failing; the `connectTimeoutMs` option (5 s) by default. */
   readyTimeoutMs?: number
   /** Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE), for Redis Cluster deployments; the `redisSharded` option by default. */
   sharded?: boolean
@@ -42,7 +42,7 @@ export const brokerPlugin = fp(async function brokerPlugin (app: FastifyInstance
   let broker: Broker
   if (redisBroker !== null) {
     try {
-      await redisBroker.ready(opts.readyTimeoutMs ?? 10000)
+      await redisBroker.ready(opts.readyTimeoutMs ?? app.chatConfig.connectTimeoutMs)
     } catch (error) {
       // Without this the reconnecting sockets would keep the failed process alive.
       await redisBroker.close()

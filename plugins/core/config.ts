@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
+import { databaseUrlProblem } from '../../db/client.js'
 
 const Bucket = (rate: number, burst: number, description?: string) => Type.Object({
   rate: Type.Number({ exclusiveMinimum: 0, default: rate, description: 'tokens per second' }),
@@ -17,7 +18,11 @@ export const ChatOptionsSchema = Type.Object({
   wsPath: Type.String({ default: '/ws', pattern: '^(/[A-Za-z0-9._~-]+)+$' }),
   database: Type.String({
     default: 'file:./data/pglite',
-    description: 'postgres:// URL (postgres.js), memory:// (throwaway PGlite) or file:<dir> / a directory (PGlite)',
+    description: 'postgres:// URL (postgres.js), memory:// (throwaway PGlite) or file:<dir> / an absolute or ./relative directory (PGlite); anything else is refused',
+  }),
+  connectTimeoutMs: Type.Integer({
+    minimum: 100, default: 5000,
+    description: 'at start, how long the database and Redis get to answer a first command; past it (or on a refusal) startup fails with the address and the cause',
   }),
   redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; without it one node with an in-process bus' })),
   redisPrefix: Type.String({ default: 'chat:', maxLength: 64, description: 'prefix of every Redis key and channel' }),
@@ -159,7 +164,10 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
   const userSend = (options.rateLimits?.userSend ?? {}) as Partial<ChatConfig['rateLimits']['userSend']>
   if (userSend.rate === undefined) config.rateLimits.userSend.rate = 2 * config.rateLimits.send.rate
   if (userSend.burst === undefined) config.rateLimits.userSend.burst = 2 * config.rateLimits.send.burst
-  if (options.databaseClient === undefined && config.database.length === 0) throw new Error('chat: invalid option "database": empty')
+  if (options.databaseClient === undefined) {
+    const problem = databaseUrlProblem(config.database)
+    if (problem !== undefined) throw new Error(`chat: invalid option "database": ${problem}`)
+  }
   return config
 }
 

@@ -18,9 +18,12 @@ declare module 'fastify' {
  */
 export const databasePlugin = fp(async function databasePlugin (app: FastifyInstance) {
   const { databaseClient } = app.chatHooks
+  // A first query within connectTimeoutMs, so that an unreachable database fails start-up with its
+  // address and the driver's cause (not with the host's plugin timeout, nor later in a migration query).
+  const { connectTimeoutMs } = app.chatConfig
   const handle = await openDatabase(
     app.chatConfig.database,
-    databaseClient === undefined ? {} : { client: databaseClient },
+    databaseClient === undefined ? { connectTimeoutMs } : { client: databaseClient, connectTimeoutMs },
   )
   try {
     await migrateDatabase(handle)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { ChatOptions } from './config.js'
+import { databaseUrlProblem } from '../../db/client.js'
 
 export interface ServerSettings {
   port: number
@@ -54,7 +55,12 @@ export function settingsFromEnv (env: NodeJS.ProcessEnv): ServerSettings {
     generatedSecret = true
   }
   const options: ChatOptions = { ...extra, jwt }
-  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') options.database = env.DATABASE_URL
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') {
+    // Named as the variable the operator set, not as the option it becomes.
+    const problem = databaseUrlProblem(env.DATABASE_URL)
+    if (problem !== undefined) throw new Error(`DATABASE_URL: ${problem}`)
+    options.database = env.DATABASE_URL
+  }
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') options.redis = env.REDIS_URL
   return {
     port: portOf(env.PORT),
