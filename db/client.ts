@@ -8,6 +8,7 @@ import { sql } from 'drizzle-orm'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import * as schema from './schema/index.js'
+import { withTimeout } from '../lib/deadline.js'
 
 /** What every concern queries through: the same type whichever driver is underneath. */
 export type ChatDb = PgDatabase<PgQueryResultHKT, typeof schema>
@@ -164,12 +165,8 @@ function describePostgres (client: Sql): string {
  */
 async function verified (handle: DatabaseHandle, where: string, timeoutMs: number | undefined): Promise<DatabaseHandle> {
   if (timeoutMs === undefined) return handle
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`no answer within ${timeoutMs} ms (connectTimeoutMs)`)) }, timeoutMs)
-  })
   try {
-    await Promise.race([handle.ping(), timeout])
+    await withTimeout(handle.ping(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms (connectTimeoutMs)`))
     return handle
   } catch (error) {
     // Ours is ended at once (close() would give the query still connecting 5 s); a host's stays open.
@@ -181,8 +178,6 @@ async function verified (handle: DatabaseHandle, where: string, timeoutMs: numbe
     const code = (cause as { code?: unknown }).code
     if (typeof code === 'string') Object.assign(failure, { code })
     throw failure
-  } finally {
-    clearTimeout(timer)
   }
 }
 
