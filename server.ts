@@ -1,6 +1,5 @@
 import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
-import closeWithGrace from 'close-with-grace'
 import chatSuite from './index.js'
 import demoRoutes from './routes/demo/index.js'
 import { settingsFromEnv, type ServerSettings } from './plugins/core/env.js'
@@ -23,6 +22,9 @@ export async function buildServer (settings: ServerSettings, { demo = true }: { 
     },
     forceCloseConnections: true,
     return503OnClosing: true,
+    // Start-up waits up to connectTimeoutMs for Postgres and again for Redis, each failing with its own
+    // cause: avvio's plugin timeout must not fire first with a message that names neither.
+    pluginTimeout: Math.max(10000, 3 * (settings.options.connectTimeoutMs ?? 5000)),
   })
   await app.register(chatSuite, settings.options)
   if (demo) await app.register(demoRoutes, { wsPath: app.chat.config.wsPath })
@@ -43,14 +45,60 @@ function printDevHelp (app: FastifyInstance, settings: ServerSettings, address: 
   ].join('\n') + '\n')
 }
 
+/** How long a close may take before the process exits anyway (with 1). */
+const CLOSE_TIMEOUT_MS = 15000
+/** A repeated signal within this time of the first is ignored; after it, one forces the exit (with 1). */
+const REPEAT_IGNORED_MS = 5000
+
+/**
+ * One SIGTERM or SIGINT closes the server and exits 0 once closed: the sends in flight are written and
+ * acked, sockets hear 1001, pools and Redis close. Supervisors and wrappers often signal twice in a row
+ * (tsx relays a signal again when its child has not exited within 30 ms, a shell's Ctrl-C reaches a
+ * process group twice): a repeated signal during the first seconds of the close is ignored rather than
+ * cutting the drain short. One after that is an operator who means it: exit 1 at once. A crash (an
+ * uncaught exception or rejection) closes the same way and exits 1.
+ */
+function closeOnSignals (app: FastifyInstance): void {
+  let closingSince: number | null = null
+  async function close (exitCode: number): Promise<void> {
+    closingSince = Date.now()
+    setTimeout(() => {
+      app.log.error({ timeoutMs: CLOSE_TIMEOUT_MS }, 'close did not finish in time: exiting')
+      process.exit(1)
+    }, CLOSE_TIMEOUT_MS).unref()
+    try {
+      await app.close()
+    } catch (error) {
+      app.log.error({ err: error }, 'close failed')
+      exitCode = 1
+    }
+    process.exit(exitCode)
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closingSince === null) {
+      app.log.info({ signal }, 'closing')
+      void close(0)
+    } else if (Date.now() - closingSince < REPEAT_IGNORED_MS) {
+      app.log.info({ signal }, 'already closing: a repeated signal is ignored')
+    } else {
+      app.log.warn({ signal }, 'signal during a long close: exiting now')
+      process.exit(1)
+    }
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+  const onCrash = (error: unknown): void => {
+    app.log.fatal({ err: error }, 'closing after an error')
+    if (closingSince === null) void close(1)
+  }
+  process.on('uncaughtException', onCrash)
+  process.on('unhandledRejection', onCrash)
+}
+
 export async function start (env: NodeJS.ProcessEnv = process.env): Promise<FastifyInstance> {
   const settings = settingsFromEnv(env)
   const app = await buildServer(settings)
-  closeWithGrace({ delay: 10000 }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'closing after an error')
-    else app.log.info({ signal }, 'closing')
-    await app.close()
-  })
+  closeOnSignals(app)
   const address = await app.listen({ port: settings.port, host: settings.host })
   if (settings.generatedSecret) printDevHelp(app, settings, address)
   return app
@@ -58,7 +106,8 @@ export async function start (env: NodeJS.ProcessEnv = process.env): Promise<Fast
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   start().catch((error: unknown) => {
-    process.stderr.write(`chat: failed to start: ${error instanceof Error ? error.message : String(error)}\n`)
+    const message = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`chat: failed to start: ${message.replace(/^chat: /, '')}\n`)
     process.exit(1)
   })
 }

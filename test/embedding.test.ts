@@ -116,6 +116,36 @@ t.test('two suites with different prefixes in one process stay apart', async (t)
   for (const client of [a.client, b.client, reconnected.client]) client.close()
 })
 
+t.test('resolveUser may answer undefined or null for a user it does not know: the claims stand', async (t) => {
+  const profiles = new Map([['alice', { name: 'Alice', avatar: 'https://example.test/a.png' }]])
+  const asked: string[] = []
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(chat, {
+    database: await freshDatabaseUrl(t),
+    jwt: { secret: TEST_SECRET },
+    redisPrefix: randomPrefix(),
+    // A Map's get, as the README shows it: undefined for anyone not in it; null for 'nobody'.
+    resolveUser: (id) => {
+      asked.push(id)
+      return id === 'nobody' ? null : profiles.get(id)
+    },
+  })
+  const address = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws')
+  const alice = await TestClient.session(`${address}/ws`, app.chat.signToken({ sub: 'alice' }))
+  t.match(alice.ready.data?.user, { id: 'alice', name: 'Alice', avatar: 'https://example.test/a.png' }, 'a known user gets the host\'s profile')
+  for (const sub of ['stranger', 'nobody']) {
+    const { client, ready } = await TestClient.session(`${address}/ws`, app.chat.signToken({ sub }))
+    t.match(ready.data?.user, { id: sub, name: null, avatar: null }, `${sub}: an unknown user keeps a session, without a profile`)
+    client.close()
+  }
+  t.ok(asked.includes('stranger') && asked.includes('nobody'), 'the hook was asked about both')
+  const { room } = await alice.client.ack('room.create', { name: 'r', type: 'GROUP' }) as { room: { id: string } }
+  const sent = await app.chat.sendSystemMessage(room.id, 'hello from the host')
+  t.match(sent, { type: 'SYSTEM', content: 'hello from the host' }, 'the host\'s send is not refused because the server user has no profile')
+  alice.client.close()
+})
+
 t.test('concerns can be left out, and a missing dependency fails startup naming it', async (t) => {
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())

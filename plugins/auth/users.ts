@@ -40,7 +40,8 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
   async function resolved (user: ChatUser): Promise<ChatUser> {
     if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user
     const profile = await resolveUser(user.id)
-    if (profile === null) return user
+    // A host that does not know the user answers null or undefined (a Map's get): the token's claims stand.
+    if (profile === null || profile === undefined) return user
     return { ...user, name: user.name ?? profile.name ?? null, avatar: user.avatar ?? profile.avatar ?? null }
   }
 

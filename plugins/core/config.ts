@@ -101,6 +101,12 @@ export const ChatOptionsSchema = Type.Object({
 
 export type ChatConfig = Static<typeof ChatOptionsSchema>
 
+/** What a host's resolveUser hook knows of a user. */
+export interface UserProfile {
+  name?: string | null
+  avatar?: string | null
+}
+
 export interface AuthorizeRequest {
   action: string
   userId: string
@@ -135,8 +141,8 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
    * returns claims (`sub` required), or null to fall back to the token ways.
    */
   authenticate?: (request: FastifyRequest) => unknown
-  /** Names and avatars for users whose tokens carry only `sub`. */
-  resolveUser?: (id: string) => Promise<{ name?: string | null, avatar?: string | null } | null> | { name?: string | null, avatar?: string | null } | null
+  /** Names and avatars for users whose tokens carry only `sub`; null or undefined for a user it does not know. */
+  resolveUser?: (id: string) => Promise<UserProfile | null | undefined> | UserProfile | null | undefined
 }
 
 const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))
