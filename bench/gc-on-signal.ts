@@ -1,8 +1,7 @@
 /**
  * Loaded into every benchmark target (node --expose-gc --import): SIGWINCH runs a full garbage collection,
  * so that the idle scenario reads RSS after one in each target instead of whenever V8 chose to shrink.
- * SIGWINCH because it is ignored by default and no target uses it (close-with-grace, in the standalone
- * server, shuts down on SIGUSR2; SIGUSR1 starts Node's inspector).
+ * SIGWINCH because it is ignored by default and no target uses it (SIGUSR1 starts Node's inspector).
  */
 process.on('SIGWINCH', () => {
   (globalThis as { gc?: () => void }).gc?.()
