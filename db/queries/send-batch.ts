@@ -1,6 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { messages, roomEvents, rooms, type Attachment, type MessageType } from '../schema/index.js'
-import { jsonLiteral } from '../json-literal.js'
 
 /** One send of a batch as the statement reads it; `i` is its place in the batch. */
 export interface SendBatchRow {
@@ -43,9 +42,12 @@ export interface SendBatchResult {
  * - the messages are inserted, and with `retention` the room events it no longer keeps are pruned.
  * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
  * the unique (room, sender, clientMsgId) index, nothing is written, and the caller runs the batch again.
- * The rows travel as one JSON literal: no bound parameter, so no describe round trip (json-literal.ts).
- * Not a prepared statement: a generic plan made while the tables are small (a hashed subplan that scans
- * messages for the retry check) stays cached as they grow, and each batch then reads the whole table.
+ * The rows travel as one JSON document in a bound parameter, and the statement's text is the same for
+ * every batch: postgres.js (4.x) remembers the last 2000 statement texts it ran, so rows written into
+ * the text (as literals) kept up to 2000 batches of message content alive. An unnamed statement costs a
+ * describe round trip (about 0.1 ms here) per batch, not per message. Not a prepared statement: a
+ * generic plan made while the tables are small (a hashed subplan that scans messages for the retry
+ * check) stays cached as they grow, and each batch then reads the whole table.
  */
 /**
  * A row as the statement reads it: one-letter keys, and the fields that are mostly defaults (TEXT, no
@@ -67,19 +69,14 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
  * and past the deadline they raise instead (migration 0002): the statement, a transaction of its own,
  * then writes nothing. PostgreSQL's clock judges it, so the two clocks are assumed to agree (NTP).
  */
-/** An ISO time as a timestamptz, inside the statement's text like the rows (no bound parameter). */
-function timestampLiteral (iso: string): SQL {
-  return sql`(${jsonLiteral(JSON.stringify(iso))}#>>'{}')::timestamptz`
-}
-
 export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string): SQL {
   const prune = retention > 0
-    ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${sql.raw(String(retention))})`
+    ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${retention}::int)`
     : sql``
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
         coalesce(a, '[]') as attachments, k as "clientMsgId"
-      from json_to_recordset(${jsonLiteral(JSON.stringify(batch.map(compactRow)))}) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text)
+      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text)
     ), replies as (
       select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
       from input x join ${messages} r on r.id = x."replyToId"
@@ -102,12 +99,12 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       from fresh f join bumped b on b.id = f."roomId"
     ), inserted as (
       insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
-      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${timestampLiteral(createdAt)} from numbered
+      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${createdAt}::timestamptz from numbered
     )${prune}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
       case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
     from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i
-      cross join (select ${timestampLiteral(deadline)} as at) d`
+      cross join (select ${deadline}::timestamptz as at) d`
 }

@@ -5,7 +5,6 @@ import { roomEvents, rooms } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
 import { refusals } from '../core/errors.js'
 import type { Connection } from '../realtime/connection.js'
-import { jsonLiteral } from '../../db/json-literal.js'
 import { eventsAfter, frameOf, type NewRoomEvent, type RoomEvent } from '../../db/queries/room-events.js'
 
 export type { RoomEvent, NewRoomEvent }
@@ -67,10 +66,10 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
 
   async function write (tx: ChatDb, events: RoomEvent[]): Promise<void> {
     if (events.length === 0) return
-    // One statement for any number of events: the rows travel as one JSON literal instead of four bound
-    // parameters per row (see json-literal.ts).
+    // One statement for any number of events: the rows travel as one JSON parameter instead of four
+    // bound parameters per row, and the text stays the same (postgres.js remembers the texts it ran).
     await tx.execute(sql`insert into ${roomEvents} (room_id, seq, event, data)
-      select "roomId", seq, event, data from json_to_recordset(${jsonLiteral(eventRowsJson(events))}) as e("roomId" uuid, seq int, event text, data jsonb)`)
+      select "roomId", seq, event, data from json_to_recordset(${eventRowsJson(events)}::text::json) as e("roomId" uuid, seq int, event text, data jsonb)`)
   }
 
   const log: RoomLog = {

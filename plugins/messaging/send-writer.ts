@@ -6,7 +6,6 @@ import { rows as rowsOf, type ChatDb } from '../../db/client.js'
 import { chatError, refusals } from '../core/errors.js'
 import { GroupCommit } from '../../lib/group-commit.js'
 import { withDeadline, type Deadline } from '../../lib/deadline.js'
-import { jsonLiteral } from '../../db/json-literal.js'
 import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../../db/queries/send-batch.js'
 import { excerptOf, hydrate, messagesByIds, toMessage, type MessageRow } from '../../db/queries/message-reader.js'
 import type { Message } from '../../schemas/messaging.js'
@@ -173,7 +172,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
   async function existingRetries (reader: ChatDb, retries: SendJob[]): Promise<Map<string, Message>> {
     const keys = retries.map((job) => ({ room_id: job.roomId, sender_id: job.sender.id, client_msg_id: job.clientMsgId }))
     const matches = rowsOf<{ id: string }>(await reader.execute(sql`select m.id from ${messages} m
-      join json_to_recordset(${jsonLiteral(JSON.stringify(keys))}) as k(room_id uuid, sender_id text, client_msg_id text)
+      join json_to_recordset(${JSON.stringify(keys)}::text::json) as k(room_id uuid, sender_id text, client_msg_id text)
         on m.room_id = k.room_id and m.sender_id = k.sender_id and m.client_msg_id = k.client_msg_id`))
     const originals = await messagesByIds(reader, matches.map((match) => match.id))
     const hydrated = await hydrate(reader, originals)
