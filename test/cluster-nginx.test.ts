@@ -1,48 +1,21 @@
 import t from 'tap'
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { type ClusterNode, clusterSkip, isRun, Peer, startProcessCluster, storm } from './fixtures/cluster.js'
 import { sleep, until } from './fixtures/timing.js'
-import { ROOT } from './fixtures/process.js'
-import { freePort } from './fixtures/redis-server.js'
+import { deployNginxConf, nginxSkip, startNginx } from './fixtures/nginx.js'
 import { sampleValue, scrape } from './fixtures/prometheus.js'
 
 // deploy/nginx.conf itself, its upstream pointed at real nodes: clients that nginx spreads over the
 // nodes (no sticky sessions) share one room. Runs where an nginx binary is installed.
-const hasNginx = spawnSync('nginx', ['-v']).status === 0
-const skip = clusterSkip() || (!hasNginx && 'needs an nginx binary (apt-get install nginx-light)')
+const skip = clusterSkip() || nginxSkip
 
 t.test('deploy/nginx.conf: clients spread over the nodes by nginx, without stickiness, share a room', { skip }, async (t) => {
   const cluster = await startProcessCluster(t, { nodes: 2 })
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'chat-nginx-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const upstreams = cluster.nodes.map((node) => `    server ${new URL(node.httpUrl).host} max_fails=1 fail_timeout=5s;`).join('\n')
-  const site = readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8')
+  const site = deployNginxConf()
     .replace(/^ {4}server chat-node-\d:3000[^\n]*\n/gm, '')
     .replace('    keepalive 32;', `${upstreams}\n    keepalive 32;`)
-    .replace('listen 80;', `listen 127.0.0.1:${port};`)
   t.notMatch(site, /chat-node-/, 'every example upstream was replaced')
-  writeFileSync(join(dir, 'chat.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 512; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  include ${dir}/chat.conf;
-}
-`)
-  const nginx = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let nginxErrors = ''
-  nginx.stderr.on('data', (chunk: Buffer) => { nginxErrors += chunk.toString() })
-  t.teardown(() => { if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL') })
-  const front = `http://127.0.0.1:${port}`
-  await until('nginx to answer /health through the upstream', async () => (await fetch(`${front}/health`).catch(() => null))?.status === 200, { timeoutMs: 10000, everyMs: 50 })
-    .catch((error: Error) => { throw new Error(`${error.message}; nginx said: ${nginxErrors}`) })
+  const { front } = await startNginx(t, (port) => site.replace('listen 80;', `listen 127.0.0.1:${port};`))
 
   // A stand-in node whose URLs are nginx's: Peer connects through it.
   const viaNginx = { httpUrl: front, wsUrl: `${front.replace(/^http/, 'ws')}/ws`, name: 'nginx' } as unknown as ClusterNode

@@ -1,7 +1,6 @@
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { createSigner } from 'fast-jwt'
@@ -11,6 +10,7 @@ import { resolveConfig } from '../plugins/core/config.js'
 import { createScratchDatabase } from './fixtures/database.js'
 import { ROOT } from './fixtures/process.js'
 import { freePort } from './fixtures/redis-server.js'
+import { deployNginxConf, nginxSkip, startNginx } from './fixtures/nginx.js'
 import { randomPrefix } from './fixtures/server.js'
 import { TestClient } from './fixtures/ws-client.js'
 
@@ -29,7 +29,7 @@ interface ComposeService {
 }
 
 const compose = parse(readFileSync(join(ROOT, 'deploy/compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> }
-const nginxConf = readFileSync(join(ROOT, 'deploy/nginx.conf'), 'utf8')
+const nginxConf = deployNginxConf()
 const dockerfile = readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8')
 const nodeNames = Object.keys(compose.services).filter((name) => name.startsWith('chat-node-'))
 const SECRET = 'a-compose-secret-that-is-long-enough'
@@ -100,9 +100,8 @@ function ensureBuilt (): void {
 }
 
 const services = process.env.DATABASE_URL && process.env.REDIS_URL ? false : 'needs DATABASE_URL and REDIS_URL (real Postgres and Redis)'
-const noNginx = spawnSync('nginx', ['-v']).status === 0 ? false : 'needs an nginx binary'
 
-t.test('the compose nodes as plain processes (node dist/server.js) behind deploy/nginx.conf serve a chat', { skip: services || noNginx, timeout: 240000 }, async (t) => {
+t.test('the compose nodes as plain processes (node dist/server.js) behind deploy/nginx.conf serve a chat', { skip: services || nginxSkip, timeout: 240000 }, async (t) => {
   ensureBuilt()
   const databaseUrl = await createScratchDatabase(t, process.env.DATABASE_URL!)
   const redisPrefix = randomPrefix()
@@ -131,34 +130,12 @@ t.test('the compose nodes as plain processes (node dist/server.js) behind deploy
     nodes.push({ name, port, child, output: () => output })
   }
 
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'chat-deploy-nginx-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   // deploy/nginx.conf with each compose service name resolved to its process: nothing else changes.
-  let site = nginxConf.replace('listen 80;', `listen 127.0.0.1:${port};`)
+  let site = nginxConf
   for (const node of nodes) site = site.replace(`server ${node.name}:3000`, `server 127.0.0.1:${node.port}`)
   t.notMatch(site, /chat-node-/, 'every upstream is a running node')
-  writeFileSync(join(dir, 'chat.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  include ${dir}/chat.conf;
-}
-`)
-  const check = spawnSync('nginx', ['-t', '-c', join(dir, 'nginx.conf'), '-p', dir], { encoding: 'utf8' })
-  t.equal(check.status, 0, `nginx -t accepts it ${check.stderr}`)
-  const nginx = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;'], { stdio: 'ignore' })
-  t.teardown(() => { if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL') })
-  const front = `http://127.0.0.1:${port}`
-  for (let attempt = 0; ; attempt++) {
-    if ((await fetch(`${front}/ready`).catch(() => null))?.status === 200) break
-    if (attempt > 100) throw new Error('nginx does not answer /ready')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
+  const { front, configTest } = await startNginx(t, (port) => site.replace('listen 80;', `listen 127.0.0.1:${port};`), '/ready')
+  t.equal(configTest.status, 0, `nginx -t accepts it ${configTest.stderr}`)
 
   const sign = createSigner({ key: SECRET, algorithm: 'HS256', expiresIn: 600000 })
   const ws = `${front.replace(/^http/, 'ws')}/ws`
