@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import { messages, roomEvents, rooms, type Attachment, type MessageType } from '../schema/index.js'
+import { messages, roomEvents, roomMembers, rooms, type Attachment, type MessageType } from '../schema/index.js'
 
 /** One send of a batch as the statement reads it; `i` is its place in the batch. */
 export interface SendBatchRow {
@@ -12,6 +12,8 @@ export interface SendBatchRow {
   replyToId: string | null
   attachments: Attachment[]
   clientMsgId: string | null
+  /** A send made as the server (the host's code): written without a membership row. */
+  asServer?: boolean
 }
 
 /** What the statement says of each send, by `i`. */
@@ -27,6 +29,8 @@ export interface SendBatchResult {
   reply_deleted: boolean | null
   /** Only read for a send that was not written: false when its room does not exist. */
   room_exists: boolean | null
+  /** True when the send was refused because its sender is not a member of the room (now, under its lock). */
+  not_member: boolean
 }
 
 /**
@@ -37,6 +41,12 @@ export interface SendBatchResult {
  * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
  *   batches (two per node, and other nodes) wait for each other instead of deadlocking; the UPDATE's
  *   one-time filter reads it first;
+ * - `members` then reads the senders' membership rows with FOR KEY SHARE: a kick or a leave takes the
+ *   room's lock before it deletes the row, so once this statement holds the lock no removal is in
+ *   flight, and the row lock reads the row's latest version (a plain read would use the snapshot taken
+ *   before the lock wait, in which a member removed meanwhile is still there). Holding the key share
+ *   also keeps the row until the commit. `checked` drops the sends of non-members (the server's own
+ *   sends need no row), before any seq is taken;
  * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
  *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
  * - the messages are inserted, and with `retention` the room events it no longer keeps are pruned.
@@ -60,6 +70,7 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
   if (row.replyToId !== null) compact.p = row.replyToId
   if (row.attachments.length > 0) compact.a = row.attachments
   if (row.clientMsgId !== null) compact.k = row.clientMsgId
+  if (row.asServer === true) compact.v = true
   return compact
 }
 
@@ -75,8 +86,8 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     : sql``
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
-        coalesce(a, '[]') as attachments, k as "clientMsgId"
-      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text)
+        coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer"
+      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text, v boolean)
     ), replies as (
       select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
       from input x join ${messages} r on r.id = x."replyToId"
@@ -89,14 +100,25 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
           select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId" offset 0))
     ), locked as (
       select id from ${rooms} where id in (select "roomId" from fresh) order by id for update
+    ), members as materialized (
+      -- The one-time filter reads locked first: the rooms are locked before any membership row is read.
+      select m.room_id, m.user_id
+      from (select distinct "roomId", "senderId" from fresh where not "asServer") s
+        join ${roomMembers} m on m.room_id = s."roomId" and m.user_id = s."senderId"
+      where (select count(*) from locked) >= 0
+      for key share of m
+    ), checked as (
+      select f.*, (f."asServer" or exists (select 1 from members m where m.room_id = f."roomId" and m.user_id = f."senderId")) as member
+      from fresh f
     ), bumped as (
       update ${rooms} r set last_seq = r.last_seq + c.n, updated_at = now()
-      from (select "roomId", count(*)::int as n from fresh group by "roomId") c
+      from (select "roomId", count(*)::int as n from checked where member group by "roomId") c
       where r.id = c."roomId" and (select count(*) from locked) >= 0
       returning r.id, r.last_seq, c.n
     ), numbered as (
       select f.*, (b.last_seq - b.n + row_number() over (partition by f."roomId" order by f.i))::int as seq
-      from fresh f join bumped b on b.id = f."roomId"
+      from checked f join bumped b on b.id = f."roomId"
+      where f.member
     ), inserted as (
       insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
       select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${createdAt}::timestamptz from numbered
@@ -104,7 +126,8 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
+      coalesce(not k.member, false) as not_member,
       case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
-    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i
+    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i left join checked k on k.i = x.i
       cross join (select ${deadline}::timestamptz as at) d`
 }

@@ -61,8 +61,10 @@ export class MemoryBroker implements Broker {
     if (this.#closed) throw refusals.brokerClosed()
   }
 
-  // An in-process bus never loses its connection, so there is nothing to announce.
+  // An in-process bus never loses its connection, so there is nothing to announce either way.
   onReconnect (_listener: () => void): void {}
+
+  onDisconnect (_listener: () => void): void {}
 
   async close (): Promise<void> {
     this.#closed = true

@@ -75,7 +75,10 @@ export class RedisBroker implements Broker {
   // channel is a key to it), plain messages without.
   readonly #receivedPrefix: string
   readonly #reconnectListeners: Array<() => void> = []
+  readonly #disconnectListeners: Array<() => void> = []
   #subscriberWasReady = false
+  /** Whether the subscriber connection is up, as far as its last 'ready' or 'close' said. */
+  #subscriberUp = false
   #closed = false
 
   constructor (options: RedisBrokerOptions) {
@@ -105,6 +108,7 @@ export class RedisBroker implements Broker {
       this.#deliver(name, payload)
     })
     this.#subscriber.on('ready', () => { this.#subscriberReady() })
+    this.#subscriber.on('close', () => { this.#subscriberLost() })
     this.#publishTimeout = new SharedTimeout(this.#timeoutMs, () => this.#timedOut('publish'))
   }
 
@@ -206,6 +210,10 @@ export class RedisBroker implements Broker {
     this.#reconnectListeners.push(listener)
   }
 
+  onDisconnect (listener: () => void): void {
+    this.#disconnectListeners.push(listener)
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -215,6 +223,7 @@ export class RedisBroker implements Broker {
     this.#channels.clear()
     this.#byUpstreamName.clear()
     this.#reconnectListeners.length = 0
+    this.#disconnectListeners.length = 0
     const closing = [quit(this.#subscriber, this.#timeoutMs)]
     if (this.#ownsClient) closing.push(quit(this.client, this.#timeoutMs))
     await Promise.all(closing)
@@ -287,6 +296,7 @@ export class RedisBroker implements Broker {
   }
 
   #subscriberReady (): void {
+    this.#subscriberUp = true
     if (!this.#subscriberWasReady) {
       this.#subscriberWasReady = true
       return
@@ -308,6 +318,19 @@ export class RedisBroker implements Broker {
         }
       }
     }, (error: unknown) => this.#onError(error, `Redis subscriber at ${this.#description} after reconnect`))
+  }
+
+  /** Once per outage: ioredis emits 'close' again after each failed reconnection attempt. */
+  #subscriberLost (): void {
+    if (!this.#subscriberUp || this.#closed) return
+    this.#subscriberUp = false
+    for (const listener of this.#disconnectListeners) {
+      try {
+        listener()
+      } catch (error) {
+        this.#onError(error, 'broker disconnect listener')
+      }
+    }
   }
 
   // ioredis emits an error for every failed reconnection attempt; one report per outage is enough.

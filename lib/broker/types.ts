@@ -20,5 +20,10 @@ export interface Broker {
   ping (): Promise<void>
   /** Called after the broker reconnected and resubscribed: messages may have been missed meanwhile. */
   onReconnect (listener: () => void): void
+  /**
+   * Called when the connection that receives messages is lost: from then until onReconnect, messages
+   * published by other nodes may be missed (a node that caches what they invalidate must not trust it).
+   */
+  onDisconnect (listener: () => void): void
   close (): Promise<void>
 }

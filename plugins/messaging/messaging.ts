@@ -12,7 +12,7 @@ import { SendInput, type Message } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
-import type { RoomsService } from '../rooms/types.js'
+import type { RoomAction, RoomsService } from '../rooms/types.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
@@ -108,6 +108,16 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     return { row, role }
   }
 
+  /**
+   * The cache said the user may; the database decides, in the writing transaction after the room's lock
+   * (taken by roomLog.append), so a kick or a demotion committed on any node meanwhile rolls the write back.
+   */
+  async function stillMay (tx: ChatDb, user: ChatUser, roomId: string, action: RoomAction): Promise<void> {
+    const role = await roomsService().actingRoleIn(tx, user, roomId, action)
+    if (role === null) throw refusals.notMember()
+    if (!roomsService().can(role, action)) throw chatError('FORBIDDEN', `a ${role} may not do this here`)
+  }
+
   async function hydrateOne (tx: ChatDb, messageId: string): Promise<Message> {
     const row = await messageById(tx, messageId)
     if (row === null) throw refusals.messageNotFound()
@@ -139,6 +149,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       attachments,
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
+      asServer: user.server === true,
       except: options.except ?? null,
     }
   }
@@ -177,6 +188,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         if (updated.length === 0) throw refusals.messageDeleted()
         const message = await hydrateOne(tx, messageId)
         const events = await roomLog.append(tx, row.roomId, [{ event: 'message.updated', data: { message } }])
+        await stillMay(tx, user, row.roomId, 'message.edit.own')
         return { message, events }
       })
       await roomLog.publish(events, except)
@@ -197,7 +209,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
           .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
         if (updated.length === 0) return []
         await tx.delete(reactions).where(eq(reactions.messageId, messageId))
-        return await roomLog.append(tx, row.roomId, [{ event: 'message.deleted', data: { messageId } }])
+        const appended = await roomLog.append(tx, row.roomId, [{ event: 'message.deleted', data: { messageId } }])
+        await stillMay(tx, user, row.roomId, own ? 'message.delete.own' : 'message.delete.any')
+        return appended
       })
       await roomLog.publish(events, except)
       return placeOf(events)
@@ -216,6 +230,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         const list = (await reactionsOf(tx, [messageId])).get(messageId) ?? []
         if (changed.length === 0) return { list, events: [] }
         const events = await roomLog.append(tx, row.roomId, [{ event: 'reaction.updated', data: { messageId, reactions: list } }])
+        await stillMay(tx, user, row.roomId, 'message.react')
         return { list, events }
       })
       await roomLog.publish(events, except)

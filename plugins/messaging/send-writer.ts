@@ -34,6 +34,8 @@ export interface SendJob {
   attachments: Attachment[]
   replyToId: string | null
   clientMsgId: string | null
+  /** Sent as the server (the host's code): no membership row is asked for. */
+  asServer: boolean
   /** The sending socket: it gets the ack, not the push (none for REST and the host's sends). */
   except: Connection | null
 }
@@ -95,6 +97,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         replyToId: job.replyToId,
         attachments: job.attachments,
         clientMsgId: job.clientMsgId,
+        asServer: job.asServer,
       })
     })
     // Past the deadline its senders are told UNAVAILABLE: the statement then refuses to write (send-batch.ts).
@@ -122,6 +125,8 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
       }
       if (answer.seq === null) {
         if (answer.room_exists === false) results[row.i] = refusals.roomNotFound()
+        // The database's answer, whatever this node's cache said (a kick on another node, Redis down).
+        else if (answer.not_member) results[row.i] = refusals.notMember()
         else retried.push(row.i)
         continue
       }

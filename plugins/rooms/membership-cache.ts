@@ -66,6 +66,8 @@ class LoadingCache<V> {
   private readonly entries: BoundedMap<V>
   private readonly loads = new Map<string, Load<V>>()
   private readonly tickets = new Map<string, Set<{ stale: boolean }>>()
+  /** False while invalidations may be missed: every get then reads through, and nothing is stored. */
+  sure = true
 
   constructor (max: number, private readonly load: (key: string) => Promise<V | null>) {
     this.entries = new BoundedMap(max)
@@ -76,11 +78,14 @@ class LoadingCache<V> {
   }
 
   async get (key: string): Promise<V | null> {
-    const cached = this.entries.get(key)
-    if (cached !== undefined) return cached
+    if (this.sure) {
+      const cached = this.entries.get(key)
+      if (cached !== undefined) return cached
+    }
     const running = this.loads.get(key)
     if (running !== undefined) return await running.promise
-    const load: Load<V> = { promise: Promise.resolve(null), stale: false }
+    // A load made while unsure answers its callers (the database's word) but is never kept.
+    const load: Load<V> = { promise: Promise.resolve(null), stale: !this.sure }
     load.promise = this.load(key).then((value) => {
       if (this.loads.get(key) === load) this.loads.delete(key)
       if (value !== null && !load.stale) this.entries.set(key, value)
@@ -110,7 +115,7 @@ class LoadingCache<V> {
     const set = this.tickets.get(key)
     set?.delete(ticket)
     if (set?.size === 0) this.tickets.delete(key)
-    if (!ticket.stale) this.entries.set(key, value)
+    if (!ticket.stale && this.sure) this.entries.set(key, value)
   }
 
   invalidate (key: string): void {
@@ -172,6 +177,28 @@ export class MembershipCache {
 
   primeUser (userId: string, roomIds: string[], ticket: { stale: boolean }): void {
     this.users.prime(userId, roomIds, ticket)
+  }
+
+  /** Whether the cache is answering from its entries (false: every lookup reads the database). */
+  get trusted (): boolean {
+    return this.rooms.sure
+  }
+
+  /**
+   * Fails closed: invalidations from other nodes may be lost from now on (the broker's connection is
+   * gone), so every entry is dropped and every lookup reads the database, storing nothing, until `trust`.
+   */
+  distrust (): void {
+    this.rooms.sure = false
+    this.users.sure = false
+    this.clear()
+  }
+
+  /** Invalidations arrive again (resubscribed): start afresh from the database. */
+  trust (): void {
+    this.clear()
+    this.rooms.sure = true
+    this.users.sure = true
   }
 
   invalidate (change: { rooms?: Iterable<string>, users?: Iterable<string> }): void {

@@ -5,6 +5,7 @@ import type { ChatDb } from '../../db/client.js'
 import type { Connection } from '../realtime/connection.js'
 import type { CachedRoom } from './types.js'
 import { MembershipCache, type RoomEntry } from './membership-cache.js'
+import { InvalidationRetry, type Invalidation } from './invalidation-retry.js'
 
 /** The broker channel every node listens to for membership cache invalidations. */
 export const INVALIDATE_CHANNEL = 'rooms:invalidate'
@@ -12,13 +13,7 @@ export const INVALIDATE_CHANNEL = 'rooms:invalidate'
 export const ROOM_SUBSCRIBE = 'room.subscribe'
 export const ROOM_UNSUBSCRIBE = 'room.unsubscribe'
 
-/** Which cache entries a committed change makes stale, on every node. */
-export interface Invalidation {
-  rooms?: string[]
-  users?: string[]
-  /** Rooms that no longer exist: every node also drops its sockets' subscriptions to them. */
-  deleted?: string[]
-}
+export type { Invalidation }
 
 export interface MembershipSync {
   /** This node's membership cache, filled from the database on a miss. */
@@ -64,8 +59,11 @@ async function loadUserRooms (db: ChatDb, userId: string): Promise<string[]> {
  * that an invalidation overtakes is not stored. User controls (hub.controlUser) are not used for this
  * because a user's entry can be cached on nodes where the user has no socket (REST, other members'
  * sends). Another node may act on the old state for the broker's latency (about a millisecond); every
- * write re-checks roles under the room's row lock, so only reads and message sends see that window.
- * After a broker reconnect (messages may have been lost) the whole cache is dropped.
+ * write re-checks membership and roles in its own statement or transaction under the room's row lock
+ * (sends, edits, deletes, reactions, read marks: protocol 11.2), so only reads and typing see that
+ * window. While the broker's connection is lost the cache is distrusted (every lookup reads the
+ * database, nothing is kept); after the reconnect (messages may have been lost) it starts empty. An
+ * invalidation whose publish failed is published again until it goes through (invalidation-retry.ts).
  */
 export async function startMembershipSync (app: FastifyInstance): Promise<MembershipSync> {
   const { chatDb: db, chatHub: hub, chatBroker: broker, chatRoomLog: roomLog } = app
@@ -75,6 +73,7 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   })
 
   function applyInvalidation (change: Invalidation): void {
+    if (change.all === true) cache.clear()
     cache.invalidate(change)
     for (const roomId of change.deleted ?? []) {
       for (const connection of [...hub.roomConnections(roomId)]) {
@@ -83,14 +82,24 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
     }
   }
 
+  async function publishInvalidation (change: Invalidation): Promise<void> {
+    await broker.publish(INVALIDATE_CHANNEL, `${hub.nodeId} ${JSON.stringify(change)}`)
+  }
+  const retry = new InvalidationRetry(publishInvalidation, (error) => {
+    app.log.debug({ err: error }, 'rooms: republishing a cache invalidation failed; trying again')
+  })
+
   async function invalidate (change: Invalidation): Promise<void> {
     applyInvalidation(change)
     // One node alone needs no message: the in-process broker has no other subscriber.
     if (broker.kind === 'memory') return
     try {
-      await broker.publish(INVALIDATE_CHANNEL, `${hub.nodeId} ${JSON.stringify(change)}`)
+      await publishInvalidation(change)
     } catch (error) {
-      app.log.error({ err: error }, 'rooms: publishing a cache invalidation failed; other nodes stay stale until their broker reconnects')
+      // Not only logged: published again until it goes through (other nodes' writes are checked by
+      // the database meanwhile, and a node that lost its broker reads membership from the database).
+      app.log.warn({ err: error }, 'rooms: publishing a cache invalidation failed; it is retried until the broker takes it')
+      retry.add(change)
     }
   }
 
@@ -145,12 +154,20 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   }
 
   await broker.subscribe(INVALIDATE_CHANNEL, onInvalidation)
+  // Fail closed: while the broker is away this node would not hear other nodes' invalidations, so its
+  // cache is not trusted (every lookup reads the database) until it is resubscribed and starts afresh.
+  broker.onDisconnect(() => {
+    cache.distrust()
+    app.log.warn('rooms: broker connection lost; membership is read from the database until it is back')
+  })
   broker.onReconnect(() => {
     // Invalidations and controls may have been lost while the broker was away.
-    cache.clear()
+    cache.trust()
+    retry.flushNow()
     reconcileSubscriptions().catch((error: unknown) => app.log.warn({ err: error }, 'rooms: reconciling subscriptions after a broker reconnect failed'))
   })
   app.addHook('onClose', async () => {
+    retry.close()
     await broker.unsubscribe(INVALIDATE_CHANNEL, onInvalidation).catch(() => {})
   })
 

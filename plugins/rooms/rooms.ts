@@ -9,6 +9,7 @@ import { createRoomMembers } from './room-members.js'
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
 import { loadSummaries } from './room-summaries.js'
+import { memberRoleIn } from './room-rows.js'
 
 // The service's types live in types.ts; re-exported for code that imported them from here.
 export type { Actor, JoinResult, SessionSnapshot, RoomsApiMethods } from './types.js'
@@ -60,6 +61,11 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const entry = await cache.room(roomId)
       if (entry === null || entry.room.tenant !== user.tenant) return null
       return claims.actingRole(user, entry.members.get(user.id), action ?? '')
+    },
+
+    async actingRoleIn (tx, user, roomId, action) {
+      if (user.server === true) return 'OWNER'
+      return claims.actingRole(user, await memberRoleIn(tx, roomId, user.id), action ?? '')
     },
 
     async listForUser (user) {

@@ -3,6 +3,7 @@ import type { ChatUser, Connection } from '../realtime/connection.js'
 import type { CreateRoomData, Favorite, Member, MemberWithStatus, Person, RoomPatchData, RoomSummary } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
 import type { MembershipCache } from './membership-cache.js'
+import type { ChatDb } from '../../db/client.js'
 
 /** What the per-node cache knows of a room: enough to authorize a send without a database read. */
 export interface CachedRoom {
@@ -97,6 +98,11 @@ export interface RoomsApiMethods {
    * membership's role, raised to MODERATOR for moderator actions by the permissions claim chats:moderate.
    */
   actingRole (user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
+  /**
+   * The same, read from room_members in the caller's transaction (FOR KEY SHARE), not from the cache: a
+   * write calls it after its room lock, so a kick committed on any node is seen (protocol 11.2).
+   */
+  actingRoleIn (tx: ChatDb, user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
   /** The node's membership cache (sizes, tests). */
   readonly cache: MembershipCache
 }
