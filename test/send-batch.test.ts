@@ -17,9 +17,12 @@ async function openFresh (test: Parameters<typeof freshDatabaseUrl>[0]): Promise
   return handle
 }
 
-async function createRoom (handle: DatabaseHandle): Promise<string> {
+async function createRoom (handle: DatabaseHandle, memberIds: string[] = ['u']): Promise<string> {
   const created = rows<{ id: string }>(await handle.db.execute(sql`insert into chat.rooms (name, type, created_by) values ('r', 'GROUP', 'u') returning id`))
-  return (created[0] as { id: string }).id
+  const roomId = (created[0] as { id: string }).id
+  // The statement writes only the sends of members (protocol 11.2).
+  for (const userId of memberIds) await handle.db.execute(sql`insert into chat.room_members (room_id, user_id) values (${roomId}, ${userId})`)
+  return roomId
 }
 
 function sends (roomId: string, count: number, tag: string): SendBatchRow[] {
@@ -58,6 +61,8 @@ t.test('the retry check probes the clientMsgId index per send, whatever the stat
   // hashing the whole table by itself (it did at 10,000 rows before the check was fenced).
   await handle.db.execute(sql`insert into chat.messages (room_id, seq, sender_id, content, client_msg_id)
     select ${roomId}, n, 'u', 'x', 'seed-' || n from generate_series(1, 10000) as n`)
+  // And members enough that reading all of room_members per batch would show too.
+  await handle.db.execute(sql`insert into chat.room_members (room_id, user_id) select ${roomId}, 'm-' || n from generate_series(1, 10000) as n`)
   const dialect = new PgDialect()
   const query = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 0, inAMinute()))
   const other = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 3, 'other'), new Date().toISOString(), 0, inAMinute()))
@@ -72,6 +77,8 @@ t.test('the retry check probes the clientMsgId index per send, whatever the stat
   const plan = rows<{ 'QUERY PLAN': string }>(planRows).map((row) => row['QUERY PLAN']).join('\n')
   t.match(plan, /Index Only Scan using messages_client_msg_idx on messages m/, 'the retry check uses the index')
   t.notMatch(plan, /Seq Scan on messages m\b/, 'and never reads the whole table')
+  t.match(plan, /Index Scan using room_members_room_id_user_id_pk on room_members m/, 'the membership check probes the primary key')
+  t.notMatch(plan, /Seq Scan on room_members/, 'and never reads the whole of room_members')
 })
 
 t.test('a batch that waits past its deadline for a room lock writes nothing', { skip: process.env.DATABASE_URL ? false : 'needs two connections to one database: set DATABASE_URL' }, async (t) => {
@@ -90,4 +97,55 @@ t.test('a batch that waits past its deadline for a room lock writes nothing', { 
   const error = await batch
   t.equal(toWireError(error).code, 'UNAVAILABLE', 'it fails once it gets the lock, its deadline gone')
   t.same(await stored(handle, roomId), { messages: 0, lastSeq: 0 }, 'and writes nothing')
+})
+
+t.test('the statement writes only the sends of members: a non-member\'s send takes no seq and says not_member; the server\'s needs no row', async (t) => {
+  const handle = await openFresh(t)
+  const roomId = await createRoom(handle, ['u'])
+  const batch: SendBatchRow[] = [
+    ...sends(roomId, 2, 'member'),
+    { i: 2, id: randomUUID(), roomId, senderId: 'stranger', type: 'TEXT', content: 'not a member', replyToId: null, attachments: [], clientMsgId: 'stranger-1' },
+    { i: 3, id: randomUUID(), roomId, senderId: 'system', type: 'SYSTEM', content: 'from the server', replyToId: null, attachments: [], clientMsgId: null, asServer: true },
+    { i: 4, id: randomUUID(), roomId: randomUUID(), senderId: 'u', type: 'TEXT', content: 'no such room', replyToId: null, attachments: [], clientMsgId: null },
+  ]
+  const answers = new Map(rows<SendBatchResult>(await handle.db.execute(sendBatchStatement(batch, new Date().toISOString(), 0, inAMinute())))
+    .map((answer) => [answer.i, answer]))
+  t.same([0, 1, 3].map((i) => Number(answers.get(i)?.seq)), [1, 2, 3], 'the members\' and the server\'s sends take seqs 1..3, no gap')
+  t.match(answers.get(2), { seq: null, not_member: true, room_exists: true }, 'the non-member\'s send is not written and says so')
+  t.match(answers.get(4), { seq: null, room_exists: false }, 'a send to a room that does not exist still says so')
+  t.same([0, 1, 3].map((i) => answers.get(i)?.not_member), [false, false, false], 'the written ones are not flagged')
+  t.same(await stored(handle, roomId), { messages: 3, lastSeq: 3 }, 'three messages stored, none of the stranger\'s')
+})
+
+t.test('a kick that commits while a batch waits for the room lock: the batch writes nothing of the kicked sender', { skip: process.env.DATABASE_URL ? false : 'needs two connections to one database: set DATABASE_URL' }, async (t) => {
+  const url = await freshDatabaseUrl(t)
+  const handle = await openDatabase(url)
+  t.teardown(() => handle.close())
+  const roomId = await createRoom(handle, ['u', 'v'])
+  const kicker = postgres(url, { max: 1, onnotice: () => {} })
+  t.teardown(() => kicker.end({ timeout: 1 }))
+  // As room-members.ts kicks: the room's row lock, then the membership row deleted, then the commit.
+  let commit!: () => void
+  const committing = new Promise<void>((resolve) => { commit = resolve })
+  let deleted!: () => void
+  const rowDeleted = new Promise<void>((resolve) => { deleted = resolve })
+  const kick = kicker.begin(async (tx) => {
+    await tx`select id from chat.rooms where id = ${roomId} for update`
+    await tx`delete from chat.room_members where room_id = ${roomId} and user_id = 'u'`
+    deleted()
+    await committing
+  })
+  await rowDeleted
+  // The batch's snapshot is taken now, with u still a member; it then waits for the room's lock.
+  const batch = handle.db.execute(sendBatchStatement([
+    ...sends(roomId, 3, 'kicked'),
+    { i: 3, id: randomUUID(), roomId, senderId: 'v', type: 'TEXT', content: 'still a member', replyToId: null, attachments: [], clientMsgId: 'v-1' },
+  ], new Date().toISOString(), 0, inAMinute())).then((result) => result) // then() sends it now (the query is lazy)
+  await sleep(200)
+  commit()
+  await kick
+  const answers = rows<SendBatchResult>(await batch).sort((a, b) => a.i - b.i)
+  t.same(answers.map((answer) => answer.not_member), [true, true, true, false], 'the kicked sender\'s sends are refused, the other member\'s is not')
+  t.same(answers.map((answer) => answer.seq === null ? null : Number(answer.seq)), [null, null, null, 1], 'only the member\'s send takes a seq')
+  t.same(await stored(handle, roomId), { messages: 1, lastSeq: 1 }, 'nothing of the kicked sender is stored')
 })

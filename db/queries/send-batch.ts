@@ -108,8 +108,8 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       where (select count(*) from locked) >= 0
       for key share of m
     ), checked as (
-      select f.*, (f."asServer" or exists (select 1 from members m where m.room_id = f."roomId" and m.user_id = f."senderId")) as member
-      from fresh f
+      select f.*, (f."asServer" or m.user_id is not null) as member
+      from fresh f left join members m on m.room_id = f."roomId" and m.user_id = f."senderId"
     ), bumped as (
       update ${rooms} r set last_seq = r.last_seq + c.n, updated_at = now()
       from (select "roomId", count(*)::int as n from checked where member group by "roomId") c
