@@ -2,10 +2,13 @@ import t from 'tap'
 import { sql } from 'drizzle-orm'
 import { rows } from '../db/client.js'
 import type { AuthorizeRequest } from '../plugins/core/config.js'
+import { RedisBroker } from '../lib/broker/redis.js'
+import { InvalidationRetry, type Invalidation } from '../plugins/rooms/invalidation-retry.js'
+import { INVALIDATE_CHANNEL } from '../plugins/rooms/membership-sync.js'
 import { connect, groupRoom, uid, type Person } from './fixtures/chat.js'
 import { hasRedisServer, RedisServer } from './fixtures/redis-server.js'
 import { rest, scopeOf } from './fixtures/rooms.js'
-import { startCluster, startNode, type TestNode } from './fixtures/server.js'
+import { randomPrefix, startCluster, startNode, type TestNode } from './fixtures/server.js'
 import { until } from './fixtures/timing.js'
 
 // Membership is enforced by the database where it writes (protocol 11.2): a member removed on one node
@@ -152,4 +155,36 @@ t.test('one node (the embedded defaults or DATABASE_URL): a write racing a kick 
   t.equal(system.sender.id, 'system', 'a SYSTEM message from the host\'s code is written')
   await rejoin(roomId)
   t.equal(await outcome(victim, 'message.send', { roomId, content: 'back in', clientMsgId: 'v-back' }), 'ack', 'a member again: V sends')
+})
+
+t.test('an invalidation whose publish fails while Redis is down is published again, merged, once it is back', { skip: !hasRedisServer() && 'needs a redis-server binary' }, async (t) => {
+  const redis = await RedisServer.start(t)
+  const prefix = randomPrefix()
+  const publisher = new RedisBroker({ url: redis.url, prefix, onError: () => {} })
+  const watcher = new RedisBroker({ url: redis.url, prefix, onError: () => {} })
+  t.teardown(async () => { await publisher.close(); await watcher.close() })
+  await Promise.all([publisher.ready(), watcher.ready()])
+  const heard: Invalidation[] = []
+  await watcher.subscribe(INVALIDATE_CHANNEL, (payload) => { heard.push(JSON.parse(payload) as Invalidation) })
+  let watcherBack = false
+  watcher.onReconnect(() => { watcherBack = true })
+
+  let failures = 0
+  const retry = new InvalidationRetry(async (change) => {
+    // Once Redis is back, held back until the watcher has resubscribed, so that it cannot miss the publish
+    // that succeeds; while Redis is down the publish itself fails.
+    if (redis.running && !watcherBack) throw new Error('the watcher is not back yet')
+    await publisher.publish(INVALIDATE_CHANNEL, JSON.stringify(change))
+  }, () => { failures += 1 })
+  t.teardown(() => retry.close())
+
+  await redis.stop()
+  retry.add({ rooms: ['r1'], users: ['u1'] })
+  retry.add({ rooms: ['r2'], deleted: ['r3'] })
+  await until('two failed publishes while Redis is down', () => failures >= 2, { timeoutMs: 10000, everyMs: 25 })
+  t.ok(retry.pending, 'the invalidation is still pending')
+  await redis.restart()
+  await until('the retried invalidation to arrive', () => heard.length > 0, { timeoutMs: 20000, everyMs: 25 })
+  t.same(heard, [{ rooms: ['r1', 'r2'], users: ['u1'], deleted: ['r3'] }], 'one message, the two invalidations merged')
+  t.notOk(retry.pending, 'nothing left pending')
 })
