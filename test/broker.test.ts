@@ -288,6 +288,9 @@ t.test('Redis restart: fail fast while down, resubscribe and announce after', as
   let reconnects = 0
   let onNextReconnect: (() => void) | undefined
   b.onReconnect(() => { reconnects++; onNextReconnect?.() })
+  // Said once per outage, before the reconnect: a node's membership cache distrusts itself meanwhile.
+  const disconnects: number[] = []
+  b.onDisconnect(() => { disconnects.push(reconnects) })
   const nextReconnect = (): Promise<void> => new Promise((resolve) => { onNextReconnect = resolve })
   const payloads: string[] = []
   let onNextPayload: (() => void) | undefined
@@ -319,6 +322,7 @@ t.test('Redis restart: fail fast while down, resubscribe and announce after', as
   await server.restart()
   await within(reconnected, 10000, 'onReconnect')
   t.equal(reconnects, 1, 'onReconnect fired once')
+  t.same(disconnects, [0], 'onDisconnect fired once, before it, however many reconnection attempts failed')
   const watcher = await observer(t, url)
   // ioredis resubscribes room:gone too (its UNSUBSCRIBE never reached Redis); the broker drops it.
   // Waited for, then asserted: the assertion shows what is subscribed when it is not the expected one.
@@ -339,6 +343,7 @@ t.test('Redis restart: fail fast while down, resubscribe and announce after', as
   await watcher.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
   await within(reconnectedAgain, 10000, 'second onReconnect')
   t.equal(reconnects, 2)
+  t.same(disconnects, [0, 1], 'and once for the subscriber connection killed alone')
   t.same(await seenByListener, [`${prefix}room:r`], 'subscriptions are live before the listeners run')
   arrived = nextPayload()
   await a.publish('room:r', 'again')
