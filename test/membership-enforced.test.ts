@@ -60,8 +60,9 @@ t.test('Redis SIGKILLed, the owner on node A kicks V: V on node B gets nothing w
   if (nodeA === undefined || nodeB === undefined) throw new Error('cluster did not start')
   const owner = await connect(nodeA, uid('owner'))
   const victim = await connect(nodeB, uid('victim'))
-  t.teardown(() => { owner.client.close(); victim.client.close() })
-  const roomId = await groupRoom(owner, [victim.id])
+  const witness = await connect(nodeB, uid('witness'))
+  t.teardown(() => { owner.client.close(); victim.client.close(); witness.client.close() })
+  const roomId = await groupRoom(owner, [victim.id, witness.id])
   // V was a member: a message of theirs to edit and react to, and node B's cache warmed with the room.
   const first = (await victim.client.ack('message.send', { roomId, content: 'while a member', clientMsgId: 'v-0' })).message as { id: string }
   t.equal(await outcome(victim, 'history.fetch', { roomId }), 'ack', 'before: V reads the history on node B')
@@ -83,6 +84,16 @@ t.test('Redis SIGKILLed, the owner on node A kicks V: V on node B gets nothing w
   t.not(await outcome(victim, 'reaction.add', { messageId: first.id, emoji: '👍' }), 'ack', 'a reaction is refused')
   t.not(await outcome(victim, 'message.read', { roomId, seq: 1 }), 'ack', 'a read mark is refused')
   t.not(await outcome(victim, 'message.delete', { messageId: first.id }), 'ack', 'a delete is refused')
+
+  // Node B never heard of the kick, but it drops subscriptions the database no longer backs: V's socket
+  // stops getting the room's pushes, even those sent on node B itself.
+  const victimSubscribed = (): boolean => [...scopeOf(nodeB).chatHub.roomConnections(roomId)].some((connection) => connection.userId === victim.id)
+  await until('V\'s socket on node B to lose the room', () => !victimSubscribed(), { timeoutMs: 10000, everyMs: 50 })
+  const fromWitness = (await witness.client.ack('message.send', { roomId, content: 'not for V', clientMsgId: 'w-1' })).message as { id: string }
+  // The push to V's socket, had there been one, was written before the witness's ack, so before this reply.
+  await victim.client.request('history.fetch', { roomId })
+  t.notOk(victim.client.frames.some((frame) => frame.event === 'message.new' && (frame.data?.message as { id?: string } | undefined)?.id === fromWitness.id),
+    'V is not pushed a message sent on node B after the kick')
   t.notOk(redis.running, '(all of it while Redis is still down)')
 
   const during = await storedOf(nodeB, roomId, victim.id)

@@ -12,6 +12,8 @@ export const INVALIDATE_CHANNEL = 'rooms:invalidate'
 /** Hub user controls: subscribe / unsubscribe every socket of a user, on every node. */
 export const ROOM_SUBSCRIBE = 'room.subscribe'
 export const ROOM_UNSUBSCRIBE = 'room.unsubscribe'
+/** While the broker is down: how often local sockets lose the rooms their users were removed from. */
+const DROP_WHILE_DOWN_MS = 2000
 
 export type { Invalidation }
 
@@ -119,6 +121,11 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
    * down were lost, so this runs after a reconnect; one query per 500 local users.
    */
   async function reconcileSubscriptions (): Promise<void> {
+    await reconcile(true)
+  }
+
+  /** `subscribe` false: only drops what is no longer a membership (a subscribe needs the broker). */
+  async function reconcile (subscribe: boolean): Promise<void> {
     const byUser = new Map<string, Connection[]>()
     for (const connection of hub.connections()) {
       const userId = connection.userId
@@ -138,7 +145,7 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
       for (const [userId, roomIds] of wanted) {
         for (const connection of byUser.get(userId) ?? []) {
           if (!connection.isOpen) continue
-          for (const roomId of roomIds) if (!connection.rooms.has(roomId)) changes.push(hub.subscribe(connection, roomId))
+          if (subscribe) for (const roomId of roomIds) if (!connection.rooms.has(roomId)) changes.push(hub.subscribe(connection, roomId))
           for (const roomId of [...connection.rooms]) {
             if (roomIds.has(roomId)) continue
             // Asked again through the cache: a join that committed after the query above is not undone.
@@ -156,17 +163,31 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   await broker.subscribe(INVALIDATE_CHANNEL, onInvalidation)
   // Fail closed: while the broker is away this node would not hear other nodes' invalidations, so its
   // cache is not trusted (every lookup reads the database) until it is resubscribed and starts afresh.
+  // The controls that unsubscribe a removed member's sockets are lost too: until the broker is back, this
+  // node drops its sockets' subscriptions that the database no longer backs every DROP_WHILE_DOWN_MS.
+  let dropping: NodeJS.Timeout | null = null
+  const stopDropping = (): void => {
+    if (dropping !== null) clearInterval(dropping)
+    dropping = null
+  }
   broker.onDisconnect(() => {
     cache.distrust()
     app.log.warn('rooms: broker connection lost; membership is read from the database until it is back')
+    stopDropping()
+    dropping = setInterval(() => {
+      reconcile(false).catch((error: unknown) => app.log.warn({ err: error }, 'rooms: dropping lost subscriptions while the broker is down failed'))
+    }, DROP_WHILE_DOWN_MS)
+    dropping.unref()
   })
   broker.onReconnect(() => {
+    stopDropping()
     // Invalidations and controls may have been lost while the broker was away.
     cache.trust()
     retry.flushNow()
     reconcileSubscriptions().catch((error: unknown) => app.log.warn({ err: error }, 'rooms: reconciling subscriptions after a broker reconnect failed'))
   })
   app.addHook('onClose', async () => {
+    stopDropping()
     retry.close()
     await broker.unsubscribe(INVALIDATE_CHANNEL, onInvalidation).catch(() => {})
   })
