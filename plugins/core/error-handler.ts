@@ -2,11 +2,14 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { isChatError, toWireError, type ErrorCode } from './errors.js'
 
+// The codes whose details the contract gives over REST too (protocol 11: QUOTA_EXCEEDED's limit); the
+// others keep Fastify's four fields (RATE_LIMITED says when in Retry-After).
+const REST_DETAILS = new Set<ErrorCode>(['QUOTA_EXCEEDED'])
+
 /** Fastify's error shape with a protocol code; `error` is the status's standard reason phrase. */
 function sendError (reply: FastifyReply, statusCode: number, code: ErrorCode, message: string, details?: unknown): FastifyReply {
   const body: Record<string, unknown> = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Internal Server Error', message }
-  // The same details as the socket's error frame (QUOTA_EXCEEDED's limit, say).
-  if (details !== undefined) body.details = details
+  if (details !== undefined && REST_DETAILS.has(code)) body.details = details
   return reply.code(statusCode).send(body)
 }
 
