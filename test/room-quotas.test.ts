@@ -145,6 +145,19 @@ t.test('the member cap: a victim added by others, by room.create, member add, dm
   t.equal(await roomsOf(node, victim.id), cap)
 })
 
+t.test('the member cap counts the rooms of the user\'s tenant: the same sub in another tenant is another user', async (t) => {
+  const cap = 2
+  const node = await startNode(t, { options: { quotas: { maxRoomsPerUser: cap, roomsPerMinute: 1000 } } })
+  // Never seen by the server, so either tenant may add them (a user who connected belongs to one tenant).
+  const sub = uid('sam')
+  const [ownerThere, ownerHere] = await Promise.all([connect(node, uid('boss'), { tenant: 'b' }), connect(node, uid('boss'))])
+  t.teardown(() => { for (const one of [ownerThere, ownerHere]) one.client.close() })
+  for (let index = 0; index < cap; index += 1) t.equal((await createFrom(ownerThere.client, [sub])).event, 'ack', 'tenant b')
+  t.match((await createFrom(ownerThere.client, [sub])).error, { code: 'QUOTA_EXCEEDED', details: { limit: cap } }, 'at the cap in tenant b')
+  for (let index = 0; index < cap; index += 1) t.equal((await createFrom(ownerHere.client, [sub])).event, 'ack', 'the default tenant has its own count')
+  t.match((await createFrom(ownerHere.client, [sub])).error, { code: 'QUOTA_EXCEEDED', details: { limit: cap } }, 'and its own cap')
+})
+
 t.test('the member cap holds under concurrent writers on two nodes', { skip: sharedServicesSkip() }, async (t) => {
   const cap = 5
   const [a, b] = await startCluster(t, 2, { options: { quotas: { maxRoomsPerUser: cap, roomsPerMinute: 1000 } } }) as [TestNode, TestNode]

@@ -61,9 +61,18 @@ export function createRoomQuotas (config: ChatConfig['quotas']): RoomQuotas {
       // users (each also holds at most one room lock, taken before these).
       const keys = [...new Set(ids.map((id) => lockKeyOf(tenant, id)))].sort((a, b) => a - b)
       await tx.execute(sql`select pg_advisory_xact_lock(${USER_ROOMS_LOCK_CLASS}::int4, k) from unnest(array[${sql.join(keys.map((key) => sql`${key}::int4`), sql`, `)}]) with ordinality as t(k, n) order by n`)
+      // Cheap first: the users' rows in every tenant, from the user_id index alone (about 2 ms for 5000
+      // rows). A room's tenant is in rooms, so only a user at the cap there needs the count scoped to the
+      // tenant, which joins rooms (about 35 ms for 5000 rows): a user is in no more rooms of one tenant
+      // than of all.
+      const totals = await tx.select({ userId: roomMembers.userId, rooms: sql<number>`count(*)::int` }).from(roomMembers)
+        .where(inArray(roomMembers.userId, ids))
+        .groupBy(roomMembers.userId)
+      const near = totals.filter((row) => Number(row.rooms) >= maxRoomsPerUser).map((row) => row.userId)
+      if (near.length === 0) return
       const counts = await tx.select({ userId: roomMembers.userId, rooms: sql<number>`count(*)::int` }).from(roomMembers)
         .innerJoin(rooms, eq(rooms.id, roomMembers.roomId))
-        .where(and(eq(rooms.tenant, tenant), inArray(roomMembers.userId, ids)))
+        .where(and(eq(rooms.tenant, tenant), inArray(roomMembers.userId, near)))
         .groupBy(roomMembers.userId)
       const full = counts.filter((row) => Number(row.rooms) >= maxRoomsPerUser).map((row) => row.userId)
       if (full.length > 0) {
