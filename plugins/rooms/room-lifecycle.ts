@@ -34,9 +34,10 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       if (data.maxMembers !== undefined && memberIds.length + 1 > data.maxMembers) {
         throw chatError('VALIDATION_FAILED', `maxMembers: ${memberIds.length + 1} initial members do not fit in ${data.maxMembers}`, [{ field: 'maxMembers', message: 'smaller than the initial members' }])
       }
+      // Before any database work, so that a refused flood costs the node no query.
+      quotas.takeCreation(user)
       await access.assertSameTenant(memberIds, user.tenant)
       await access.authorize(user, 'room.create', undefined, data)
-      quotas.takeCreation(user)
       const room = await db.transaction(async (tx) => {
         await quotas.admit(tx, user.tenant, [user.id, ...memberIds])
         const [created] = await tx.insert(rooms).values({
