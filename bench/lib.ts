@@ -211,14 +211,19 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 /**
  * What a benchmark changes in the suite's options: every rate bucket the options schema has (per
- * socket and per user) and the per-user socket cap are raised so that the load generator is not
- * refused. Validation, auth and persistence stay on; rooms have no size limit unless one is set.
+ * socket and per user), the per-user socket cap and the per-user room quotas (an owner makes 100 rooms
+ * in a few seconds) are raised so that the load generator is not refused. Validation, auth and
+ * persistence stay on; rooms have no size limit unless one is set.
  */
-export function benchLimits (): { maxConnectionsPerUser: number, rateLimits: Record<string, { rate: number, burst: number }> } {
+export function benchLimits (): {
+  maxConnectionsPerUser: number
+  rateLimits: Record<string, { rate: number, burst: number }>
+  quotas: { roomsPerMinute: number, maxRoomsPerUser: number }
+} {
   const rateLimits: Record<string, { rate: number, burst: number }> = {}
   const buckets = (ChatOptionsSchema.properties.rateLimits as unknown as { properties: Record<string, { properties?: Record<string, unknown> }> }).properties
   for (const [name, schema] of Object.entries(buckets)) {
     if (schema.properties?.rate !== undefined && schema.properties.burst !== undefined) rateLimits[name] = { rate: 100_000, burst: 100_000 }
   }
-  return { maxConnectionsPerUser: 50, rateLimits }
+  return { maxConnectionsPerUser: 50, rateLimits, quotas: { roomsPerMinute: 1_000_000, maxRoomsPerUser: 1_000_000 } }
 }

@@ -5,6 +5,8 @@
 export type ChatErrorCode =
   | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'NOT_MEMBER' | 'NOT_FOUND' | 'CONFLICT' | 'ROOM_FULL' | 'VALIDATION_FAILED'
   | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'BAD_FRAME' | 'UNKNOWN_EVENT'
+  /** A per-user quota (room creations a minute, rooms per user): `details.limit`. */
+  | 'QUOTA_EXCEEDED'
   /** No reply within `requestTimeoutMs` (a send: within `sendTimeoutMs`). */
   | 'TIMEOUT'
   /** The socket closed after the request was sent and before its reply: it may or may not have happened. */

@@ -7,7 +7,8 @@ import type { ChatUser } from '../plugins/realtime/connection.js'
 
 // session.ready: rooms, people and favorites as the database has them, whatever happened while away,
 // read in a fixed number of queries.
-const node = await startNode(t)
+// One user makes 32 rooms below, more than the default quotas.roomsPerMinute.
+const node = await startNode(t, { options: { quotas: { roomsPerMinute: 1000 } } })
 const api = node.app.chat.config.apiPrefix
 
 function chatUser (id: string): ChatUser {

@@ -69,7 +69,7 @@ const ErrorObject: JsonObject = {
   properties: {
     code: { type: 'string', enum: [...ERROR_CODES] },
     message: { type: 'string' },
-    details: { description: 'for VALIDATION_FAILED: [{field, message}]; for RATE_LIMITED: {retryAfterMs}' },
+    details: { description: 'for VALIDATION_FAILED: [{field, message}]; for RATE_LIMITED: {retryAfterMs}; for QUOTA_EXCEEDED: {limit, retryAfterMs?, userIds?}' },
     event: { type: 'string', description: 'the failed event, when the request had no id' },
   },
 }

@@ -68,6 +68,16 @@ export const ChatOptionsSchema = Type.Object({
       description: 'after a refusal a socket is not read until its next token is due, at most this long; 0 never pauses reading',
     }),
   }, { additionalProperties: false, default: {} }),
+  quotas: Type.Object({
+    roomsPerMinute: Type.Integer({
+      minimum: 1, default: 30,
+      description: 'room.create and dm.open (one that creates a direct room) per user and minute, shared by the user\'s sockets and REST calls on a node',
+    }),
+    maxRoomsPerUser: Type.Integer({
+      minimum: 1, default: 5000,
+      description: 'rooms one user may be a member of, however they got there (create, join, added, dm.open); checked by the writing transaction',
+    }),
+  }, { additionalProperties: false, default: {} }),
   groupCommit: Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
     maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'ms a batch waits for more sends while another batch is being written; with none in flight it starts at the end of the event loop turn' }),
@@ -117,7 +127,8 @@ export interface AuthorizeRequest {
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas'>> & {
+  quotas?: Partial<ChatConfig['quotas']>
   concerns?: Partial<ChatConfig['concerns']>
   restRateLimit?: false | Partial<Exclude<ChatConfig['restRateLimit'], false>>
   jwt?: Partial<ChatConfig['jwt']>

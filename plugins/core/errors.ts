@@ -15,6 +15,7 @@ const STATUS = {
   VALIDATION_FAILED: 400,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
+  QUOTA_EXCEEDED: 429,
   UNAVAILABLE: 503,
   INTERNAL: 500,
   BAD_FRAME: 400,
@@ -62,6 +63,9 @@ export const refusals = {
   /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
   unstorableText: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }]),
+  /** A per-user quota (quotas.*): `details.limit` is the quota, the rest says which and for how long. */
+  quotaExceeded: (message: string, details: { limit: number, retryAfterMs?: number, userIds?: string[] }): ChatError =>
+    chatError('QUOTA_EXCEEDED', message, details),
 }
 
 export function isChatError (error: unknown): error is ChatError {

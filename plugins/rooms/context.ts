@@ -4,6 +4,7 @@ import type { Member, MemberWithStatus } from '../../schemas/room.js'
 import { startMembershipSync, type MembershipSync } from './membership-sync.js'
 import { createRoomAccess, type RoomAccess } from './room-access.js'
 import { createRoomAnnouncer, type RoomAnnouncer } from './room-announcements.js'
+import { createRoomQuotas, type RoomQuotas } from './room-quotas.js'
 
 /**
  * What the parts of the rooms service (lifecycle, members, favorites, session) share. Built once by the
@@ -15,6 +16,8 @@ export interface RoomsContext {
   sync: MembershipSync
   access: RoomAccess
   announce: RoomAnnouncer
+  /** Per-user quotas: room creations a minute, rooms per user. */
+  quotas: RoomQuotas
   /** Members with their presence status as others see it. */
   withStatus (members: Member[]): Promise<MemberWithStatus[]>
 }
@@ -29,6 +32,7 @@ export async function createRoomsContext (app: FastifyInstance): Promise<RoomsCo
     sync,
     access: createRoomAccess(app, sync.cache, claims),
     announce: createRoomAnnouncer(app, sync),
+    quotas: createRoomQuotas(app.chatConfig.quotas),
     async withStatus (members) {
       const statuses = await presence.statusOf(members.map((member) => member.user.id))
       return members.map((member) => ({ ...member, status: statuses.get(member.user.id)?.status ?? 'offline' }))

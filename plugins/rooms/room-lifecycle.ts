@@ -22,7 +22,7 @@ export type RoomLifecycle = Pick<RoomsApiMethods, 'create' | 'openDirect' | 'upd
 
 /** Rooms come and go: create a group or channel, open a DIRECT room, change settings, delete. */
 export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
-  const { app, sync, access, announce } = ctx
+  const { app, sync, access, announce, quotas } = ctx
   const { chatDb: db, chatRoomLog: roomLog } = app
 
   return {
@@ -34,9 +34,12 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       if (data.maxMembers !== undefined && memberIds.length + 1 > data.maxMembers) {
         throw chatError('VALIDATION_FAILED', `maxMembers: ${memberIds.length + 1} initial members do not fit in ${data.maxMembers}`, [{ field: 'maxMembers', message: 'smaller than the initial members' }])
       }
+      // Before any database work, so that a refused flood costs the node no query.
+      quotas.takeCreation(user)
       await access.assertSameTenant(memberIds, user.tenant)
       await access.authorize(user, 'room.create', undefined, data)
       const room = await db.transaction(async (tx) => {
+        await quotas.admit(tx, user.tenant, [user.id, ...memberIds])
         const [created] = await tx.insert(rooms).values({
           tenant: user.tenant,
           type: data.type,
@@ -67,6 +70,10 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       await access.assertSameTenant([userId], user.tenant)
       await access.authorize(user, 'dm.open', undefined, { userId })
       const key = directKey(user.tenant, user.id, userId)
+      // Opening a direct room that exists is free: only a dm.open that would create one spends quota.
+      const [open] = await db.select({ id: rooms.id }).from(rooms).where(eq(rooms.directKey, key))
+      if (open !== undefined) return { room: await summaryOfRoom(db, user.id, open.id), created: false }
+      quotas.takeCreation(user)
       // The unique index on direct_key decides: of concurrent opens (on any node) one insert wins, the
       // others do nothing and read the winner's row, which their statement waits for.
       const outcome = await db.transaction(async (tx) => {
@@ -74,6 +81,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
           tenant: user.tenant, type: 'DIRECT', name: '', isPrivate: true, memberCount: 2, directKey: key, createdBy: user.id,
         }).onConflictDoNothing({ target: rooms.directKey }).returning({ id: rooms.id })
         if (inserted !== undefined) {
+          await quotas.admit(tx, user.tenant, [user.id, userId])
           await tx.insert(roomMembers).values([
             { roomId: inserted.id, userId: user.id, role: 'MEMBER' as const, lastReadSeq: 0 },
             { roomId: inserted.id, userId, role: 'MEMBER' as const, lastReadSeq: 0 },

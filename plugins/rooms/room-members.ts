@@ -27,7 +27,7 @@ function userRef (user: ChatUser): { id: string, name: string | null, avatar: st
  * invalidates the cache on every node, announces the change and publishes the room events.
  */
 export function createRoomMembers (ctx: RoomsContext): RoomMembers {
-  const { app, claims, sync, access, announce, withStatus } = ctx
+  const { app, claims, sync, access, announce, withStatus, quotas } = ctx
   const { chatDb: db, chatRoomLog: roomLog, chatUsers: users } = app
 
   async function leave (actor: Actor, roomId: string): Promise<void> {
@@ -96,6 +96,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
           const room = await lockRoom(tx, roomId)
           if (room.type === 'DIRECT' || (room.isPrivate && !joinsPrivate)) throw chatError('FORBIDDEN', 'this room admits members by invitation only')
           if ((await rolesIn(tx, roomId, [user.id])).size > 0) return [] // joined meanwhile: idempotent
+          await quotas.admit(tx, room.tenant, [user.id])
           await takeSeats(tx, roomId, 1)
           const appended = await roomLog.append(tx, roomId, [{ event: 'room.member_joined', data: { user: userRef(user), role: 'MEMBER' } }])
           const lastSeq = appended[appended.length - 1]?.seq ?? room.lastSeq
@@ -136,6 +137,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
         requireRole(current, 'member.add', 'adding members')
         const added = ids.filter((id) => !roles.has(id))
         if (added.length === 0) return { added, events: [] as RoomEvent[] }
+        await quotas.admit(tx, room.tenant, added)
         await takeSeats(tx, roomId, added.length)
         const events = await roomLog.append(tx, roomId, added.map((id) => {
           const profile = profiles.get(id)
