@@ -4,6 +4,7 @@ import { startNode, type TestNode } from './fixtures/server.js'
 import { TestClient } from './fixtures/ws-client.js'
 import { settingsFromEnv } from '../plugins/core/env.js'
 import { resolveConfig } from '../index.js'
+import { deployNginxConf, nginxSkip, startNginx } from './fixtures/nginx.js'
 
 // Issue 20, item 7: CORS on the REST API (off unless configured) and the Origin of a WebSocket upgrade
 // (a foreign browser origin refused with 403 before the upgrade, unless allowed).
@@ -19,8 +20,8 @@ async function preflight (node: TestNode, origin: string, path = '/api/rooms', m
 }
 
 /** The upgrade's outcome: 'open' (the socket opened), or the HTTP status it was refused with. */
-async function upgrade (node: TestNode, headers: Record<string, string>): Promise<'open' | number> {
-  const socket = new WebSocket(node.wsUrl, { headers: { authorization: `Bearer ${node.token('alice')}`, ...headers } })
+async function upgrade (node: TestNode, headers: Record<string, string>, url = node.wsUrl): Promise<'open' | number> {
+  const socket = new WebSocket(url, { headers: { authorization: `Bearer ${node.token('alice')}`, ...headers } })
   try {
     return await new Promise<'open' | number>((resolve, reject) => {
       socket.once('open', () => resolve('open'))
@@ -105,6 +106,17 @@ t.test('WebSocket upgrade: allowedOrigins admits the listed origins, "*" any', a
   t.equal(await upgrade(node, { origin: node.httpUrl }), 'open', 'the server\'s own origin still connects')
   const open = await startNode(t, { redis: null, options: { allowedOrigins: ['*'] } })
   t.equal(await upgrade(open, { origin: EVIL }), 'open', '"*" turns the check off')
+})
+
+t.test('behind deploy/nginx.conf on a non-default port, a page of the proxy\'s own origin connects', { skip: nginxSkip }, async (t) => {
+  const node = await startNode(t, { redis: null })
+  const site = deployNginxConf()
+    .replace(/^ {4}server chat-node-\d:3000[^\n]*\n/gm, '')
+    .replace('    keepalive 32;', `    server ${new URL(node.httpUrl).host};\n    keepalive 32;`)
+  const { front } = await startNginx(t, (port) => site.replace('listen 80;', `listen 127.0.0.1:${port};`))
+  const url = `${front.replace(/^http/, 'ws')}/ws`
+  t.equal(await upgrade(node, { origin: front }, url), 'open', 'the Host reaches the node with its port')
+  t.equal(await upgrade(node, { origin: EVIL }, url), 403, 'a foreign origin is refused through nginx too')
 })
 
 t.test('the standalone server reads CORS_ORIGINS, CORS_CREDENTIALS and ALLOWED_ORIGINS', async (t) => {
