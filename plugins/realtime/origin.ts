@@ -9,7 +9,7 @@ import { refusals } from '../core/errors.js'
  * configured `allowedOrigins` only. An upgrade without Origin is not a browser's (services, wscat,
  * mobile apps): it proves nothing about a site and is admitted, its token decides.
  */
-export function originAllowed (origin: string | undefined, host: string, allowed: readonly string[]): boolean {
+export function originAllowed (origin: string | undefined, host: string | undefined, allowed: readonly string[]): boolean {
   if (origin === undefined) return true
   if (allowed.includes('*')) return true
   let url: URL
@@ -21,7 +21,7 @@ export function originAllowed (origin: string | undefined, host: string, allowed
   if (url.origin === 'null') return false
   // The same site as the page's server: the Host the upgrade was sent to (behind a proxy, the forwarded
   // host when Fastify trusts the proxy). The scheme is left out: a TLS-terminating proxy changes it.
-  if (url.host === host.toLowerCase()) return true
+  if (host !== undefined && url.host === host.toLowerCase()) return true
   return allowed.includes(url.origin)
 }
 
