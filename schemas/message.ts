@@ -30,7 +30,9 @@ export const ReplyRefSchema = Type.Object({
 
 /** An attachment as a send must describe it (enforced) and as every reply shows it. */
 export const AttachmentSchema = Type.Object({
-  url: Type.String({ minLength: 1, maxLength: 2048 }),
+  // http(s) only: a client renders it as a link, and javascript:, data: or file: there run or read
+  // what the sender chose. A host, then anything but white space.
+  url: Type.String({ minLength: 1, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]+[^\\s]*$', description: 'an http or https URL' }),
   name: Type.String({ minLength: 1, maxLength: 256 }),
   size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   mimeType: Type.String({ minLength: 1, maxLength: 128 }),

@@ -4,7 +4,16 @@ import { AttachmentSchema, MessageSchema, MessageTypeSchema, ReactionSchema } fr
 
 export const Uuid = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'uuid' })
 export const Seq = Type.Integer({ minimum: 0, maximum: 2147483647 })
-export const Emoji = Type.String({ minLength: 1, maxLength: 32 })
+/**
+ * One emoji as one grapheme (a pictograph with its variation selector, skin tone, tag sequence or ZWJ
+ * joins; a flag; a keycap), or a `:shortcode:` of a host's custom emoji. Anything else would be shown
+ * to every member as a reaction: words, markup, several emojis.
+ */
+const EMOJI_GRAPHEME = '\\p{Regional_Indicator}{2}|[#*0-9]\\uFE0F?\\u20E3|\\p{Extended_Pictographic}\\uFE0F?\\p{Emoji_Modifier}?(?:[\\u{E0020}-\\u{E007E}]+\\u{E007F})?(?:\\u200D\\p{Extended_Pictographic}\\uFE0F?\\p{Emoji_Modifier}?)*'
+export const Emoji = Type.String({
+  minLength: 1, maxLength: 32, pattern: `^(?::[a-z0-9_+-]{1,30}:|${EMOJI_GRAPHEME})$`,
+  description: 'one emoji, or a :shortcode: (lower case letters, digits, _ + -; up to 30 between the colons)',
+})
 export { AttachmentSchema, MessageTypeSchema, ReactionSchema, MessageSchema, type Message } from './message.js'
 
 export const SendInput = Type.Object({

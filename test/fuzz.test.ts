@@ -227,7 +227,8 @@ const message = ((await owner.client.ack('message.send', { roomId: shared, conte
 const fuzzer = await RawClient.open(node.token('fuzzer', { name: 'Fuzzer' }))
 await fuzzer.exchange(JSON.stringify({ event: 'room.create', id: 'own', data: { name: 'own', type: 'GROUP' } }), 'own')
 const own = ((fuzzer.repliesTo('own')[0]?.frame.data as { room: { id: string } }).room).id
-const ids = { roomId: shared, messageId: message, replyToId: message, userId: 'watcher' }
+// A pattern's valid sample: an id by its name, and an emoji (one grapheme or a :shortcode:, issue 20).
+const ids = { roomId: shared, messageId: message, replyToId: message, userId: 'watcher', emoji: '👍' }
 
 let watcherRounds = 0
 /** The node is up, the fuzzing socket is open, another user's socket still sends and receives. */

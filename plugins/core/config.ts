@@ -7,6 +7,9 @@ import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
 
+/** A browser origin as browsers send it (scheme, host, optional port; no path), or "*". */
+const ORIGIN_PATTERN = '^(\\*|[A-Za-z][A-Za-z0-9+.-]*://[^/?#\\s]+)$'
+
 const Bucket = (rate: number, burst: number, description?: string) => Type.Object({
   rate: Type.Number({ exclusiveMinimum: 0, default: rate, description: 'tokens per second' }),
   burst: Type.Integer({ minimum: 1, default: burst, description: 'bucket size' }),
@@ -94,6 +97,18 @@ export const ChatOptionsSchema = Type.Object({
       timeWindowMs: Type.Integer({ minimum: 1000, default: 60000 }),
     }, { additionalProperties: false }),
   ], { default: { max: 300, timeWindowMs: 60000 }, description: 'REST rate limit (@fastify/rate-limit) on the routes under apiPrefix; false turns it off' }),
+  cors: Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      origins: Type.Array(Type.String({ pattern: ORIGIN_PATTERN, maxLength: 2048 }), { minItems: 1, maxItems: 100, description: 'browser origins (scheme://host[:port]) allowed to call the REST API; "*" any (not with credentials)' }),
+      credentials: Type.Boolean({ default: false, description: 'Access-Control-Allow-Credentials: for a host whose authenticate hook reads cookies' }),
+      maxAgeSec: Type.Integer({ minimum: 0, maximum: 86400, default: 600, description: 'how long a browser may cache a preflight' }),
+    }, { additionalProperties: false }),
+  ], { default: false, description: 'CORS (@fastify/cors) on the routes under apiPrefix; false (the default) sends no CORS headers, so only same-origin pages use the API from a browser' }),
+  allowedOrigins: Type.Array(Type.String({ pattern: ORIGIN_PATTERN, maxLength: 2048 }), {
+    default: [], maxItems: 100,
+    description: 'browser origins allowed to open a WebSocket besides the server\'s own (same Host); "*" any. An upgrade without Origin (not a browser) is always allowed; another is refused with HTTP 403',
+  }),
   requirePermissions: Type.Boolean({ default: false, description: 'enforce the token\'s permissions claim (chats:create, chats:read, chats:join_private, chats:moderate)' }),
   concerns: Type.Object({
     messaging: Type.Boolean({ default: true }),
@@ -127,8 +142,9 @@ export interface AuthorizeRequest {
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors'>> & {
   quotas?: Partial<ChatConfig['quotas']>
+  cors?: false | (Pick<Exclude<ChatConfig['cors'], false>, 'origins'> & Partial<Exclude<ChatConfig['cors'], false>>)
   concerns?: Partial<ChatConfig['concerns']>
   restRateLimit?: false | Partial<Exclude<ChatConfig['restRateLimit'], false>>
   jwt?: Partial<ChatConfig['jwt']>
@@ -160,6 +176,19 @@ const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))
 const HOOK_KEYS = new Set(['databaseClient', 'redisClient', 'authorize', 'verifyToken', 'authenticate', 'resolveUser', 'prefix', 'decorator', 'logLevel', 'logSerializers'])
 const checkOptions = Compile(ChatOptionsSchema)
 
+/** An origin as a browser serializes it (lower case, no default port); "*" stays. */
+function normalOrigin (origin: string, option: string): string {
+  if (origin === '*') return origin
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    throw new Error(`chat: invalid option "${option}": "${origin}" is not an origin (scheme://host[:port])`)
+  }
+  if (url.origin === 'null') throw new Error(`chat: invalid option "${option}": "${origin}" has no origin of its own`)
+  return url.origin
+}
+
 /** Validates the options once and fills defaults; throws an error naming the first bad option. */
 export function resolveConfig (options: ChatOptions = {}): ChatConfig {
   const plain: Record<string, unknown> = {}
@@ -172,7 +201,9 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
   }
   const withDefaults = Value.Default(ChatOptionsSchema, Value.Clone(plain))
   if (!checkOptions.Check(withDefaults)) {
-    const [first] = checkOptions.Errors(withDefaults)
+    // The deepest error names the field: a union (cors, restRateLimit) reports each branch at its root.
+    const first = [...checkOptions.Errors(withDefaults)].reduce<ReturnType<typeof checkOptions.Errors>[number] | undefined>(
+      (deepest, error) => deepest === undefined || error.instancePath.length > deepest.instancePath.length ? error : deepest, undefined)
     const field = first?.instancePath.replace(/^\//, '').replaceAll('/', '.') || (first?.params as { additionalProperties?: string[] } | undefined)?.additionalProperties?.join(', ') || 'options'
     throw new Error(`chat: invalid option "${field}": ${first?.message ?? 'invalid'}`)
   }
@@ -181,6 +212,12 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
   const userSend = (options.rateLimits?.userSend ?? {}) as Partial<ChatConfig['rateLimits']['userSend']>
   if (userSend.rate === undefined) config.rateLimits.userSend.rate = 2 * config.rateLimits.send.rate
   if (userSend.burst === undefined) config.rateLimits.userSend.burst = 2 * config.rateLimits.send.burst
+  if (config.cors !== false) {
+    config.cors.origins = config.cors.origins.map((origin) => normalOrigin(origin, 'cors.origins'))
+    // A credentialed answer cannot name every origin: any site would act with the user's cookies.
+    if (config.cors.credentials && config.cors.origins.includes('*')) throw new Error('chat: invalid option "cors": origins "*" with credentials would let any site use the caller\'s cookies')
+  }
+  config.allowedOrigins = config.allowedOrigins.map((origin) => normalOrigin(origin, 'allowedOrigins'))
   if (options.databaseClient === undefined) {
     const problem = databaseUrlProblem(config.database)
     if (problem !== undefined) throw new Error(`chat: invalid option "database": ${problem}`)

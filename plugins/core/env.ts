@@ -25,10 +25,30 @@ function pemOf (value: string): string {
   return value.includes('-----BEGIN') ? value.replaceAll('\\n', '\n') : readFileSync(value, 'utf8')
 }
 
+/** A comma-separated list of origins, or undefined when the variable is unset or blank. */
+function listOf (value: string | undefined): string[] | undefined {
+  const items = (value ?? '').split(',').map((item) => item.trim()).filter((item) => item.length > 0)
+  return items.length > 0 ? items : undefined
+}
+
+/** CORS_ORIGINS (comma-separated, "*" any) and CORS_CREDENTIALS=true become the `cors` option. */
+function corsOf (env: NodeJS.ProcessEnv, given: ChatOptions['cors']): ChatOptions['cors'] {
+  const origins = listOf(env.CORS_ORIGINS)
+  const credentials = env.CORS_CREDENTIALS
+  if (credentials !== undefined && credentials !== '' && credentials !== 'true' && credentials !== 'false') {
+    throw new Error(`CORS_CREDENTIALS must be true or false, got "${credentials}"`)
+  }
+  if (origins === undefined) {
+    if (credentials === 'true') throw new Error('CORS_CREDENTIALS=true needs CORS_ORIGINS (the origins allowed to send credentials)')
+    return given
+  }
+  return credentials === 'true' ? { origins, credentials: true } : { origins }
+}
+
 /**
  * The standalone server's environment: PORT, HOST, DATABASE_URL, REDIS_URL, JWT_SECRET or
- * JWT_PUBLIC_KEY (JWT_ALGORITHMS, JWT_ISSUER, JWT_AUDIENCE), LOG_LEVEL, NODE_ENV, and CHAT_OPTIONS
- * (JSON, any other suite option). Production refuses to run without a key.
+ * JWT_PUBLIC_KEY (JWT_ALGORITHMS, JWT_ISSUER, JWT_AUDIENCE), CORS_ORIGINS (CORS_CREDENTIALS),
+ * ALLOWED_ORIGINS, LOG_LEVEL, NODE_ENV, and CHAT_OPTIONS (JSON, any other suite option). Production refuses to run without a key.
  */
 export function settingsFromEnv (env: NodeJS.ProcessEnv): ServerSettings {
   const production = env.NODE_ENV === 'production'
@@ -62,6 +82,10 @@ export function settingsFromEnv (env: NodeJS.ProcessEnv): ServerSettings {
     options.database = env.DATABASE_URL
   }
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') options.redis = env.REDIS_URL
+  const cors = corsOf(env, options.cors)
+  if (cors !== undefined) options.cors = cors
+  const allowedOrigins = listOf(env.ALLOWED_ORIGINS)
+  if (allowedOrigins !== undefined) options.allowedOrigins = allowedOrigins
   return {
     port: portOf(env.PORT),
     host: env.HOST !== undefined && env.HOST !== '' ? env.HOST : '127.0.0.1',

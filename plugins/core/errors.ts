@@ -60,6 +60,11 @@ export const refusals = {
   blankName: refusal('VALIDATION_FAILED', 'name: must not be blank'),
   ownerCannotLeave: refusal('CONFLICT', 'the owner cannot leave while others remain: hand over OWNER first (room.member.role)'),
   brokerClosed: refusal('UNAVAILABLE', 'broker closed'),
+  /** A WebSocket upgrade from a browser page of another site (plugins/realtime/origin.ts). */
+  foreignOrigin: refusal('FORBIDDEN', 'this origin may not open a socket here: add it to allowedOrigins'),
+  /** The server's own user: no one can talk to it or add it (protocol 11.3). */
+  reservedUser: (field: string): ChatError =>
+    chatError('VALIDATION_FAILED', `${field}: "system" is reserved for the server`, [{ field, message: 'reserved user' }]),
   /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
   unstorableText: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }]),

@@ -275,15 +275,20 @@ export class Gateway {
       }
       this.rates.set(connection, state)
     }
-    const wait = state.buckets[rateClass].take()
-    if (wait > 0 || rateClass !== 'send' || connection.user === null) return wait
+    const bucket = state.buckets[rateClass]
+    if (rateClass !== 'send' || connection.user === null) return bucket.take()
+    // A send passes two buckets, the socket's and then the user's: the socket's is only looked at until
+    // the user's has given its token, so a send either bucket refuses spends nothing of the other.
+    const wait = bucket.wait()
+    if (wait > 0) return wait
     if (state.userSend === null) {
       // Held from the first send of an open socket, given back by forget() when it closes.
-      if (!connection.isOpen) return 0
+      if (!connection.isOpen) return bucket.take()
       const key = connection.user.id
       state.userSend = { key, bucket: this.userSend.hold(key) }
     }
-    return state.userSend.bucket.take()
+    const userWait = state.userSend.bucket.take()
+    return userWait > 0 ? userWait : bucket.take()
   }
 
   private countRefusal (connection: Connection): void {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { and, inArray, sql } from 'drizzle-orm'
 import { users, type Role } from '../../db/schema/index.js'
 import { chatError, refusals } from '../core/errors.js'
-import type { ChatUser } from '../realtime/connection.js'
+import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
 import type { AuthorizeRequest } from '../core/config.js'
 import type { PermissionClaims } from '../auth/permission-claims.js'
 import type { MembershipCache, RoomEntry } from './membership-cache.js'
@@ -28,6 +28,11 @@ export interface RoomAccess {
 
 export function refuseDirect (entry: RoomEntry, what: string): void {
   if (entry.room.type === 'DIRECT') throw chatError('FORBIDDEN', `${what} is not possible in a DIRECT room`)
+}
+
+/** The server's own user never connects: a user may not open a direct room with it nor add it (protocol 11.3). */
+export function refuseReservedUser (user: ChatUser, userIds: readonly string[], field: string): void {
+  if (user.server !== true && userIds.includes(SERVER_USER_ID)) throw refusals.reservedUser(field)
 }
 
 export function requireRole (role: Role, action: RoomAction, what: string): void {

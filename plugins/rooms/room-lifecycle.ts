@@ -5,7 +5,7 @@ import { isoOf } from '../../schemas/message.js'
 import type { NewRoomEvent } from '../messaging/room-log.js'
 import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
-import { refuseDirect, requireRole } from './room-access.js'
+import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { lockRoom, rolesIn } from './room-rows.js'
 import { roomOf, summaryOfRoom } from './room-summaries.js'
 
@@ -31,6 +31,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       const name = data.name.trim()
       if (name.length === 0) throw chatError('VALIDATION_FAILED', 'name: must not be blank', [{ field: 'name', message: 'must not be blank' }])
       const memberIds = [...new Set(data.memberIds ?? [])].filter((id) => id !== user.id)
+      refuseReservedUser(user, memberIds, 'memberIds')
       if (data.maxMembers !== undefined && memberIds.length + 1 > data.maxMembers) {
         throw chatError('VALIDATION_FAILED', `maxMembers: ${memberIds.length + 1} initial members do not fit in ${data.maxMembers}`, [{ field: 'maxMembers', message: 'smaller than the initial members' }])
       }
@@ -67,6 +68,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
     async openDirect (actor, userId) {
       const { user } = actor
       if (userId === user.id) throw chatError('VALIDATION_FAILED', 'userId: a direct room needs another user', [{ field: 'userId', message: 'must not be your own id' }])
+      refuseReservedUser(user, [userId], 'userId')
       await access.assertSameTenant([userId], user.tenant)
       await access.authorize(user, 'dm.open', undefined, { userId })
       const key = directKey(user.tenant, user.id, userId)

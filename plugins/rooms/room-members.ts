@@ -8,7 +8,7 @@ import type { RoomEvent } from '../messaging/room-log.js'
 import type { Actor, RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { canKick, canSetRole } from './permissions.js'
-import { refuseDirect, requireRole } from './room-access.js'
+import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
 
@@ -83,11 +83,12 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
     async join (actor, roomId) {
       const { user } = actor
       const entry = await access.roomFor(user, roomId)
+      // Any join of a DIRECT room, a member's included: its two members are fixed (protocol section 5).
+      refuseDirect(entry, 'joining')
       const already = entry.members.has(user.id)
       // The permissions claim chats:join_private (with requirePermissions) admits without an invitation.
       const joinsPrivate = claims.grants(user, 'chats:join_private')
       if (!already) {
-        refuseDirect(entry, 'joining')
         if (entry.room.isPrivate && !joinsPrivate) throw chatError('FORBIDDEN', 'this room is private: members are added by invitation only')
       }
       await access.authorize(user, 'room.join', roomId)
@@ -125,6 +126,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       refuseDirect(entry, 'adding members')
       requireRole(role, 'member.add', 'adding members')
       const ids = [...new Set(userIds)].filter((id) => id !== user.id)
+      refuseReservedUser(user, ids, 'userIds')
       await access.assertSameTenant(ids, entry.room.tenant)
       await access.authorize(user, 'room.member.add', roomId, { userIds: ids })
       if (ids.length === 0) return []

@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fastifyCors from '@fastify/cors'
+import { corsOptionsOf } from '../../plugins/core/cors.js'
 import { requestAuthPlugin } from '../../plugins/auth/request-auth.js'
 import { refusals } from '../../plugins/core/errors.js'
 import { rateLimitPlugin } from '../../plugins/core/rate-limit.js'
@@ -7,6 +9,7 @@ import roomsRest from '../rooms/rest.js'
 import messagesRest from '../messages/rest.js'
 import { presenceRest } from '../presence/index.js'
 import favoritesRest from '../favorites/rest.js'
+import { strictValidation } from './validation.js'
 
 /**
  * Text that is not storable (NUL, unpaired surrogate) in a body, query or parameter string is refused
@@ -23,15 +26,20 @@ async function refuseUnstorableText (request: FastifyRequest): Promise<void> {
  * The REST API: one encapsulation context, registered under `apiPrefix`, that holds every REST route
  * of the concerns and nothing else. What it adds applies to exactly these routes, whatever their URLs:
  *
- * - onRequest: the caller's bearer token verified once (plugins/auth/request-auth.ts), then the rate
+ * - onRequest: CORS when the `cors` option is set (a preflight is answered here, before anything else);
+ *   the caller's bearer token verified once (plugins/auth/request-auth.ts), then the rate
  *   limit counted by that caller (plugins/core/rate-limit.ts);
+ * - validation by the routes' TypeBox schemas, unknown fields refused in the body and the query alike
+ *   (./validation.ts);
  * - preHandler, after validation: text hygiene, then the caller required (401) and remembered.
  *
  * The concerns' REST plugins are typed by their TypeBox schemas (@fastify/type-provider-typebox), so
  * their handlers read params, query and body without casts, and the caller with `callerOf(request)`.
  */
 export default async function apiRoutes (app: FastifyInstance): Promise<void> {
-  const { concerns } = app.chatConfig
+  const { concerns, cors } = app.chatConfig
+  if (cors !== false) await app.register(fastifyCors, corsOptionsOf(cors))
+  strictValidation(app)
   // Before the caller is required: a malformed request is answered 400 whoever sends it.
   app.addHook('preHandler', refuseUnstorableText)
   await app.register(requestAuthPlugin)

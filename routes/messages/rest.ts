@@ -8,7 +8,7 @@ const tags = ['messages']
 const RoomParams = Type.Object({ roomId: Uuid })
 const MessageParams = Type.Object({ messageId: Uuid })
 const ReactionParams = Type.Object({ messageId: Uuid, emoji: Emoji })
-const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) })
+const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false })
 const { roomId: _roomId, ...sendFields } = SendInput.properties
 const SendBody = Type.Object(sendFields, { additionalProperties: false })
 const EditBody = Type.Object({ content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false })
@@ -49,8 +49,11 @@ const messagesRest: FastifyPluginAsyncTypebox = async function messagesRest (app
   }, async (request) => await messaging.react(callerOf(request), request.params.messageId, request.body.emoji, true))
 
   app.delete('/messages/:messageId/reactions/:emoji', {
-    schema: { tags, security, summary: 'Remove a reaction', params: ReactionParams, response: { 200: ReactionsReply } },
-  }, async (request) => await messaging.react(callerOf(request), request.params.messageId, request.params.emoji, false))
+    schema: { tags, security, summary: 'Remove a reaction (idempotent); the room hears reaction.updated', params: ReactionParams, response: { 204: Type.Null({ description: 'no content' }) } },
+  }, async (request, reply) => {
+    await messaging.react(callerOf(request), request.params.messageId, request.params.emoji, false)
+    return reply.code(204).send(null)
+  })
 
   app.post('/rooms/:roomId/read', {
     schema: { tags, security, summary: 'Mark read up to seq', params: RoomParams, body: ReadBody, response: { 200: ReadReply } },

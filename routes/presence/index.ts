@@ -55,7 +55,7 @@ export const presenceRest: FastifyPluginAsyncTypebox = async function presenceRe
       security: [{ bearerAuth: [] }],
       querystring: Type.Object({
         userIds: Type.String({ minLength: 1, maxLength: MAX_PRESENCE_IDS * 129, description: 'comma-separated user ids' }),
-      }),
+      }, { additionalProperties: false }),
       response: { 200: PresenceList },
     },
   }, async (request) => {
