@@ -62,6 +62,8 @@ export const refusals = {
   /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
   unstorableText: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }]),
+  /** A token claim the suite will not take as given (auth.ts): 4401 on a socket, 401 on REST. */
+  badClaim: (claim: string, rule: string): ChatError => chatError('UNAUTHENTICATED', `token claim "${claim}" ${rule}`),
 }
 
 export function isChatError (error: unknown): error is ChatError {
