@@ -7,6 +7,8 @@ import { PgProxy } from './fixtures/pg-proxy.js'
 import { startNode, TEST_SECRET, type TestNode } from './fixtures/server.js'
 import { uid } from './fixtures/chat.js'
 import { TestClient } from './fixtures/ws-client.js'
+import { WebSocket } from 'ws'
+import type { Socket } from 'node:net'
 import { until, within } from './fixtures/timing.js'
 
 // Issue 20, items 4 and 5: a session whose start fails is closed (1011) and gives its slot back on every
@@ -113,4 +115,21 @@ t.test('claims that cannot be stored or are over their limits: 4401 on every way
   const { client, ready } = await TestClient.session(node.wsUrl, sign({ sub: uid('astral'), name: 'Zoë 😀' }))
   t.equal((ready.data?.user as { name?: string }).name, 'Zoë 😀', 'paired surrogates (astral characters) are fine')
   client.close()
+})
+
+t.test('upgrades to paths with no route are answered 404 and do not hold app.close()', async (t) => {
+  const node = await startNode(t)
+  const base = node.httpUrl.replace(/^http/, 'ws')
+  for (const path of ['/WS', '/ws/', '/chat/ws', '/nothing?token=x']) {
+    const socket = new WebSocket(`${base}${path}`)
+    const { status, tcp } = await within(new Promise<{ status: number, tcp: Socket | null }>((resolve) => {
+      socket.once('unexpected-response', (_request, response) => { resolve({ status: response.statusCode ?? 0, tcp: response.socket }) })
+      socket.once('open', () => { resolve({ status: 101, tcp: null }) })
+    }), 5000, `the upgrade to ${path}`)
+    t.equal(status, 404, `${path}: 404`)
+    // The client keeps its end open: the server is the one that closes the socket it answered on.
+    if (tcp !== null && !tcp.destroyed) await within(new Promise((resolve) => tcp.once('close', resolve)), 5000, `the server closing the socket of ${path}`)
+    t.pass(`${path}: the server closed the socket`)
+  }
+  await within(node.close(), 5000, 'app.close() after upgrades to no route')
 })
