@@ -53,9 +53,10 @@ t.test('Postgres away at session start: every way in closes with 1011 and frees 
   // Twice the user's 5 slots of first-frame auth: each is closed, so none keeps a slot.
   const limit = node.app.chat.config.maxConnectionsPerUser
   for (let index = 0; index < 2 * limit; index += 1) {
+    const started = Date.now()
     const client = await open(node, node.token(user), 'frame')
     const closed = await within(client.closed, 10000, `first-frame auth #${index + 1} closed while the database is away`)
-    t.equal(closed.code, 1011, `first-frame auth #${index + 1}: closed with 1011`)
+    t.equal(closed.code, 1011, `first-frame auth #${index + 1}: closed with 1011 (${Date.now() - started} ms after connecting)`)
     t.notOk(client.frames.some((frame) => frame.event === 'session.ready'), 'without a session.ready')
   }
 
