@@ -26,6 +26,7 @@ import healthRoutes from './routes/health/index.js'
 import { metricsPlugin } from './plugins/core/metrics.js'
 import { docsPlugin } from './plugins/core/docs.js'
 import { chatLogSerializers, useChatLogSerializers } from './plugins/core/logging.js'
+import { closeStrayUpgrades } from './plugins/realtime/stray-upgrades.js'
 import metricsRoutes from './routes/metrics/index.js'
 import docsRoutes from './routes/docs/index.js'
 import apiRoutes from './routes/api/index.js'
@@ -132,6 +133,7 @@ const chatSuite = fp(async function chatSuite (host: FastifyInstance, options: C
     return serverApi
   }
   host.decorate(decorator, api)
+  closeStrayUpgrades(host)
   await host.register(async function chatContext (app: FastifyInstance) {
     await chatScope(app, { config, raw })
     scope = app
@@ -152,6 +154,8 @@ export type { ChatUser } from './plugins/realtime/connection.js'
 export { CloseCodes } from './plugins/realtime/connection.js'
 export { ERROR_CODES, chatError, type ErrorCode } from './plugins/core/errors.js'
 export type { ChatMetrics } from './plugins/core/metrics.js'
+// For hosts' loggers: every line without tokens (docs/observability.md, Logs).
+export { chatLoggerOptions, redactSecrets } from './plugins/core/logging.js'
 
 // The building blocks, for hosts that compose their own subset (each declares its dependencies, and a
 // missing one fails startup with a message that names it).

@@ -3,22 +3,23 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import chatSuite from './index.js'
 import demoRoutes from './routes/demo/index.js'
 import { settingsFromEnv, type ServerSettings } from './plugins/core/env.js'
-import { redactUrl } from './plugins/core/logging.js'
+import { chatLoggerOptions } from './plugins/core/logging.js'
+
+/** Where the log lines go instead of stdout (tests). */
+export interface LogStream { write (line: string): void }
 
 /**
  * The standalone server: the same suite a host registers, on a Fastify instance of its own, plus the
  * demo page at `/` (not part of the suite: a host app does not want it).
  */
-export async function buildServer (settings: ServerSettings, { demo = true }: { demo?: boolean } = {}): Promise<FastifyInstance> {
+export async function buildServer (settings: ServerSettings, { demo = true, logStream }: { demo?: boolean, logStream?: LogStream } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: settings.logLevel,
-      // Tokens travel in ?token= for browsers: never let them reach a log line.
-      serializers: {
-        req (request: { method: string, url: string, ip?: string }) {
-          return { method: request.method, url: redactUrl(request.url), ip: request.ip }
-        },
-      },
+      ...(logStream !== undefined ? { stream: logStream } : {}),
+      // Tokens travel in ?token= for browsers: never let them reach a log line, whichever route (or none)
+      // the URL names.
+      ...chatLoggerOptions,
     },
     forceCloseConnections: true,
     return503OnClosing: true,

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { chatError } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
+import { isStorableText } from '../../lib/input-hygiene.js'
 import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
 
 export interface DevTokenClaims {
@@ -29,29 +30,47 @@ declare module 'fastify' {
   }
 }
 
-const MAX_ID = 128
-const MAX_TEXT = 512
+/**
+ * The claims that become stored text (users.id, users.tenant, users.name, users.avatar, room and member
+ * rows), each with its limit in characters. Over a limit a token is refused rather than cut: a cut `sub`
+ * or `tenant` would be another user, a cut name or URL a wrong one.
+ */
+export const CLAIM_LIMITS = { sub: 128, tenant: 128, name: 100, avatar: 2048 } as const
 
-function optionalText (value: unknown): string | null {
-  return typeof value === 'string' && value.length > 0 ? value.slice(0, MAX_TEXT) : null
+/**
+ * A claim as stored text, or null when absent (undefined, null, or an empty name or avatar). Refused with
+ * 4401 / 401: not a string, over its limit, or text the database cannot store (NUL, an unpaired
+ * surrogate), which before failed deep in a query (a 500, a 1011, a room written for a user who then
+ * could not act in it).
+ */
+function claimText (claims: Record<string, unknown>, claim: keyof typeof CLAIM_LIMITS): string | null {
+  const value = claims[claim]
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'string') throw refusals.badClaim(claim, 'must be a string')
+  if (value.length > CLAIM_LIMITS[claim]) throw refusals.badClaim(claim, `is over ${CLAIM_LIMITS[claim]} characters`)
+  if (!isStorableText(value)) throw refusals.badClaim(claim, 'must not contain NUL characters or unpaired surrogates')
+  return value
 }
 
 function stringList (value: unknown): string[] {
   return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string').slice(0, 100) : []
 }
 
-/** Turns verified claims into the user the suite works with; a token without a usable `sub` is refused. */
+/**
+ * Turns verified claims into the user the suite works with: the one place claims are checked, for every
+ * way in (tokens on a socket or REST, the host's verifyToken and authenticate hooks).
+ */
 export function userFromClaims (claims: Record<string, unknown>): ChatUser {
-  const sub = claims.sub
-  if (typeof sub !== 'string' || sub.length === 0 || sub.length > MAX_ID) {
-    throw chatError('UNAUTHENTICATED', `token has no valid "sub" (1 to ${MAX_ID} characters)`)
-  }
+  const sub = claimText(claims, 'sub')
+  if (sub === null || sub.length === 0) throw refusals.badClaim('sub', `is required (1 to ${CLAIM_LIMITS.sub} characters)`)
   if (sub === SERVER_USER_ID) throw chatError('UNAUTHENTICATED', `"sub" ${SERVER_USER_ID} is reserved for the server`)
+  const name = claimText(claims, 'name')
+  const avatar = claimText(claims, 'avatar')
   return {
     id: sub,
-    tenant: typeof claims.tenant === 'string' ? claims.tenant.slice(0, MAX_ID) : '',
-    name: optionalText(claims.name),
-    avatar: optionalText(claims.avatar),
+    tenant: claimText(claims, 'tenant') ?? '',
+    name: name === '' ? null : name,
+    avatar: avatar === '' ? null : avatar,
     roles: stringList(claims.roles),
     permissions: stringList(claims.permissions),
     exp: typeof claims.exp === 'number' ? claims.exp : null,

@@ -71,6 +71,8 @@ export const refusals = {
   /** A per-user quota (quotas.*): `details.limit` is the quota, the rest says which and for how long. */
   quotaExceeded: (message: string, details: { limit: number, retryAfterMs?: number, userIds?: string[] }): ChatError =>
     chatError('QUOTA_EXCEEDED', message, details),
+  /** A token claim the suite will not take as given (auth.ts): 4401 on a socket, 401 on REST. */
+  badClaim: (claim: string, rule: string): ChatError => chatError('UNAUTHENTICATED', `token claim "${claim}" ${rule}`),
 }
 
 export function isChatError (error: unknown): error is ChatError {

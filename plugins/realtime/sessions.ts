@@ -128,14 +128,22 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       return
     }
     const begin = token !== null ? authenticate(connection, token) : fromHostSession(session, request)
-    session.startWith(begin.catch((error: unknown) => {
-      if (isChatError(error) && error.code === 'UNAUTHENTICATED') {
-        connection.close(CloseCodes.UNAUTHENTICATED, error.message)
-        return
-      }
+    session.startWith(begin.catch((error: unknown) => { startFailed(connection, error) }))
+  }
+
+  /**
+   * Every way in ends here when the start throws: a refused identity closes with 4401, anything else (the
+   * database or the broker away) with 1011. The user's slot is given back now, not when the peer answers
+   * the close: a socket that was never established must not count against maxConnectionsPerUser.
+   */
+  function startFailed (connection: Connection, error: unknown): void {
+    if (isChatError(error) && error.code === 'UNAUTHENTICATED') {
+      connection.close(CloseCodes.UNAUTHENTICATED, error.message)
+    } else {
       connection.log.error({ err: error }, 'session start failed')
       connection.close(1011, 'session start failed')
-    }))
+    }
+    void hub.unregister(connection).catch((failure: unknown) => connection.log.error({ err: failure }, 'closing session failed'))
   }
 
   // The host's own session (a cookie, say) may identify the upgrade; without one the token ways apply.
@@ -239,7 +247,8 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       }
       if (connection.user === null) {
         open.get(connection)?.clearTimer()
-        await authenticate(connection, data.token)
+        // Not thrown to the gateway: its error reply would wait forever behind the held session.ready.
+        await authenticate(connection, data.token).catch((error: unknown) => { startFailed(connection, error) })
         return NO_REPLY
       }
       const refreshed = await verifyOrClose(connection, data.token)
