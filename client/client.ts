@@ -178,8 +178,9 @@ export class ChatClient {
     return this.request('room.delete', { roomId })
   }
 
-  members (roomId: string): Promise<Requests['room.members']['ack']> {
-    return this.request('room.members', { roomId })
+  /** A page of the room's members, oldest first (`offset`, `limit`: default 100, at most 500); `nextOffset` asks for the next. */
+  members (roomId: string, page: { offset?: number, limit?: number } = {}): Promise<Requests['room.members']['ack']> {
+    return this.request('room.members', { roomId, ...page })
   }
 
   addMembers (roomId: string, userIds: string[]): Promise<Requests['room.member.add']['ack']> {

@@ -5,6 +5,8 @@
 export type ChatErrorCode =
   | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'NOT_MEMBER' | 'NOT_FOUND' | 'CONFLICT' | 'ROOM_FULL' | 'VALIDATION_FAILED'
   | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'BAD_FRAME' | 'UNKNOWN_EVENT'
+  /** The reply would have been larger than the server's maxReplyBytes: ask for a smaller page. */
+  | 'REPLY_TOO_LARGE'
   /** No reply within `requestTimeoutMs` (a send: within `sendTimeoutMs`). */
   | 'TIMEOUT'
   /** The socket closed after the request was sent and before its reply: it may or may not have happened. */

@@ -45,7 +45,7 @@ export const CLOSE_CODE_MEANINGS: ReadonlyArray<{ code: number, name: string, me
   { code: CloseCodes.FLOODING, name: 'FLOODING', meaning: 'too many RATE_LIMITED refusals within the flood window' },
 ]
 
-const FRAME_ONLY_CODES = new Set<ErrorCode>(['BAD_FRAME', 'UNKNOWN_EVENT'])
+const FRAME_ONLY_CODES = new Set<ErrorCode>(['BAD_FRAME', 'UNKNOWN_EVENT', 'REPLY_TOO_LARGE'])
 
 /** A plain JSON copy: TypeBox's own (non-enumerable, `~`-prefixed) keys and symbols do not survive it. */
 export function plainSchema (schema: unknown): JsonObject {

@@ -4,8 +4,8 @@ import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
-  CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSchema, RoomSummarySchema,
-  UserId, UserIdsInput, UserRefSchema,
+  CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
+  RoomPatch, RoomSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
 } from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
@@ -16,7 +16,7 @@ const RoomRef = Type.Object({ roomId: RoomId }, { additionalProperties: false })
 const Empty = Type.Object({})
 const RoomAck = Type.Object({ room: RoomSummarySchema })
 const MembersAck = Type.Object({ members: Type.Array(MemberWithStatusSchema) })
-export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), messages: Type.Array(MessageSchema) })
+export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), membersHasMore: MembersHasMore, messages: Type.Array(MessageSchema) })
 
 /** The rooms concern's WebSocket events and pushes; each handler calls the same service as REST. */
 export function registerRoomEvents (app: FastifyInstance): void {
@@ -69,10 +69,10 @@ export function registerRoomEvents (app: FastifyInstance): void {
   })
 
   gateway.on('room.members', {
-    summary: 'Lists the room\'s members with their roles and presence.',
-    schema: RoomRef,
-    ack: MembersAck,
-    handler: async (ctx, data) => ({ members: await rooms.members(actorOf(ctx), data.roomId) }),
+    summary: 'A page of the room\'s members (oldest first) with their roles and presence: offset, limit (default 100, at most 500); hasMore, nextOffset.',
+    schema: Type.Object({ roomId: RoomId, ...MembersPageQuery }, { additionalProperties: false }),
+    ack: MembersPageSchema,
+    handler: async (ctx, data) => await rooms.members(actorOf(ctx), data.roomId, data),
   })
 
   gateway.on('room.member.add', {
