@@ -34,6 +34,8 @@ export interface SessionReady {
   connectionId: string
   serverTime: string
   rooms: RoomSummary[]
+  /** True when `rooms` could not all fit in one frame: the client pages the rest with `room.list` before it tells anyone. */
+  roomsHasMore?: boolean
   people: Person[]
   favorites: Favorite[]
 }
@@ -96,6 +98,7 @@ export interface Requests {
   'room.create': { data: CreateRoomInput, ack: { room: RoomSummary } }
   'dm.open': { data: { userId: string }, ack: { room: RoomSummary } }
   'room.join': { data: { roomId: string }, ack: { room: RoomSummary, members: MemberWithStatus[], membersHasMore: boolean, messages: Message[] } }
+  'room.list': { data: { offset?: number, limit?: number }, ack: { rooms: RoomSummary[], hasMore: boolean, nextOffset: number | null } }
   'room.leave': { data: { roomId: string }, ack: Record<string, never> }
   'room.update': { data: { roomId: string } & RoomPatch, ack: { room: RoomSummary } }
   'room.delete': { data: { roomId: string }, ack: Record<string, never> }

@@ -32,6 +32,13 @@ export class ReplyBudget {
   }
 }
 
+/** The first items of a list that fit in the budget, each taken as its JSON text. */
+export function fitList<T> (items: readonly T[], budget: ReplyBudget): T[] {
+  let count = 0
+  while (count < items.length && budget.take(JSON.stringify(items[count]))) count += 1
+  return count === items.length ? [...items] : items.slice(0, count)
+}
+
 /**
  * Room for `{"event":"ack","id":…,"data":…}` around a reply's data: an id is at most 64 characters, and
  * JSON may escape each one in 6 bytes.

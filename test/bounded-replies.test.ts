@@ -4,8 +4,8 @@ import { startNode, type TestNode } from './fixtures/server.js'
 import { connect, groupRoom, uid, type Person } from './fixtures/chat.js'
 import { rest, scopeOf, storeMessages } from './fixtures/rooms.js'
 import { clientFor, dropSockets, nextState, record, TokenGate } from './fixtures/chat-client.js'
-import { until } from './fixtures/timing.js'
-import type { TestClient } from './fixtures/ws-client.js'
+import { until, within } from './fixtures/timing.js'
+import { TestClient } from './fixtures/ws-client.js'
 import { resolveConfig } from '../plugins/core/config.js'
 
 // Issue 20, item 1: one frame used to buy a 135.9 MB ack (500 cursors, duplicates allowed, no total cap),
@@ -229,7 +229,7 @@ t.test('the buffer limit holds for one large frame: a reply larger than maxBuffe
   await storeMessages(tight, roomId, person.id, range(100).map(() => 'y'.repeat(3000)))
   // About 330 KB in one frame, on a socket with nothing buffered: the frame itself is over the limit.
   person.client.send({ event: 'history.fetch', id: 'big', data: { roomId, limit: 100 } })
-  const closed = await person.client.closed
+  const closed = await within(person.client.closed, 10000, 'the socket closed')
   t.equal(closed.code, 1013, 'the slow-consumer close')
   t.notOk(person.client.frames.some((frame) => frame.id === 'big'), 'the frame was not written')
 })
@@ -260,4 +260,33 @@ t.test('the client follows hasMore (rooms cut short and rooms the reply had no r
     t.same(news.filter((event) => event.roomId === roomId).map((event) => event.seq), range(120), 'every missed event, once, in seq order')
     t.equal(bob.cursor(roomId), 120)
   }
+})
+
+t.test('session.ready stays within maxReplyBytes: the most recently active rooms, roomsHasMore, the rest by room.list; the client gets them all', async (t) => {
+  const owner = await connect(small, uid('owner'))
+  t.teardown(() => owner.client.close())
+  const roomIds = await rooms(owner, 40)
+  // A last message of 3,000 characters makes each room's summary about 3.5 kB: 40 of them pass 64 KiB.
+  for (const roomId of roomIds) await storeMessages(small, roomId, owner.id, ['z'.repeat(3000)])
+
+  const client = await TestClient.connect(small.wsUrl, { token: owner.token })
+  t.teardown(() => client.close())
+  let readyBytes = 0
+  client.socket.on('message', (data: Buffer) => { if (data.toString().startsWith('{"event":"session.ready"')) readyBytes = data.length })
+  const ready = (await client.next((frame) => frame.event === 'session.ready')).data as { rooms: Array<{ id: string }>, roomsHasMore?: boolean }
+  t.ok(readyBytes > 0 && readyBytes <= 65536, `session.ready is ${readyBytes} bytes`)
+  t.equal(ready.roomsHasMore, true)
+  t.ok(ready.rooms.length > 5 && ready.rooms.length < 40, `${ready.rooms.length} rooms in it`)
+  const listed = [...ready.rooms.map((room) => room.id)]
+  let offset: number | null = ready.rooms.length
+  while (offset !== null) {
+    const page = await client.ack('room.list', { offset }) as { rooms: Array<{ id: string }>, nextOffset: number | null }
+    listed.push(...page.rooms.map((room) => room.id))
+    offset = page.nextOffset
+  }
+  t.same([...listed].sort(), [...roomIds].sort(), 'session.ready and room.list together: every room once')
+
+  const chat = clientFor(t, small, owner.id)
+  await chat.connect()
+  t.ok(roomIds.every((roomId) => chat.cursor(roomId) === 1), 'the client tracks every room after connect()')
 })
