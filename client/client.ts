@@ -178,8 +178,9 @@ export class ChatClient {
     return this.request('room.delete', { roomId })
   }
 
-  members (roomId: string): Promise<Requests['room.members']['ack']> {
-    return this.request('room.members', { roomId })
+  /** A page of the room's members, oldest first (`offset`, `limit`: default 100, at most 500); `nextOffset` asks for the next. */
+  members (roomId: string, page: { offset?: number, limit?: number } = {}): Promise<Requests['room.members']['ack']> {
+    return this.request('room.members', { roomId, ...page })
   }
 
   addMembers (roomId: string, userIds: string[]): Promise<Requests['room.member.add']['ack']> {
@@ -232,8 +233,10 @@ export class ChatClient {
    * hear of it, the rooms that moved while away are synced, and only then do the unacked sends (in
    * their order) and the requests made offline go out, so that replies never overtake the replay.
    */
-  private async sessionReady (ready: SessionReady): Promise<void> {
-    const session = this.transport.sessionStarted(ready)
+  private async sessionReady (first: SessionReady): Promise<void> {
+    const session = this.transport.sessionStarted(first)
+    const ready = first.roomsHasMore === true ? await this.allRooms(first) : first
+    if (ready === null || !this.transport.isCurrent(session)) return
     this.me = ready.user.id
     const resuming = this.hadSession
     this.hadSession = true
@@ -247,6 +250,29 @@ export class ChatClient {
     this.transport.goLive()
     this.outbox.replay()
     this.requests.sendQueued()
+  }
+
+  /**
+   * session.ready with every room: one that could not carry them all (the server's maxReplyBytes) is
+   * completed with room.list pages. Null when the socket went away meanwhile (the next session retries).
+   */
+  private async allRooms (ready: SessionReady): Promise<SessionReady | null> {
+    const rooms = [...ready.rooms]
+    const seen = new Set(rooms.map((room) => room.id))
+    let offset: number | null = rooms.length
+    try {
+      while (offset !== null) {
+        const page = await this.requests.request('room.list', { offset, limit: 500 }, true) as Requests['room.list']['ack']
+        // A room that moved up the list between pages (new activity) is already here.
+        for (const room of page.rooms) if (!seen.has(room.id)) { seen.add(room.id); rooms.push(room) }
+        offset = page.nextOffset
+      }
+    } catch (error) {
+      if (error instanceof ChatClientError) this.events.emitError(error)
+      return null
+    }
+    const { roomsHasMore: _more, ...rest } = ready
+    return { ...rest, rooms }
   }
 
   /** The socket is gone: no sync runs, what was sent on it and had no reply fails, sends wait for the next. */

@@ -25,7 +25,7 @@ interface RoomCursor {
 }
 
 /** How many rooms one `sync` request asks for (the server's limit). */
-const SYNC_BATCH = 500
+const SYNC_BATCH = 100
 /** Changes whose ack says where they landed in the room (their push goes to the other sockets only). */
 const OWN_CHANGES = new Set(['message.edit', 'message.delete', 'reaction.add', 'reaction.remove'])
 
@@ -160,8 +160,10 @@ export class RoomCursors {
             progressed = true
             this.durable(replayed.event, { ...replayed.data, roomId: entry.roomId }, true)
           }
+          // A room cut short continues from its last event; one the reply had no room for, from where it was asked.
           const last = entry.events[entry.events.length - 1]
-          if (entry.hasMore && last !== undefined) next.push({ roomId: entry.roomId, seq: last.data.seq as number })
+          const from = last === undefined ? asked.get(entry.roomId) : last.data.seq as number
+          if (entry.hasMore && from !== undefined) next.push({ roomId: entry.roomId, seq: from })
         }
         cursors = [...next, ...rest]
       }

@@ -34,6 +34,8 @@ export interface SessionReady {
   connectionId: string
   serverTime: string
   rooms: RoomSummary[]
+  /** True when `rooms` could not all fit in one frame: the client pages the rest with `room.list` before it tells anyone. */
+  roomsHasMore?: boolean
   people: Person[]
   favorites: Favorite[]
 }
@@ -95,11 +97,12 @@ export interface Requests {
   'sync': { data: { cursors: Array<{ roomId: string, seq: number }> }, ack: { rooms: SyncRoom[] } }
   'room.create': { data: CreateRoomInput, ack: { room: RoomSummary } }
   'dm.open': { data: { userId: string }, ack: { room: RoomSummary } }
-  'room.join': { data: { roomId: string }, ack: { room: RoomSummary, members: MemberWithStatus[], messages: Message[] } }
+  'room.join': { data: { roomId: string }, ack: { room: RoomSummary, members: MemberWithStatus[], membersHasMore: boolean, messages: Message[] } }
+  'room.list': { data: { offset?: number, limit?: number }, ack: { rooms: RoomSummary[], hasMore: boolean, nextOffset: number | null } }
   'room.leave': { data: { roomId: string }, ack: Record<string, never> }
   'room.update': { data: { roomId: string } & RoomPatch, ack: { room: RoomSummary } }
   'room.delete': { data: { roomId: string }, ack: Record<string, never> }
-  'room.members': { data: { roomId: string }, ack: { members: MemberWithStatus[] } }
+  'room.members': { data: { roomId: string, offset?: number, limit?: number }, ack: { members: MemberWithStatus[], hasMore: boolean, nextOffset: number | null } }
   'room.member.add': { data: { roomId: string, userIds: string[] }, ack: { members: MemberWithStatus[] } }
   'room.member.remove': { data: { roomId: string, userId: string }, ack: Record<string, never> }
   'room.member.role': { data: { roomId: string, userId: string, role: Role }, ack: { member: Member } }

@@ -39,7 +39,8 @@ export const HistoryInput = Type.Object({
 export type HistoryInput = Static<typeof HistoryInput>
 export const ReadInput = Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false })
 export const SyncInput = Type.Object({
-  cursors: Type.Array(Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false }), { maxItems: 500 }),
+  // At most 100 rooms, each once (the service refuses a repeated room: the schema cannot say it).
+  cursors: Type.Array(Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false }), { maxItems: 100 }),
 }, { additionalProperties: false })
 
 export const MessageReply = Type.Object({ message: MessageSchema })

@@ -126,3 +126,15 @@ export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER
 
 export type CreateRoomData = Static<typeof CreateRoomInput>
 export type RoomPatchData = Static<typeof RoomPatch>
+
+/** A page of room.members (and GET /rooms/:roomId/members): from `offset`, at most `limit` (default 100). */
+export const MembersPageQuery = {
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'members to skip, oldest first (default 0)' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'members in the page (default 100); fewer when they would not fit in maxReplyBytes' })),
+}
+export const MembersPageSchema = Type.Object({
+  members: Type.Array(MemberWithStatusSchema),
+  hasMore: Type.Boolean({ description: 'more members after this page' }),
+  nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
+})
+export const MembersHasMore = Type.Boolean({ description: 'more members than `members` holds (at most 100 here): page the rest with room.members / GET /rooms/:roomId/members' })

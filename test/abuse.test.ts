@@ -181,24 +181,24 @@ t.test('text that cannot be stored is refused before any query, on both transpor
   bob.client.close()
 })
 
-t.test('one frame cannot buy hundreds of queries: sync with 500 cursors of rooms that are not yours', async (t) => {
+t.test('one frame cannot buy hundreds of queries: sync with 100 cursors (the most it takes) of rooms that are not yours', async (t) => {
   const node = await startNode(t, { redis: null })
   const owner = await connect(node, 'owner')
   const roomId = ((await owner.client.ack('room.create', { name: 'mine', type: 'GROUP' })).room as { id: string }).id
   await owner.client.ack('message.send', { roomId, content: 'hello' })
-  const cursors: Array<{ roomId: string, seq: number }> = Array.from({ length: 499 }, () => ({ roomId: crypto.randomUUID(), seq: 0 }))
+  const cursors: Array<{ roomId: string, seq: number }> = Array.from({ length: 99 }, () => ({ roomId: crypto.randomUUID(), seq: 0 }))
   cursors.push({ roomId, seq: 0 })
   const reply = await owner.client.ack('sync', { cursors })
   const rooms = reply.rooms as Array<{ roomId: string, events: unknown[], error?: { code: string } }>
-  t.equal(rooms.filter((room) => room.error?.code === 'NOT_MEMBER').length, 499, 'the 499 others: NOT_MEMBER')
+  t.equal(rooms.filter((room) => room.error?.code === 'NOT_MEMBER').length, 99, 'the 99 others: NOT_MEMBER')
   t.equal(rooms.find((room) => room.roomId === roomId)?.events.length, 1, 'the user\'s own room: its events')
   const counter = countQueries(node)
   const me = { id: 'owner', tenant: '', name: 'owner', avatar: null, roles: [], permissions: [], exp: null }
   const again = await counter.run(async () => await node.app.chat.scope.chatMessaging.sync(me, cursors))
   counter.stop()
-  t.equal(again.rooms.length, 500)
+  t.equal(again.rooms.length, 100)
   // The own room: its seq, then the log (room_events and messages) and the messages' senders and reactions.
-  t.ok(counter.count <= 6, `${counter.count} queries for 500 cursors`)
+  t.ok(counter.count <= 6, `${counter.count} queries for 100 cursors`)
   owner.client.close()
 })
 

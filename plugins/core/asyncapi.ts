@@ -45,7 +45,7 @@ export const CLOSE_CODE_MEANINGS: ReadonlyArray<{ code: number, name: string, me
   { code: CloseCodes.FLOODING, name: 'FLOODING', meaning: 'too many RATE_LIMITED refusals within the flood window' },
 ]
 
-const FRAME_ONLY_CODES = new Set<ErrorCode>(['BAD_FRAME', 'UNKNOWN_EVENT'])
+const FRAME_ONLY_CODES = new Set<ErrorCode>(['BAD_FRAME', 'UNKNOWN_EVENT', 'REPLY_TOO_LARGE'])
 
 /** A plain JSON copy: TypeBox's own (non-enumerable, `~`-prefixed) keys and symbols do not survive it. */
 export function plainSchema (schema: unknown): JsonObject {
@@ -86,6 +86,7 @@ const SessionReady: JsonObject = {
     connectionId: { type: 'string' },
     serverTime: { type: 'string', format: 'date-time' },
     rooms: { type: 'array', items: { type: 'object', description: 'RoomSummary' } },
+    roomsHasMore: { type: 'boolean', description: 'present (true) when the rooms did not all fit in maxReplyBytes: page the rest with room.list from rooms.length' },
     people: { type: 'array', items: { type: 'object', description: 'Person' } },
     favorites: { type: 'array', items: { type: 'object', description: 'Favorite' } },
   },

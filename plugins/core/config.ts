@@ -52,6 +52,11 @@ export const ChatOptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0, description: 'open sockets per client address on one node (IPv6 by /64), authenticated or not; 0 is no limit; over it close 4409' }),
   maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576 }),
   maxMessageLength: Type.Integer({ minimum: 1, maximum: 100000, default: 4000 }),
+  maxReplyBytes: Type.Integer({
+    minimum: 65536, default: 1048576,
+    description: 'the largest reply frame (an ack, an error) the server writes, in UTF-8 bytes: sync, history, member lists and joins are paged below it; anything else past it is refused with REPLY_TOO_LARGE',
+  }),
+  syncMaxEvents: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'events in one sync ack, over all its rooms; a room cut short says hasMore: true' }),
   presenceGraceMs: Type.Integer({ minimum: 0, default: 5000 }),
   presenceFanoutMaxMembers: Type.Integer({ minimum: 0, default: 200 }),
   presenceNodeTtlMs: Type.Integer({

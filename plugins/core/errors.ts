@@ -20,6 +20,8 @@ const STATUS = {
   INTERNAL: 500,
   BAD_FRAME: 400,
   UNKNOWN_EVENT: 400,
+  // A reply that would be larger than maxReplyBytes (frames only: REST lists are paged).
+  REPLY_TOO_LARGE: 413,
 } as const
 
 export type ErrorCode = keyof typeof STATUS
@@ -65,6 +67,7 @@ export const refusals = {
   /** The server's own user: no one can talk to it or add it (protocol 11.3). */
   reservedUser: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: "system" is reserved for the server`, [{ field, message: 'reserved user' }]),
+  replyTooLarge: refusal('REPLY_TOO_LARGE', 'the reply would be larger than maxReplyBytes: ask for less (a smaller page)'),
   /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
   unstorableText: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: must not contain NUL characters or unpaired surrogates`, [{ field, message: 'not storable text' }]),

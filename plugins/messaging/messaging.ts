@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm'
 import { messages, reactions, roomMembers, rooms, type MessageType } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
 import { chatError, refusals, toWireError } from '../core/errors.js'
@@ -12,12 +12,19 @@ import { SendInput, type Message } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
+import { frameOf } from '../../db/queries/room-events.js'
+import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomAction, RoomsService } from '../rooms/types.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
 const checkSendInput = Compile(SendInput)
-const SYNC_PAGE = 200
+/** Events read from the log at a time while filling a sync reply. */
+const SYNC_CHUNK = 100
+/** The ack's data around its rooms, and the field a room's entry may gain. */
+const SYNC_REPLY_FRAME = '{"rooms":[]}'
+const RESYNC_FIELD = ',"resync":true'
+const HISTORY_REPLY_FRAME = '{"messages":[],"hasMore":false}'
 export interface SendOptions {
   /** The sending socket: it gets the ack and not the message.new echo. */
   except?: Connection
@@ -43,6 +50,37 @@ export interface EventPlace {
 function placeOf (events: RoomEvent[]): Partial<EventPlace> {
   const event = events[0]
   return event === undefined ? {} : { roomId: event.roomId, seq: event.seq }
+}
+
+/** A room's entry in a sync reply without its events: what it takes whatever the events. */
+function skeletonOf (result: SyncRoomResult): SyncRoomResult {
+  return { ...result, events: [], hasMore: false }
+}
+
+/** The contract's sync input rule the schema cannot say: no room twice in one request. */
+function refuseRepeatedRooms (cursors: Array<{ roomId: string }>): void {
+  const seen = new Set<string>()
+  for (const [index, { roomId }] of cursors.entries()) {
+    if (seen.has(roomId)) {
+      throw chatError('VALIDATION_FAILED', `cursors.${index}.roomId: the room is already in cursors`, [{ field: `cursors.${index}.roomId`, message: 'a room may appear once' }])
+    }
+    seen.add(roomId)
+  }
+}
+
+/**
+ * A history page cut to fit in one reply: the messages nearest the cursor are kept (the oldest when paging
+ * forward with `after`, the newest otherwise) and `hasMore` says that the rest is still there. A single
+ * message too large for any reply is refused (REPLY_TOO_LARGE) rather than skipped in silence.
+ */
+function fitHistory (page: { messages: Message[], hasMore: boolean }, forward: boolean, maxReplyBytes: number): { messages: Message[], hasMore: boolean } {
+  const budget = new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + HISTORY_REPLY_FRAME.length)
+  const { messages: all } = page
+  let kept = 0
+  while (kept < all.length && budget.take(JSON.stringify(all[forward ? kept : all.length - 1 - kept]))) kept += 1
+  if (kept === all.length) return page
+  if (kept === 0) throw refusals.replyTooLarge()
+  return { messages: forward ? all.slice(0, kept) : all.slice(all.length - kept), hasMore: true }
 }
 
 export interface MessagingService {
@@ -243,7 +281,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       const request: { before?: number, after?: number, limit: number } = { limit: page.limit ?? 50 }
       if (page.before !== undefined) request.before = page.before
       if (page.after !== undefined) request.after = page.after
-      return await historyPage(db, roomId, request)
+      return fitHistory(await historyPage(db, roomId, request), page.after !== undefined, config.maxReplyBytes)
     },
 
     async markRead (user, roomId, seq, except) {
@@ -284,26 +322,66 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
 
     async sync (user, cursors) {
       await roomsService().authorize(user, 'sync')
-      const retention = config.eventRetention
-      // The user's rooms from the node's cache: a cursor for any other room (up to 500 of them in one
-      // frame) is answered without a database read of its own.
+      refuseRepeatedRooms(cursors)
+      // The user's rooms from the node's cache: a cursor for any other room is answered without a
+      // database read of its own, and the others' lastSeq come in one query.
       const mine = new Set(await roomsService().roomIdsOf(user.id))
-      const results = await Promise.all(cursors.map(async ({ roomId, seq }): Promise<SyncRoomResult> => {
+      const refused = new Map<string, SyncRoomResult>()
+      await Promise.all(cursors.map(async ({ roomId }) => {
         try {
           if (!mine.has(roomId)) throw refusals.notMember()
           await roomsService().requireMember(roomId, user.id)
         } catch (error) {
-          return { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) }
+          refused.set(roomId, { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) })
         }
-        const [room] = await db.select({ lastSeq: rooms.lastSeq }).from(rooms).where(eq(rooms.id, roomId))
-        const lastSeq = room?.lastSeq ?? 0
-        const oldestKept = retention > 0 ? Math.max(1, lastSeq - retention + 1) : 1
-        if (seq > lastSeq || seq < oldestKept - 1) return { roomId, events: [], lastSeq, hasMore: false, resync: true }
-        const events = await roomLog.eventsAfter(roomId, seq, SYNC_PAGE + 1)
-        const hasMore = events.length > SYNC_PAGE
-        return { roomId, events: events.slice(0, SYNC_PAGE).map((event) => ({ event: event.event, data: event.data })), lastSeq, hasMore }
       }))
-      return { rooms: results }
+      const asked = cursors.filter(({ roomId }) => !refused.has(roomId)).map(({ roomId }) => roomId)
+      const lastSeqs = new Map(asked.length === 0
+        ? []
+        : (await db.select({ id: rooms.id, lastSeq: rooms.lastSeq }).from(rooms).where(inArray(rooms.id, asked))).map((row) => [row.id, row.lastSeq]))
+      const retention = config.eventRetention
+      const results = cursors.map(({ roomId, seq }): SyncRoomResult & { from: number } => {
+        const refusal = refused.get(roomId)
+        if (refusal !== undefined) return { ...refusal, from: seq }
+        const lastSeq = lastSeqs.get(roomId) ?? 0
+        const oldestKept = retention > 0 ? Math.max(1, lastSeq - retention + 1) : 1
+        if (seq > lastSeq || seq < oldestKept - 1) return { roomId, events: [], lastSeq, hasMore: false, resync: true, from: seq }
+        return { roomId, events: [], lastSeq, hasMore: seq < lastSeq, from: seq }
+      })
+      // Every room's fixed fields are set aside first (they are in the reply whatever happens), then
+      // events are added room after room while the event count and the bytes allow.
+      const budget = new ReplyBudget(config.maxReplyBytes, ENVELOPE_RESERVE + SYNC_REPLY_FRAME.length)
+      for (const result of results) budget.reserve(utf8Bytes(JSON.stringify(skeletonOf(result))) + 1 + RESYNC_FIELD.length)
+      let eventsLeft = config.syncMaxEvents
+      let full = false
+      for (const result of results) {
+        if (full || eventsLeft === 0) break
+        if (!result.hasMore) continue
+        let after = result.from
+        while (after < result.lastSeq && eventsLeft > 0 && !full) {
+          // In chunks, so that a room's backlog is never read whole into memory for a reply that takes a page.
+          const chunk = await roomLog.eventsAfter(result.roomId, after, Math.min(SYNC_CHUNK, eventsLeft), result.lastSeq)
+          if (chunk.length === 0) break
+          for (const event of chunk) {
+            if (!budget.take(frameOf(event))) {
+              full = true
+              break
+            }
+            result.events.push({ event: event.event, data: event.data })
+            after = event.seq
+            eventsLeft -= 1
+          }
+          if (full && result.events.length === 0 && !results.some((other) => other.events.length > 0)) {
+            // One event larger than any reply can be: the room is answered as beyond the window (the
+            // client reloads it with history.fetch) instead of never getting past it.
+            result.resync = true
+            full = false
+            break
+          }
+        }
+        result.hasMore = result.resync !== true && after < result.lastSeq
+      }
+      return { rooms: results.map(({ from: _from, ...result }) => result) }
     },
 
     drain: () => writer.drain(),

@@ -24,8 +24,8 @@ export interface RoomLog {
    * per event, one broker command). Never rejects for the broker: other nodes recover from the database.
    */
   publish (events: RoomEvent[], except?: Connection): Promise<void>
-  /** Events after `seq`, ascending, at most `limit`. */
-  eventsAfter (roomId: string, seq: number, limit: number): Promise<RoomEvent[]>
+  /** Events after `seq`, ascending, at most `limit`, and none past `upTo` when it is given. */
+  eventsAfter (roomId: string, seq: number, limit: number, upTo?: number): Promise<RoomEvent[]>
   /** Tells the hub which seq this node has delivered a room up to when it starts listening to it. */
   baseline (roomId: string, lastSeq: number): void
 }
@@ -86,7 +86,7 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
       return written
     },
     publish: (events, except) => hub.publishRoomEvents(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event), except: except ?? null }))),
-    eventsAfter: (roomId, seq, limit) => eventsAfter(db, roomId, seq, limit),
+    eventsAfter: (roomId, seq, limit, upTo) => eventsAfter(db, roomId, seq, limit, upTo),
     baseline: (roomId, lastSeq) => hub.baseline(roomId, lastSeq),
   }
   app.decorate('chatRoomLog', log)

@@ -112,6 +112,15 @@ function uncorkAll (): void {
 }
 
 /**
+ * The frame's UTF-8 size when it may be more than `room` bytes, else 0: a frame of n UTF-16 units is at
+ * most 3n bytes, so the usual small frame is not measured at all.
+ */
+function frameBytesOver (frame: string, encoded: Buffer | undefined, room: number): number {
+  if (encoded !== undefined) return encoded.length
+  return frame.length * 3 <= room ? 0 : Buffer.byteLength(frame, 'utf8')
+}
+
+/**
  * One client socket. Writes go through `send`, which is where backpressure is enforced: a socket whose
  * unsent bytes pass `maxBufferedBytes` is cut with 1013 instead of growing the node's memory.
  */
@@ -161,8 +170,9 @@ export class Connection {
     const socket = this.socket
     // What is still unsent from earlier ticks; the frames corked in this tick are not a slow consumer.
     const backlog = this.stream === null ? socket.bufferedAmount : this.backlogAtCork
-    if (backlog > this.maxBufferedBytes) {
-      this.log.warn({ bufferedAmount: backlog }, 'slow consumer cut')
+    // The frame being written counts too: one huge frame must not pass a limit checked before it.
+    if (backlog > this.maxBufferedBytes || backlog + frameBytesOver(frame, encoded, this.maxBufferedBytes - backlog) > this.maxBufferedBytes) {
+      this.log.warn({ bufferedAmount: backlog, frameBytes: encoded?.length ?? Buffer.byteLength(frame) }, 'slow consumer cut')
       this.observer?.slowConsumerCut()
       this.close(CloseCodes.TRY_AGAIN_LATER, 'slow consumer')
       return false

@@ -7,6 +7,7 @@ import { CloseCodes, type ChatUser, type Connection } from './connection.js'
 import { TokenBucket } from '../../lib/token-bucket.js'
 import { SharedBuckets } from '../core/rate-limit.js'
 import { unstorableField } from '../../lib/input-hygiene.js'
+import { mayExceed, utf8Bytes } from '../../lib/reply-budget.js'
 import type { ChatConfig } from '../core/config.js'
 
 export type RateClass = 'send' | 'typing' | 'other'
@@ -203,9 +204,18 @@ export class Gateway {
       const ctx: EventContext = { connection, user: connection.user as ChatUser, event, requestId: id }
       const result = await definition.handler(ctx, payload as never)
       if (result !== NO_REPLY && id !== undefined) {
-        connection.send(result instanceof JsonReply
+        const frame = result instanceof JsonReply
           ? `{"event":"ack","id":${JSON.stringify(id)},"data":${result.json}}`
-          : JSON.stringify({ event: 'ack', id, data: result ?? {} }))
+          : JSON.stringify({ event: 'ack', id, data: result ?? {} })
+        // The last guard: replies that can be long are paged below maxReplyBytes by their handlers;
+        // one that is still past it is refused rather than written.
+        if (mayExceed(frame, this.config.maxReplyBytes)) {
+          connection.log.warn({ event, bytes: utf8Bytes(frame), maxReplyBytes: this.config.maxReplyBytes }, 'reply too large, refused')
+          this.observer?.handled(event, performance.now() - started, false)
+          this.sendError(connection, id, event, toWireError(refusals.replyTooLarge()))
+          return
+        }
+        connection.send(frame)
       }
       this.observer?.handled(event, performance.now() - started, true)
     } catch (error) {

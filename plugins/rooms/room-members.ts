@@ -3,17 +3,26 @@ import { favorites, roomMembers, rooms, type Role } from '../../db/schema/index.
 import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
 import { isoOf } from '../../schemas/message.js'
-import type { Member } from '../../schemas/room.js'
+import type { Member, MemberWithStatus } from '../../schemas/room.js'
+import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomEvent } from '../messaging/room-log.js'
-import type { Actor, RoomsApiMethods } from './types.js'
+import type { Actor, MemberPage, RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { canKick, canSetRole } from './permissions.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
 
-/** Messages in room.join's ack. */
+/** Messages in room.join's ack (the latest; fewer when they would not fit in maxReplyBytes). */
 export const JOIN_PAGE = 50
+/** Members in room.join's ack and GET /rooms/:roomId; the rest are paged (room.members). */
+export const JOIN_MEMBERS = 100
+/** room.members' page: its default and largest `limit`. */
+export const MEMBERS_PAGE = 100
+export const MEMBERS_PAGE_MAX = 500
+
+/** room.members' ack around its members. */
+const MEMBER_PAGE_FRAME = '{"members":[],"hasMore":false,"nextOffset":2147483647}'
 
 export type RoomMembers = Pick<RoomsApiMethods, 'get' | 'members' | 'join' | 'leave' | 'addMembers' | 'removeMember' | 'setRole'>
 
@@ -29,6 +38,19 @@ function userRef (user: ChatUser): { id: string, name: string | null, avatar: st
 export function createRoomMembers (ctx: RoomsContext): RoomMembers {
   const { app, claims, sync, access, announce, withStatus, quotas } = ctx
   const { chatDb: db, chatRoomLog: roomLog, chatUsers: users } = app
+  const maxReplyBytes = app.chatConfig.maxReplyBytes
+
+  /** Members from `offset`, at most `limit`, cut where the next one would not fit in the budget. */
+  async function memberPage (roomId: string, offset: number, limit: number, budget: ReplyBudget): Promise<MemberPage> {
+    const rows = await loadMembers(db, roomId, undefined, { offset, limit: limit + 1 })
+    const members: MemberWithStatus[] = []
+    for (const member of await withStatus(rows.slice(0, limit))) {
+      if (!budget.take(JSON.stringify(member))) break
+      members.push(member)
+    }
+    const hasMore = members.length < Math.min(rows.length, limit) || rows.length > limit
+    return { members, hasMore, nextOffset: hasMore ? offset + members.length : null }
+  }
 
   async function leave (actor: Actor, roomId: string): Promise<void> {
     const { user } = actor
@@ -70,14 +92,18 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
     async get (actor, roomId) {
       await access.memberOf(actor.user, roomId)
       await access.authorize(actor.user, 'room.get', roomId)
-      const [room, members] = await Promise.all([summaryOfRoom(db, actor.user.id, roomId), loadMembers(db, roomId).then(withStatus)])
-      return { room, members }
+      const room = await summaryOfRoom(db, actor.user.id, roomId)
+      const budget = new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + utf8Bytes(JSON.stringify({ room, members: [], membersHasMore: false })))
+      const page = await memberPage(roomId, 0, JOIN_MEMBERS, budget)
+      return { room, members: page.members, membersHasMore: page.hasMore }
     },
 
-    async members (actor, roomId) {
+    async members (actor, roomId, page = {}) {
       await access.memberOf(actor.user, roomId)
       await access.authorize(actor.user, 'room.members', roomId)
-      return await withStatus(await loadMembers(db, roomId))
+      const offset = page.offset ?? 0
+      const limit = Math.min(page.limit ?? MEMBERS_PAGE, MEMBERS_PAGE_MAX)
+      return await memberPage(roomId, offset, limit, new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + MEMBER_PAGE_FRAME.length))
     },
 
     async join (actor, roomId) {
@@ -112,12 +138,17 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       }
       // Without chats:read (when claims are enforced) the join answers no members and no messages.
       const reads = user.server === true || claims.mayRead(user)
-      const [room, members, messages] = await Promise.all([
+      const [room, latest] = await Promise.all([
         summaryOfRoom(db, user.id, roomId),
-        reads ? loadMembers(db, roomId).then(withStatus) : [],
         reads ? latestMessages(db, roomId, JOIN_PAGE) : [],
       ])
-      return { room, members, messages }
+      // One reply: the room, then the newest messages that fit (older ones by history.fetch), then members.
+      const budget = new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + utf8Bytes(JSON.stringify({ room, members: [], membersHasMore: false, messages: [] })))
+      let first = latest.length
+      while (first > 0 && budget.take(JSON.stringify(latest[first - 1]))) first -= 1
+      const messages = latest.slice(first)
+      const page = reads ? await memberPage(roomId, 0, JOIN_MEMBERS, budget) : { members: [], hasMore: false }
+      return { room, members: page.members, membersHasMore: page.hasMore, messages }
     },
 
     async addMembers (actor, roomId, userIds) {

@@ -3,6 +3,10 @@ import type { Person } from '../../schemas/room.js'
 import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { loadFavorites, loadSummaries } from './room-summaries.js'
+import { ENVELOPE_RESERVE, ReplyBudget, fitList, utf8Bytes } from '../../lib/reply-budget.js'
+
+/** session.ready's fields besides rooms, people and favorites (user, connectionId, serverTime, others' parts). */
+const SESSION_RESERVE = 8192
 
 /**
  * session.ready's rooms, people (the other user of each DIRECT room, with presence) and favorites, in a
@@ -42,6 +46,10 @@ export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsA
     }))
     // A socket that closed meanwhile was forgotten by the hub before these subscriptions: undo them.
     if (!connection.isOpen) await Promise.all([...connection.rooms].map((roomId) => hub.unsubscribe(connection, roomId)))
-    return { rooms, people, favorites }
+    // The frame stays within maxReplyBytes: the most recently active rooms that fit, and `roomsHasMore`
+    // when some did not (the client pages the rest with room.list). Every room is subscribed all the same.
+    const budget = new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + SESSION_RESERVE + utf8Bytes(JSON.stringify({ people, favorites })))
+    const fitted = fitList(rooms, budget)
+    return fitted.length === rooms.length ? { rooms, people, favorites } : { rooms: fitted, roomsHasMore: true, people, favorites }
   })
 }

@@ -247,15 +247,16 @@ interface MemberRow {
   avatar: string | null
 }
 
-/** Members of a room, oldest first; only `userIds` when given. */
-export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonly string[]): Promise<Member[]> {
+/** Members of a room, oldest first; only `userIds` when given; only `page.limit` from `page.offset` when given. */
+export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonly string[], page?: { offset: number, limit: number }): Promise<Member[]> {
   if (userIds?.length === 0) return []
   const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${list(userIds)})`
+  const paged = page === undefined ? sql`` : sql` limit ${page.limit} offset ${page.offset}`
   const result = await db.execute(sql`
     select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at, u.name, u.avatar
     from chat.room_members m left join chat.users u on u.id = m.user_id
     where m.room_id = ${roomId}${filter}
-    order by m.joined_at, m.user_id`)
+    order by m.joined_at, m.user_id${paged}`)
   return rows<MemberRow>(result).map((row) => ({
     user: { id: row.user_id, name: row.name, avatar: row.avatar },
     role: row.role,

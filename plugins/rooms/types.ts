@@ -57,8 +57,19 @@ export interface Actor {
 
 export interface JoinResult {
   room: RoomSummary
+  /** The first members (oldest first), at most JOIN_MEMBERS and what fits in the reply; the rest by room.members. */
   members: MemberWithStatus[]
+  /** More members than `members` holds: page them with room.members from `members.length`. */
+  membersHasMore: boolean
   messages: Message[]
+}
+
+/** A page of a room's members, oldest first. */
+export interface MemberPage {
+  members: MemberWithStatus[]
+  hasMore: boolean
+  /** The offset of the next page; null when there is none. */
+  nextOffset: number | null
 }
 
 export interface SessionSnapshot {
@@ -77,8 +88,9 @@ export interface RoomsApiMethods {
   update (actor: Actor, roomId: string, patch: RoomPatchData): Promise<RoomSummary>
   delete (actor: Actor, roomId: string): Promise<void>
   /** One room as the actor sees it, with its members. */
-  get (actor: Actor, roomId: string): Promise<{ room: RoomSummary, members: MemberWithStatus[] }>
-  members (actor: Actor, roomId: string): Promise<MemberWithStatus[]>
+  get (actor: Actor, roomId: string): Promise<{ room: RoomSummary, members: MemberWithStatus[], membersHasMore: boolean }>
+  /** A page of the members: `limit` (default 100, at most 500) from `offset`, cut shorter to fit maxReplyBytes. */
+  members (actor: Actor, roomId: string, page?: { offset?: number, limit?: number }): Promise<MemberPage>
   /** Adds (invites) users; returns the members that were added, skipping users who already were. */
   addMembers (actor: Actor, roomId: string, userIds: string[]): Promise<MemberWithStatus[]>
   /** Kicks a member; the actor's own id means leave. */

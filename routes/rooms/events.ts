@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
+import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
-  CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSchema, RoomSummarySchema,
-  UserId, UserIdsInput, UserRefSchema,
+  CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
+  RoomPatch, RoomSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
 } from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
@@ -15,8 +16,14 @@ function actorOf (ctx: EventContext): Actor {
 const RoomRef = Type.Object({ roomId: RoomId }, { additionalProperties: false })
 const Empty = Type.Object({})
 const RoomAck = Type.Object({ room: RoomSummarySchema })
+const RoomsPageSchema = Type.Object({
+  rooms: Type.Array(RoomSummarySchema),
+  hasMore: Type.Boolean(),
+  nextOffset: Type.Union([Type.Integer(), Type.Null()]),
+})
+const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
 const MembersAck = Type.Object({ members: Type.Array(MemberWithStatusSchema) })
-export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), messages: Type.Array(MessageSchema) })
+export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), membersHasMore: MembersHasMore, messages: Type.Array(MessageSchema) })
 
 /** The rooms concern's WebSocket events and pushes; each handler calls the same service as REST. */
 export function registerRoomEvents (app: FastifyInstance): void {
@@ -44,6 +51,20 @@ export function registerRoomEvents (app: FastifyInstance): void {
     handler: async (ctx, data) => await rooms.join(actorOf(ctx), data.roomId),
   })
 
+  gateway.on('room.list', {
+    summary: 'A page of your rooms as session.ready lists them (most recently active first): offset, limit (default 100, at most 500); hasMore, nextOffset. session.ready says roomsHasMore when it could not carry them all.',
+    schema: Type.Object(MembersPageQuery, { additionalProperties: false }),
+    ack: RoomsPageSchema,
+    handler: async (ctx, data) => {
+      const all = await rooms.listForUser(ctx.user)
+      const offset = data.offset ?? 0
+      const page = all.slice(offset, offset + Math.min(data.limit ?? 100, 500))
+      const fitted = fitList(page, new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
+      const hasMore = offset + fitted.length < all.length
+      return { rooms: fitted, hasMore, nextOffset: hasMore ? offset + fitted.length : null }
+    },
+  })
+
   gateway.on('room.leave', {
     summary: 'Leaves a room. The OWNER hands over first unless alone (then the room is deleted).',
     schema: RoomRef,
@@ -69,10 +90,10 @@ export function registerRoomEvents (app: FastifyInstance): void {
   })
 
   gateway.on('room.members', {
-    summary: 'Lists the room\'s members with their roles and presence.',
-    schema: RoomRef,
-    ack: MembersAck,
-    handler: async (ctx, data) => ({ members: await rooms.members(actorOf(ctx), data.roomId) }),
+    summary: 'A page of the room\'s members (oldest first) with their roles and presence: offset, limit (default 100, at most 500); hasMore, nextOffset.',
+    schema: Type.Object({ roomId: RoomId, ...MembersPageQuery }, { additionalProperties: false }),
+    ack: MembersPageSchema,
+    handler: async (ctx, data) => await rooms.members(actorOf(ctx), data.roomId, data),
   })
 
   gateway.on('room.member.add', {

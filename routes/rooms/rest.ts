@@ -6,7 +6,8 @@ import type { Actor } from '../../plugins/rooms/types.js'
 import { ClientErrors } from '../../schemas/error.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
-  CreateRoomInput, MemberSchema, MemberWithStatusSchema, RoleSchema, RoomId, RoomPatch, RoomSummarySchema, UserId, UserIdsInput,
+  CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
+  RoomPatch, RoomSummarySchema, UserId, UserIdsInput,
 } from '../../schemas/room.js'
 
 /** The acting user of a REST request: the caller, with no socket of theirs to skip in pushes. */
@@ -21,10 +22,11 @@ const AddOrJoinBody = Type.Object({ userIds: Type.Optional(UserIdsInput) }, { ad
 const RoleBody = Type.Object({ role: RoleSchema }, { additionalProperties: false })
 
 const RoomReply = Type.Object({ room: RoomSummarySchema })
-const RoomWithMembers = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema) })
+const RoomWithMembers = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), membersHasMore: MembersHasMore })
 const AddOrJoinReply = Type.Object({
   room: Type.Optional(RoomSummarySchema),
   members: Type.Array(MemberWithStatusSchema),
+  membersHasMore: Type.Optional(MembersHasMore),
   messages: Type.Optional(Type.Array(MessageSchema)),
 }, { description: 'a join answers {room, members, messages} like room.join; an add answers {members} (those added)' })
 const NoContent = Type.Null({ description: 'no content' })
@@ -60,6 +62,16 @@ const roomsRest: FastifyPluginAsyncTypebox = async function roomsRest (app) {
     await rooms.delete(actorOf(request), request.params.roomId)
     return reply.code(204).send(null)
   })
+
+  app.get('/rooms/:roomId/members', {
+    schema: {
+      ...common,
+      summary: 'A page of the room\'s members, oldest first (offset, limit: default 100, at most 500)',
+      params: RoomParams,
+      querystring: Type.Object(MembersPageQuery, { additionalProperties: false }),
+      response: { 200: MembersPageSchema, ...ClientErrors },
+    },
+  }, async (request) => await rooms.members(actorOf(request), request.params.roomId, request.query))
 
   app.post('/rooms/:roomId/members', {
     schema: {
