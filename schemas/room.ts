@@ -137,4 +137,14 @@ export const MembersPageSchema = Type.Object({
   hasMore: Type.Boolean({ description: 'more members after this page' }),
   nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
 })
+/** A page of the caller's rooms (room.list, GET /rooms), most recently active first. */
+export const RoomsPageQuery = {
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'rooms to skip, most recently active first (default 0)' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'rooms in the page (default 100); fewer when they would not fit in maxReplyBytes' })),
+}
+export const RoomsPageSchema = Type.Object({
+  rooms: Type.Array(RoomSummarySchema),
+  hasMore: Type.Boolean({ description: 'more rooms after this page' }),
+  nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
+})
 export const MembersHasMore = Type.Boolean({ description: 'more members than `members` holds (at most 100 here): page the rest with room.members / GET /rooms/:roomId/members' })

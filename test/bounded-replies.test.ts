@@ -13,8 +13,9 @@ import { resolveConfig } from '../plugins/core/config.js'
 // and the 1 MiB buffer limit was checked before a write, so that one huge frame passed it.
 
 const MIB = 1048576
-// Rooms are made over the socket, many of them: the `other` bucket must not be what the test measures.
-const roomy = { rateLimits: { other: { rate: 1000, burst: 1000 } } }
+// Rooms are made over the socket, many of them: the `other` bucket and the room quota must not be what
+// the test measures.
+const roomy = { rateLimits: { other: { rate: 1000, burst: 1000 } }, quotas: { roomsPerMinute: 10000 } }
 const node = await startNode(t, { options: roomy })
 const small = await startNode(t, { options: { ...roomy, maxReplyBytes: 65536, syncMaxEvents: 50 } })
 
@@ -291,6 +292,21 @@ t.test('session.ready stays within maxReplyBytes: the most recently active rooms
     offset = page.nextOffset
   }
   t.same([...listed].sort(), [...roomIds].sort(), 'session.ready and room.list together: every room once')
+
+  // REST's list is the same pages: never one body past maxReplyBytes, every room once by nextOffset.
+  const restListed: string[] = []
+  let restOffset: number | null = 0
+  while (restOffset !== null) {
+    const response = await fetch(`${small.httpUrl}/api/rooms?offset=${restOffset}&limit=500`, { headers: { authorization: `Bearer ${owner.token}` } })
+    const text = await response.text()
+    t.equal(response.status, 200)
+    t.ok(Buffer.byteLength(text) <= 65536, `GET /api/rooms?offset=${restOffset}: ${Buffer.byteLength(text)} bytes`)
+    const page = JSON.parse(text) as { rooms: Array<{ id: string }>, hasMore: boolean, nextOffset: number | null }
+    t.ok(page.rooms.length > 0, 'a page is never empty while rooms remain')
+    restListed.push(...page.rooms.map((room) => room.id))
+    restOffset = page.nextOffset
+  }
+  t.same([...restListed].sort(), [...roomIds].sort(), 'GET /api/rooms pages: every room once')
 
   const chat = clientFor(t, small, owner.id)
   await chat.connect()

@@ -5,7 +5,8 @@ import type { Membership, RoomsService } from './types.js'
 import { can } from './permissions.js'
 import { createRoomsContext } from './context.js'
 import { createRoomLifecycle } from './room-lifecycle.js'
-import { createRoomMembers } from './room-members.js'
+import { createRoomMembers, MEMBERS_PAGE, MEMBERS_PAGE_MAX } from './room-members.js'
+import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
 import { loadSummaries } from './room-summaries.js'
@@ -25,6 +26,9 @@ export type RoomsApi = RoomsService
  * favorites.ts), the checks they share in room-access.ts and what they tell sockets after a commit in
  * room-announcements.ts.
  */
+/** room.list's and GET /rooms' answer around its rooms. */
+const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
+
 export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) {
   const ctx = await createRoomsContext(app)
   const { claims, sync, access } = ctx
@@ -70,6 +74,16 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
     async listForUser (user) {
       return (await loadSummaries(app.chatDb, [user.id])).summaries.map(({ summary }) => summary)
+    },
+
+    async listPage (user, page = {}) {
+      // A user holds at most quotas.maxRoomsPerUser rooms, so the list is read whole and cut here.
+      const all = await service.listForUser(user)
+      const offset = page.offset ?? 0
+      const wanted = all.slice(offset, offset + Math.min(page.limit ?? MEMBERS_PAGE, MEMBERS_PAGE_MAX))
+      const fitted = fitList(wanted, new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
+      const hasMore = offset + fitted.length < all.length
+      return { rooms: fitted, hasMore, nextOffset: hasMore ? offset + fitted.length : null }
     },
 
     snapshot: createSnapshot(ctx),

@@ -72,6 +72,14 @@ export interface MemberPage {
   nextOffset: number | null
 }
 
+/** A page of the user's rooms, most recently active first. */
+export interface RoomsPage {
+  rooms: RoomSummary[]
+  hasMore: boolean
+  /** The offset of the next page; null when there is none. */
+  nextOffset: number | null
+}
+
 export interface SessionSnapshot {
   rooms: RoomSummary[]
   people: Person[]
@@ -98,6 +106,8 @@ export interface RoomsApiMethods {
   setRole (actor: Actor, roomId: string, userId: string, role: Role): Promise<Member>
   /** Every room of the user as they see it, most recently active first. */
   listForUser (user: ChatUser): Promise<RoomSummary[]>
+  /** A page of them (room.list, GET /rooms): `limit` (default 100, at most 500) from `offset`, cut to fit maxReplyBytes. */
+  listPage (user: ChatUser, page?: { offset?: number, limit?: number }): Promise<RoomsPage>
   /** session.ready's rooms, people and favorites, in a fixed number of queries. */
   snapshot (user: ChatUser): Promise<SessionSnapshot>
   favorites (user: ChatUser): Promise<Favorite[]>

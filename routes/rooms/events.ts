@@ -2,11 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
-import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
-  RoomPatch, RoomSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
+  RoomPatch, RoomSchema, RoomsPageQuery, RoomsPageSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
 } from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
@@ -16,12 +15,6 @@ function actorOf (ctx: EventContext): Actor {
 const RoomRef = Type.Object({ roomId: RoomId }, { additionalProperties: false })
 const Empty = Type.Object({})
 const RoomAck = Type.Object({ room: RoomSummarySchema })
-const RoomsPageSchema = Type.Object({
-  rooms: Type.Array(RoomSummarySchema),
-  hasMore: Type.Boolean(),
-  nextOffset: Type.Union([Type.Integer(), Type.Null()]),
-})
-const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
 const MembersAck = Type.Object({ members: Type.Array(MemberWithStatusSchema) })
 export const JoinAck = Type.Object({ room: RoomSummarySchema, members: Type.Array(MemberWithStatusSchema), membersHasMore: MembersHasMore, messages: Type.Array(MessageSchema) })
 
@@ -53,16 +46,9 @@ export function registerRoomEvents (app: FastifyInstance): void {
 
   gateway.on('room.list', {
     summary: 'A page of your rooms as session.ready lists them (most recently active first): offset, limit (default 100, at most 500); hasMore, nextOffset. session.ready says roomsHasMore when it could not carry them all.',
-    schema: Type.Object(MembersPageQuery, { additionalProperties: false }),
+    schema: Type.Object(RoomsPageQuery, { additionalProperties: false }),
     ack: RoomsPageSchema,
-    handler: async (ctx, data) => {
-      const all = await rooms.listForUser(ctx.user)
-      const offset = data.offset ?? 0
-      const page = all.slice(offset, offset + Math.min(data.limit ?? 100, 500))
-      const fitted = fitList(page, new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
-      const hasMore = offset + fitted.length < all.length
-      return { rooms: fitted, hasMore, nextOffset: hasMore ? offset + fitted.length : null }
-    },
+    handler: async (ctx, data) => await rooms.listPage(ctx.user, data),
   })
 
   gateway.on('room.leave', {

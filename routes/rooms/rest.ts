@@ -7,7 +7,7 @@ import { ClientErrors } from '../../schemas/error.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
   CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
-  RoomPatch, RoomSummarySchema, UserId, UserIdsInput,
+  RoomPatch, RoomsPageQuery, RoomsPageSchema, RoomSummarySchema, UserId, UserIdsInput,
 } from '../../schemas/room.js'
 
 /** The acting user of a REST request: the caller, with no socket of theirs to skip in pushes. */
@@ -41,8 +41,13 @@ const roomsRest: FastifyPluginAsyncTypebox = async function roomsRest (app) {
   const common = { tags: ['rooms'], security: [{ bearerAuth: [] }] }
 
   app.get('/rooms', {
-    schema: { ...common, summary: 'The caller\'s rooms, most recently active first', response: { 200: Type.Object({ rooms: Type.Array(RoomSummarySchema) }), ...ClientErrors } },
-  }, async (request) => ({ rooms: await rooms.listForUser(callerOf(request)) }))
+    schema: {
+      ...common,
+      summary: 'A page of the caller\'s rooms, most recently active first (offset, limit: default 100, at most 500)',
+      querystring: Type.Object(RoomsPageQuery, { additionalProperties: false }),
+      response: { 200: RoomsPageSchema, ...ClientErrors },
+    },
+  }, async (request) => await rooms.listPage(callerOf(request), request.query))
 
   app.post('/rooms', {
     schema: { ...common, summary: 'Create a GROUP, CHANNEL or SUPPORT room', body: CreateRoomInput, response: { 201: RoomReply, ...ClientErrors } },
