@@ -20,6 +20,9 @@ export const rooms = chatSchema.table('rooms', {
   memberCount: integer('member_count').notNull().default(0),
   // The room's one sequence: every durable event takes last_seq + 1 under this row's lock.
   lastSeq: integer('last_seq').notNull().default(0),
+  // Counts removed memberships (a trigger on room_members); a send batch compares its snapshot's value with
+  // the locked row's to know whether it must re-read the senders' rows (db/queries/send-batch.ts).
+  memberRemovals: integer('member_removals').notNull().default(0),
   // "tenant:userA:userB" with the ids sorted: the unique index, not a read-then-write, makes dm.open race-safe.
   directKey: text('direct_key'),
   createdBy: text('created_by').notNull(),
