@@ -91,17 +91,17 @@ t.test('two nodes', { skip: sharedServicesSkip() }, async (t) => {
     const room = (await owner.client.ack('room.create', { name: 'cached', type: 'GROUP', memberIds: [member.id] })).room as { id: string }
     await member.client.next((frame) => frame.event === 'room.added')
     const onB = scopeOf(nodeB).chatRooms
-    t.equal((await onB.requireMember(room.id, member.id)).role, 'MEMBER', 'node B caches the membership')
+    t.equal((await onB.requireMember(room.id, { id: member.id, tenant: '' })).role, 'MEMBER', 'node B caches the membership')
     t.ok((await onB.roomIdsOf(member.id)).includes(room.id))
 
     await owner.client.ack('room.member.role', { roomId: room.id, userId: member.id, role: 'MODERATOR' })
-    await until('a role change on A to reach B\'s cache', async () => (await onB.membership(room.id, member.id))?.role === 'MODERATOR', { timeoutMs: 2000 })
+    await until('a role change on A to reach B\'s cache', async () => (await onB.membership(room.id, { id: member.id, tenant: '' }))?.role === 'MODERATOR', { timeoutMs: 2000 })
     await owner.client.ack('room.update', { roomId: room.id, isPrivate: true })
-    await until('a settings change on A to reach B\'s cache', async () => (await onB.membership(room.id, member.id))?.room.isPrivate === true, { timeoutMs: 2000 })
+    await until('a settings change on A to reach B\'s cache', async () => (await onB.membership(room.id, { id: member.id, tenant: '' }))?.room.isPrivate === true, { timeoutMs: 2000 })
 
     await owner.client.ack('room.member.remove', { roomId: room.id, userId: member.id })
     t.match((await member.client.next((frame) => frame.event === 'room.removed')).data, { roomId: room.id })
-    await until('the kick to reach B\'s cache', async () => (await onB.membership(room.id, member.id)) === null, { timeoutMs: 2000 })
+    await until('the kick to reach B\'s cache', async () => (await onB.membership(room.id, { id: member.id, tenant: '' })) === null, { timeoutMs: 2000 })
     t.notOk((await onB.roomIdsOf(member.id)).includes(room.id))
     await until('B to drop the socket\'s subscription', () => scopeOf(nodeB).chatHub.roomConnections(room.id).size === 0, { timeoutMs: 2000 })
     await owner.client.ack('room.update', { roomId: room.id, name: 'without them' })
@@ -109,13 +109,13 @@ t.test('two nodes', { skip: sharedServicesSkip() }, async (t) => {
 
     const second = (await owner.client.ack('room.create', { name: 'doomed', type: 'GROUP', memberIds: [member.id] })).room as { id: string }
     await member.client.next((frame) => frame.event === 'room.added' && (frame.data?.room as { id: string }).id === second.id)
-    t.ok(await onB.membership(second.id, member.id))
+    t.ok(await onB.membership(second.id, { id: member.id, tenant: '' }))
     await owner.client.ack('room.delete', { roomId: second.id })
     t.match((await member.client.next((frame) => frame.event === 'room.removed')).data, { roomId: second.id }, 'a delete on A reaches sockets on B')
     await until('B to unsubscribe them', () => scopeOf(nodeB).chatHub.roomConnections(second.id).size === 0, { timeoutMs: 2000 })
     await until('B\'s cache to forget the room', async () => {
       try {
-        await onB.membership(second.id, member.id)
+        await onB.membership(second.id, { id: member.id, tenant: '' })
         return false
       } catch (error) {
         return (error as { code?: string }).code === 'NOT_FOUND'

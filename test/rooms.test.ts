@@ -303,13 +303,13 @@ t.test('a send costs no database read once the membership cache is warm', async 
   const [owner, member] = await people('owner', 'member')
   const room = await createRoom(owner, { memberIds: [member.id] })
   const rooms = scopeOf(node).chatRooms
-  await rooms.requireMember(room.id, member.id)
+  await rooms.requireMember(room.id, { id: member.id, tenant: '' })
   await rooms.roomIdsOf(member.id)
   const queries = countQueries(node)
   try {
     await queries.run(async () => {
       for (let index = 0; index < 100; index += 1) {
-        const membership = await rooms.requireMember(room.id, member.id)
+        const membership = await rooms.requireMember(room.id, { id: member.id, tenant: '' })
         t.equal(membership.role, 'MEMBER')
         t.ok(rooms.can(membership.role, 'message.send'))
       }
@@ -320,17 +320,17 @@ t.test('a send costs no database read once the membership cache is warm', async 
     await owner.client.ack('room.member.role', { roomId: room.id, userId: member.id, role: 'MODERATOR' })
     queries.reset()
     await queries.run(async () => {
-      t.equal((await rooms.requireMember(room.id, member.id)).role, 'MODERATOR', 'a role change invalidates the entry')
+      t.equal((await rooms.requireMember(room.id, { id: member.id, tenant: '' })).role, 'MODERATOR', 'a role change invalidates the entry')
     })
     t.ok(queries.count <= 1, 'which is read again, once')
     const afterReload = queries.count
-    await queries.run(() => rooms.requireMember(room.id, member.id))
+    await queries.run(() => rooms.requireMember(room.id, { id: member.id, tenant: '' }))
     t.equal(queries.count, afterReload, 'and then comes from the cache again')
   } finally {
     queries.stop()
   }
-  await t.rejects(rooms.requireMember(room.id, uid('stranger')), { code: 'NOT_MEMBER' })
-  await t.rejects(rooms.membership('00000000-0000-4000-8000-000000000000', member.id), { code: 'NOT_FOUND' })
+  await t.rejects(rooms.requireMember(room.id, { id: uid('stranger'), tenant: '' }), { code: 'NOT_MEMBER' })
+  await t.rejects(rooms.membership('00000000-0000-4000-8000-000000000000', { id: member.id, tenant: '' }), { code: 'NOT_FOUND' })
   t.same(await rooms.memberIds('00000000-0000-4000-8000-000000000000'), [], 'no members for an unknown room')
   closeAll(owner, member)
 })

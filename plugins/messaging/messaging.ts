@@ -175,7 +175,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     }
     const rooms = roomsService()
     if (user.server !== true) {
-      const { role } = await rooms.requireMember(input.roomId, user.id)
+      const { role } = await rooms.requireMember(input.roomId, user)
       if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
       await rooms.authorize(user, 'message.send', input.roomId, input)
     }
@@ -276,7 +276,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     },
 
     async history (user, roomId, page) {
-      await roomsService().requireMember(roomId, user.id)
+      await roomsService().requireMember(roomId, user)
       await roomsService().authorize(user, 'history.fetch', roomId)
       const request: { before?: number, after?: number, limit: number } = { limit: page.limit ?? 50 }
       if (page.before !== undefined) request.before = page.before
@@ -285,7 +285,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     },
 
     async markRead (user, roomId, seq, except) {
-      await roomsService().requireMember(roomId, user.id)
+      await roomsService().requireMember(roomId, user)
       const advanced = await db.update(roomMembers)
         .set({ lastReadSeq: sql`least(${seq}, ${rooms.lastSeq})` })
         .from(rooms)
@@ -330,7 +330,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       await Promise.all(cursors.map(async ({ roomId }) => {
         try {
           if (!mine.has(roomId)) throw refusals.notMember()
-          await roomsService().requireMember(roomId, user.id)
+          await roomsService().requireMember(roomId, user)
         } catch (error) {
           refused.set(roomId, { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) })
         }

@@ -12,6 +12,11 @@ export const INVALIDATE_CHANNEL = 'rooms:invalidate'
 /** Hub user controls: subscribe / unsubscribe every socket of a user, on every node. */
 export const ROOM_SUBSCRIBE = 'room.subscribe'
 export const ROOM_UNSUBSCRIBE = 'room.unsubscribe'
+/**
+ * Hub user control: one frame to the user's sockets of one tenant only (room.added, room.removed). A
+ * user channel is keyed by sub, and the same sub in another tenant is another user (protocol 11.1).
+ */
+export const TENANT_FRAME = 'tenant.frame'
 /** While the broker is down: how often local sockets lose the rooms their users were removed from. */
 const DROP_WHILE_DOWN_MS = 2000
 
@@ -43,6 +48,12 @@ async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | n
   const members = new Map<string, Role>()
   for (const row of found) if (row.userId !== null && row.role !== null) members.set(row.userId, row.role)
   return { room, members }
+}
+
+/** The sockets of `userId` on this node that belong to `tenant` (a control without a tenant names none). */
+function socketsOf (hub: FastifyInstance['chatHub'], userId: string, tenant: unknown): Connection[] {
+  if (typeof tenant !== 'string') return []
+  return [...hub.connectionsOf(userId)].filter((connection) => connection.user?.tenant === tenant)
 }
 
 async function loadUserRooms (db: ChatDb, userId: string): Promise<string[]> {
@@ -137,21 +148,30 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
     const userIds = [...byUser.keys()]
     for (let start = 0; start < userIds.length; start += 500) {
       const chunk = userIds.slice(start, start + 500)
-      const found = await db.select({ userId: roomMembers.userId, roomId: roomMembers.roomId }).from(roomMembers)
+      const found = await db.select({ userId: roomMembers.userId, roomId: roomMembers.roomId, tenant: rooms.tenant }).from(roomMembers)
+        .innerJoin(rooms, eq(rooms.id, roomMembers.roomId))
         .where(inArray(roomMembers.userId, chunk))
-      const wanted = new Map<string, Set<string>>(chunk.map((userId) => [userId, new Set()]))
-      for (const row of found) wanted.get(row.userId)?.add(row.roomId)
+      // By sub, then by tenant: a socket is subscribed only to the rooms of its own tenant.
+      const wanted = new Map<string, Map<string, Set<string>>>(chunk.map((userId) => [userId, new Map()]))
+      for (const row of found) {
+        const byTenant = wanted.get(row.userId)
+        if (byTenant === undefined) continue
+        let set = byTenant.get(row.tenant)
+        if (set === undefined) byTenant.set(row.tenant, set = new Set())
+        set.add(row.roomId)
+      }
       const changes: Array<Promise<void>> = []
-      for (const [userId, roomIds] of wanted) {
+      for (const [userId, byTenant] of wanted) {
         for (const connection of byUser.get(userId) ?? []) {
           if (!connection.isOpen) continue
+          const roomIds = byTenant.get(connection.user?.tenant ?? '') ?? new Set<string>()
           if (subscribe) for (const roomId of roomIds) if (!connection.rooms.has(roomId)) changes.push(hub.subscribe(connection, roomId))
           for (const roomId of [...connection.rooms]) {
             if (roomIds.has(roomId)) continue
             // Asked again through the cache: a join that committed after the query above is not undone.
             changes.push((async () => {
               const entry = await cache.room(roomId)
-              if (entry === null || !entry.members.has(userId)) await hub.unsubscribe(connection, roomId)
+              if (entry === null || !entry.members.has(userId) || entry.room.tenant !== connection.user?.tenant) await hub.unsubscribe(connection, roomId)
             })())
           }
         }
@@ -197,13 +217,20 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
     const roomId = control.roomId
     if (typeof roomId !== 'string') return
     if (control.type === ROOM_SUBSCRIBE) {
-      if (hub.connectionsOf(userId).size === 0) return
+      // Only the sockets of the room's tenant: the same sub in another tenant is another user.
+      const sockets = socketsOf(hub, userId, control.tenant)
+      if (sockets.length === 0) return
       const idle = hub.roomConnections(roomId).size === 0
       // The sockets join the room's set synchronously, before any frame of the room can be delivered.
-      const subscribing = hub.subscribeUser(userId, roomId)
+      const subscribing = Promise.all(sockets.map((connection) => hub.subscribe(connection, roomId)))
       // A node that starts listening to the room now delivers from the seq before the change on.
       if (idle && typeof control.seq === 'number') roomLog.baseline(roomId, control.seq)
       subscribing.catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: subscribe failed'))
+    } else if (control.type === TENANT_FRAME) {
+      if (typeof control.frame !== 'string') return
+      for (const connection of socketsOf(hub, userId, control.tenant)) {
+        if (connection.id !== control.except) connection.send(control.frame)
+      }
     } else if (control.type === ROOM_UNSUBSCRIBE) {
       hub.unsubscribeUser(userId, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
     }

@@ -6,7 +6,7 @@ import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
 import type { AuthorizeRequest } from '../core/config.js'
 import type { PermissionClaims } from '../auth/permission-claims.js'
 import type { MembershipCache, RoomEntry } from './membership-cache.js'
-import type { RoomAction } from './types.js'
+import type { RoomAction, TenantUser } from './types.js'
 import { can } from './permissions.js'
 
 /** The checks every room action starts with, before its transaction (which checks roles again). */
@@ -14,7 +14,7 @@ export interface RoomAccess {
   /** The token's permissions claim first (when requirePermissions is on), then the host's veto. */
   authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void>
   /** The room from the cache; NOT_FOUND when it does not exist or belongs to another tenant. */
-  roomFor (user: ChatUser, roomId: string): Promise<RoomEntry>
+  roomFor (user: TenantUser, roomId: string): Promise<RoomEntry>
   /** The room and the user's role in it; NOT_MEMBER when they have none (the server acts as OWNER). */
   memberOf (user: ChatUser, roomId: string): Promise<{ entry: RoomEntry, role: Role }>
   /**
@@ -64,7 +64,8 @@ export function createRoomAccess (app: FastifyInstance, cache: MembershipCache, 
     if (allowed !== true) throw chatError('FORBIDDEN', `${action} refused by the host's authorize hook`)
   }
 
-  async function roomFor (user: ChatUser, roomId: string): Promise<RoomEntry> {
+  /** The one place a room is matched against the caller's tenant: every room path starts here. */
+  async function roomFor (user: TenantUser, roomId: string): Promise<RoomEntry> {
     const entry = await cache.room(roomId)
     if (entry === null || (user.server !== true && entry.room.tenant !== user.tenant)) throw refusals.roomNotFound()
     return entry

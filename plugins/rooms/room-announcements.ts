@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Connection } from '../realtime/connection.js'
 import type { Favorite, RoomSummary } from '../../schemas/room.js'
 import type { Actor } from './types.js'
-import { ROOM_SUBSCRIBE, ROOM_UNSUBSCRIBE, type MembershipSync } from './membership-sync.js'
-import { summariesOfRoom } from './room-summaries.js'
+import { ROOM_SUBSCRIBE, ROOM_UNSUBSCRIBE, TENANT_FRAME, type MembershipSync } from './membership-sync.js'
+import { loadSummaries } from './room-summaries.js'
 
 /**
  * What a committed room change tells sockets beyond the room's own events (which go through
@@ -19,7 +19,7 @@ export interface RoomAnnouncer {
    */
   joined (roomId: string, userIds: string[], seqBefore: number, actor?: Actor): Promise<Map<string, RoomSummary>>
   /** After a commit that took the room from a user: drop their sockets' subscriptions, push room.removed. */
-  left (roomId: string, userId: string, except?: Connection): Promise<void>
+  left (roomId: string, userId: string, tenant: string, except?: Connection): Promise<void>
   /**
    * After a room was deleted: one room.removed to every socket of the room on every node (one publish,
    * not one per member), then the invalidation that makes every node drop the room's subscriptions.
@@ -52,16 +52,20 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
 
   return {
     async joined (roomId, userIds, seqBefore, actor) {
-      await quietly('subscribing new members', Promise.all(userIds.map((userId) => hub.controlUser(userId, { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore }))))
-      const summaries = await summariesOfRoom(db, roomId, userIds)
+      // Read first for the room's tenant: subscriptions and room.added reach only that tenant's sockets.
+      const found = (await loadSummaries(db, userIds, [roomId])).summaries
+      const tenant = found[0]?.tenant
+      const summaries = new Map(found.map(({ userId, summary }) => [userId, summary]))
+      if (tenant === undefined) return summaries
+      await quietly('subscribing new members', Promise.all(userIds.map((userId) => hub.controlUser(userId, { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore, tenant }))))
       await quietly('room.added', Promise.all([...summaries].map(([userId, room]) =>
-        hub.publishUser(userId, frame('room.added', { room }), userId === actor?.user.id ? actor.connection : undefined))))
+        hub.controlUser(userId, { type: TENANT_FRAME, tenant, frame: frame('room.added', { room }), except: userId === actor?.user.id ? actor.connection?.id : undefined }))))
       return summaries
     },
 
-    async left (roomId, userId, except) {
+    async left (roomId, userId, tenant, except) {
       await quietly('unsubscribing a former member', hub.controlUser(userId, { type: ROOM_UNSUBSCRIBE, roomId }))
-      await quietly('room.removed', hub.publishUser(userId, frame('room.removed', { roomId }), except))
+      await quietly('room.removed', hub.controlUser(userId, { type: TENANT_FRAME, tenant, frame: frame('room.removed', { roomId }), except: except?.id }))
     },
 
     async deleted (roomId, memberIds, except) {

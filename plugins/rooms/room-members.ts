@@ -83,7 +83,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
     await sync.invalidate({ rooms: [roomId], users: [user.id] })
     // The leaving user's sockets still hear their own member_left, then lose the room.
     await roomLog.publish(outcome.events)
-    await announce.left(roomId, user.id, actor.connection)
+    await announce.left(roomId, user.id, entry.room.tenant, actor.connection)
   }
 
   return {
@@ -210,7 +210,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       })
       await sync.invalidate({ rooms: [roomId], users: [userId] })
       await roomLog.publish(events)
-      await announce.left(roomId, userId)
+      await announce.left(roomId, userId, entry.room.tenant)
     },
 
     async setRole (actor, roomId, userId, role) {

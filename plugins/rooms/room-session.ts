@@ -18,9 +18,15 @@ export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] 
   return async function snapshot (user) {
     const ticket = sync.cache.userTicket(user.id)
     const [{ summaries, peers }, favoriteList] = await Promise.all([loadSummaries(db, [user.id]), loadFavorites(db, user.id)])
-    const roomList = summaries.map(({ summary }) => summary)
-    sync.cache.primeUser(user.id, roomList.map((room) => room.id), ticket)
-    const byId = new Map([...peers.values()].map((peer) => [peer.id, peer]))
+    // The cache keeps the sub's rooms of every tenant (it is keyed by sub until users are (tenant, sub));
+    // the session shows, and subscribes, only the rooms of the token's tenant (protocol 11.1).
+    sync.cache.primeUser(user.id, summaries.map(({ summary }) => summary.id), ticket)
+    const own = summaries.filter((entry) => entry.tenant === user.tenant)
+    const roomList = own.map(({ summary }) => summary)
+    const byId = new Map(own.flatMap(({ summary }) => {
+      const peer = peers.get(summary.id)
+      return peer === undefined ? [] : [[peer.id, peer] as const]
+    }))
     const statuses = await presence.statusOf([...byId.keys()])
     const people: Person[] = [...byId.values()].map((peer) => {
       const status = statuses.get(peer.id)

@@ -117,11 +117,14 @@ export function roomOf (row: RoomRow): Room {
 /** A room as one user sees it; `userId` says whose. */
 export interface UserSummary {
   userId: string
+  /** The room's tenant: a sub's rooms of other tenants are not this user's (protocol 11.1). */
+  tenant: string
   summary: RoomSummary
 }
 
 interface SummaryRow extends RoomRow, MessageRow {
   user_id: string
+  room_tenant: string
   my_role: Role
   last_read_seq: number
   unread_count: number
@@ -146,16 +149,17 @@ export interface SummaryResult {
 }
 
 /**
- * Every room of the given users (optionally only the given rooms) as each of them sees it, with unread
+ * Every room of the given users (optionally only the given rooms, only the rooms of `tenant`) as each of them sees it, with unread
  * count, last message and the other user of a DIRECT room: one statement, whatever the number of rooms.
  * Most recently active rooms first (room-log's writes stamp updated_at).
  */
-export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[]): Promise<SummaryResult> {
+export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[], tenant?: string): Promise<SummaryResult> {
   const peers = new Map<string, Peer>()
   if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
   const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id in (${list(roomIds)})`
+  const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
   const result = await db.execute(sql`
-    select m.user_id, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
+    select m.user_id, r.tenant as room_tenant, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
       (select count(*)::int from chat.messages u
         where u.room_id = r.id and u.seq > m.last_read_seq and u.sender_id <> m.user_id and u.deleted_at is null) as unread_count,
       peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
@@ -173,7 +177,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       where x.room_id = r.id and x.deleted_at is null
       order by x.seq desc limit 1
     ) lm on true
-    where m.user_id in (${list(userIds)})${roomFilter}
+    where m.user_id in (${list(userIds)})${roomFilter}${tenantFilter}
     order by r.updated_at desc, r.id`)
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
@@ -191,7 +195,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       unreadCount: row.unread_count,
       lastMessage: messageOf(row),
     }
-    return { userId: row.user_id, summary }
+    return { userId: row.user_id, tenant: row.room_tenant, summary }
   })
   return { summaries, peers }
 }

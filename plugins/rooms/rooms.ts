@@ -38,15 +38,14 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     cache,
     reconcileSubscriptions: sync.reconcileSubscriptions,
 
-    async membership (roomId, userId): Promise<Membership | null> {
-      const entry = await cache.room(roomId)
-      if (entry === null) throw refusals.roomNotFound()
-      const role = entry.members.get(userId)
+    async membership (roomId, user): Promise<Membership | null> {
+      const entry = await access.roomFor(user, roomId)
+      const role = entry.members.get(user.id)
       return role === undefined ? null : { room: entry.room, role }
     },
 
-    async requireMember (roomId, userId) {
-      const membership = await service.membership(roomId, userId)
+    async requireMember (roomId, user) {
+      const membership = await service.membership(roomId, user)
       if (membership === null) throw refusals.notMember()
       return membership
     },
@@ -73,7 +72,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     },
 
     async listForUser (user) {
-      return (await loadSummaries(app.chatDb, [user.id])).summaries.map(({ summary }) => summary)
+      return (await loadSummaries(app.chatDb, [user.id], undefined, user.tenant)).summaries.map(({ summary }) => summary)
     },
 
     async listPage (user, page = {}) {

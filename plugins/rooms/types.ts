@@ -14,6 +14,13 @@ export interface CachedRoom {
   maxMembers: number | null
 }
 
+/** Who asks about a room: a user is the pair (tenant, sub) as far as rooms go (protocol 11.1). */
+export interface TenantUser {
+  id: string
+  tenant: string
+  server?: boolean
+}
+
 export interface Membership {
   room: CachedRoom
   role: Role
@@ -35,10 +42,14 @@ export type RoomAction =
  * call (RoomsApiMethods, below) are members of it too.
  */
 export interface RoomsService extends RoomsApiMethods {
-  /** The user's role in the room, from the node's membership cache; null when not a member. Throws NOT_FOUND for an unknown room. */
-  membership (roomId: string, userId: string): Promise<Membership | null>
-  /** Like membership, but throws NOT_FOUND (no such room) or NOT_MEMBER. */
-  requireMember (roomId: string, userId: string): Promise<Membership>
+  /**
+   * The user's role in the room, from the node's membership cache; null when not a member. Throws
+   * NOT_FOUND for an unknown room and for a room of another tenant (protocol 11.1): the tenant is part
+   * of the question, so no caller can forget it.
+   */
+  membership (roomId: string, user: TenantUser): Promise<Membership | null>
+  /** Like membership, but throws NOT_FOUND (no such room, or a room of another tenant) or NOT_MEMBER. */
+  requireMember (roomId: string, user: TenantUser): Promise<Membership>
   /** The ids of the rooms a user is a member of (cached per node). */
   roomIdsOf (userId: string): Promise<string[]>
   /** The ids of a room's members (cached per node). */

@@ -154,7 +154,7 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     ack: Empty,
     rateClass: 'typing',
     async handler (ctx, data) {
-      await rooms.requireMember(data.roomId, ctx.user.id)
+      await rooms.requireMember(data.roomId, ctx.user)
       await start(ctx.connection, data.roomId, ctx.user.id)
     },
   })
@@ -165,7 +165,7 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     ack: Empty,
     rateClass: 'typing',
     async handler (ctx, data) {
-      await rooms.requireMember(data.roomId, ctx.user.id)
+      await rooms.requireMember(data.roomId, ctx.user)
       end(keyOf(data.roomId, ctx.user.id), ctx.connection)
     },
   })

@@ -1,0 +1,216 @@
+import t, { type Test } from 'tap'
+import { connect, uid, type Person } from './fixtures/chat.js'
+import { rest, scopeOf } from './fixtures/rooms.js'
+import { sharedServicesSkip, startCluster, startNode, type TestNode } from './fixtures/server.js'
+import { until } from './fixtures/timing.js'
+import type { Frame } from './fixtures/ws-client.js'
+
+// Rooms and their content never cross tenants (protocol 11.1, issue 21, first step). Alice of tenant A
+// makes a private room with `victim` and `carol` as members; `victim` then connects with a tenant-B
+// token (a sub never seen before), and `carol` connects with tenant B too (the same sub in two tenants).
+// Every WebSocket event of the gateway's registry and every REST route of Fastify's route table is
+// called by both against A's room and its message: the tables below say how, and the test fails when a
+// registered event or route has no row (a new entry point must say how it is scoped).
+
+/** What one entry point is asked against A's room and what B must get. */
+interface Target {
+  roomId: string
+  messageId: string
+  /** A user of tenant A (known: has connected). */
+  aliceId: string
+}
+
+type Outcome = 'NOT_FOUND' | 'own-only' | 'exempt'
+
+interface WsCase {
+  data: (target: Target) => unknown
+  expect: Outcome
+  /** For 'own-only': the ack must not mention the room. */
+  why?: string
+}
+
+const WS_CASES: Record<string, WsCase> = {
+  auth: { data: () => ({}), expect: 'exempt', why: 're-authentication of the socket; names no room' },
+  'presence.set': { data: () => ({ status: 'online' }), expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
+  'presence.get': { data: (x) => ({ userIds: [x.aliceId] }), expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
+  'typing.start': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'typing.stop': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'room.create': { data: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'NOT_FOUND' },
+  'dm.open': { data: (x) => ({ userId: x.aliceId }), expect: 'NOT_FOUND' },
+  'room.join': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'room.list': { data: () => ({}), expect: 'own-only' },
+  'room.leave': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'room.update': { data: (x) => ({ roomId: x.roomId, name: 'taken over' }), expect: 'NOT_FOUND' },
+  'room.delete': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'room.members': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'room.member.add': { data: (x) => ({ roomId: x.roomId, userIds: [uid('friend')] }), expect: 'NOT_FOUND' },
+  'room.member.remove': { data: (x) => ({ roomId: x.roomId, userId: x.aliceId }), expect: 'NOT_FOUND' },
+  'room.member.role': { data: (x) => ({ roomId: x.roomId, userId: x.aliceId, role: 'MEMBER' }), expect: 'NOT_FOUND' },
+  'message.send': { data: (x) => ({ roomId: x.roomId, content: 'from B' }), expect: 'NOT_FOUND' },
+  'message.edit': { data: (x) => ({ messageId: x.messageId, content: 'edited by B' }), expect: 'NOT_FOUND' },
+  'message.delete': { data: (x) => ({ messageId: x.messageId }), expect: 'NOT_FOUND' },
+  'reaction.add': { data: (x) => ({ messageId: x.messageId, emoji: '👍' }), expect: 'NOT_FOUND' },
+  'reaction.remove': { data: (x) => ({ messageId: x.messageId, emoji: '👍' }), expect: 'NOT_FOUND' },
+  'history.fetch': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  'message.read': { data: (x) => ({ roomId: x.roomId, seq: 1 }), expect: 'NOT_FOUND' },
+  sync: { data: (x) => ({ cursors: [{ roomId: x.roomId, seq: 0 }] }), expect: 'NOT_FOUND' },
+  'favorite.toggle': { data: (x) => ({ type: 'ROOM', id: x.roomId }), expect: 'NOT_FOUND' },
+}
+
+interface RestCase {
+  path: (target: Target) => string
+  body?: (target: Target) => unknown
+  expect: Outcome
+  why?: string
+}
+
+const REST_CASES: Record<string, RestCase> = {
+  'GET /docs/*': { path: () => '/docs/json', expect: 'exempt', why: 'documentation, no tenant data' },
+  'GET /ws': { path: () => '/health', expect: 'exempt', why: 'the WebSocket upgrade: the events above' },
+  'GET /health': { path: () => '/health', expect: 'exempt', why: 'process health' },
+  'GET /ready': { path: () => '/ready', expect: 'exempt', why: 'process readiness' },
+  'GET /metrics': { path: () => '/health', expect: 'exempt', why: 'counters without tenant data' },
+  'GET /api/presence': { path: (x) => `/api/presence?userIds=${x.aliceId}`, expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
+  'GET /api/rooms': { path: () => '/api/rooms', expect: 'own-only' },
+  'POST /api/rooms': { path: () => '/api/rooms', body: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'NOT_FOUND' },
+  'GET /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, expect: 'NOT_FOUND' },
+  'PATCH /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, body: () => ({ name: 'taken over' }), expect: 'NOT_FOUND' },
+  'DELETE /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, expect: 'NOT_FOUND' },
+  'GET /api/rooms/:roomId/members': { path: (x) => `/api/rooms/${x.roomId}/members`, expect: 'NOT_FOUND' },
+  'POST /api/rooms/:roomId/members': { path: (x) => `/api/rooms/${x.roomId}/members`, body: () => ({ userIds: [uid('friend')] }), expect: 'NOT_FOUND' },
+  'DELETE /api/rooms/:roomId/members/:userId': { path: (x) => `/api/rooms/${x.roomId}/members/${x.aliceId}`, expect: 'NOT_FOUND' },
+  'PATCH /api/rooms/:roomId/members/:userId': { path: (x) => `/api/rooms/${x.roomId}/members/${x.aliceId}`, body: () => ({ role: 'MEMBER' }), expect: 'NOT_FOUND' },
+  'GET /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, expect: 'NOT_FOUND' },
+  'POST /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, body: () => ({ content: 'from B' }), expect: 'NOT_FOUND' },
+  'POST /api/rooms/:roomId/read': { path: (x) => `/api/rooms/${x.roomId}/read`, body: () => ({ seq: 1 }), expect: 'NOT_FOUND' },
+  'POST /api/direct/:userId': { path: (x) => `/api/direct/${x.aliceId}`, expect: 'NOT_FOUND' },
+  'PATCH /api/messages/:messageId': { path: (x) => `/api/messages/${x.messageId}`, body: () => ({ content: 'edited by B' }), expect: 'NOT_FOUND' },
+  'DELETE /api/messages/:messageId': { path: (x) => `/api/messages/${x.messageId}`, expect: 'NOT_FOUND' },
+  'POST /api/messages/:messageId/reactions': { path: (x) => `/api/messages/${x.messageId}/reactions`, body: () => ({ emoji: '👍' }), expect: 'NOT_FOUND' },
+  'DELETE /api/messages/:messageId/reactions/:emoji': { path: (x) => `/api/messages/${x.messageId}/reactions/${encodeURIComponent('👍')}`, expect: 'NOT_FOUND' },
+  'GET /api/me/favorites': { path: () => '/api/me/favorites', expect: 'own-only' },
+  'PUT /api/me/favorites/:type/:id': { path: (x) => `/api/me/favorites/ROOM/${x.roomId}`, expect: 'NOT_FOUND' },
+  // Taking a favorite off is idempotent and answers alike for any id (a left or deleted room too): it reveals nothing.
+  'DELETE /api/me/favorites/:type/:id': { path: (x) => `/api/me/favorites/ROOM/${x.roomId}`, expect: 'own-only' },
+}
+
+/**
+ * Fastify's route table as "METHOD /path" (HEAD left out: it answers as GET), read from printRoutes'
+ * tree; the documentation's many static files are one entry, /docs/*.
+ */
+function routesOf (node: TestNode): Set<string> {
+  const tree = node.app.printRoutes({ commonPrefix: false })
+  const stack: string[] = []
+  const found = new Set<string>()
+  for (const line of tree.split('\n')) {
+    const at = line.indexOf('── ')
+    if (at < 0) continue
+    const depth = Math.floor(at / 4)
+    const match = /^(\S+) \(([^)]*)\)/.exec(line.slice(at + 3))
+    if (match === null) continue
+    stack.length = depth
+    stack.push(match[1] as string)
+    const path = stack.join('')
+    for (const method of (match[2] as string).split(',').map((one) => one.trim())) {
+      if (method === 'HEAD') continue
+      found.add(`${method} ${path.startsWith('/docs') ? '/docs/*' : path.startsWith('/metrics') ? '/metrics' : path}`)
+    }
+  }
+  return found
+}
+
+t.test('the tables cover every registered event and route', async (t) => {
+  const node = await startNode(t)
+  const events = [...scopeOf(node).chatGateway.registeredEvents().keys()]
+  t.same(events.filter((event) => WS_CASES[event] === undefined), [], 'every WebSocket event has a tenant case')
+  const routes = routesOf(node)
+  t.same([...routes].filter((route) => REST_CASES[route] === undefined), [], 'every REST route has a tenant case')
+  t.same(Object.keys(REST_CASES).filter((route) => !routes.has(route)), [], 'and the REST table names only real routes')
+  t.comment(`covered: ${events.length} WebSocket events, ${routes.size} routes`)
+})
+
+/** Whether anything in the frames names the room or its content. */
+function leaks (frames: readonly Frame[], target: Target, secret: string): string[] {
+  return frames.map((frame) => JSON.stringify(frame)).filter((text) => text.includes(target.roomId) || text.includes(target.messageId) || text.includes(secret))
+}
+
+async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
+  const secret = uid('secret')
+  const alice = await connect(nodeA, uid('alice'), { tenant: 'A' })
+  const carolId = uid('carol')
+  const carolA = await connect(nodeA, carolId, { tenant: 'A' })
+  const victimId = uid('victim')
+  const created = await alice.client.ack('room.create', { name: 'A only', type: 'GROUP', isPrivate: true, memberIds: [victimId, carolId] })
+  const roomId = (created.room as { id: string }).id
+  const sent = await alice.client.ack('message.send', { roomId, content: secret })
+  const target: Target = { roomId, messageId: (sent.message as { id: string }).id, aliceId: alice.id }
+
+  const victim = await connect(nodeB, victimId, { tenant: 'B' })
+  const carolB = await connect(nodeB, carolId, { tenant: 'B' })
+  const strangers: Array<[string, Person]> = [['victim (tenant B, never seen in A)', victim], ['carol (the same sub in tenant B)', carolB]]
+  for (const [who, person] of strangers) {
+    t.same((person.ready.data as { rooms: unknown[] }).rooms, [], `${who}: session.ready has no room of tenant A`)
+    t.same(leaks([person.ready], target, secret), [], `${who}: nothing of A's room in session.ready`)
+  }
+
+  for (const [who, person] of strangers) {
+    for (const [event, test] of Object.entries(WS_CASES)) {
+      if (test.expect === 'exempt') continue
+      const reply = await person.client.request(event, test.data(target))
+      if (event === 'sync') {
+        const rooms = (reply.data as { rooms: Array<{ error?: { code: string }, events: unknown[] }> } | undefined)?.rooms ?? []
+        t.equal(rooms[0]?.error?.code, 'NOT_FOUND', `${who}: sync answers NOT_FOUND for A's room`)
+        t.same(rooms[0]?.events, [], `${who}: and no event of it`)
+      } else if (test.expect === 'NOT_FOUND') {
+        t.equal(reply.error?.code, 'NOT_FOUND', `${who}: ${event} is NOT_FOUND`)
+      } else {
+        t.equal(reply.event, 'ack', `${who}: ${event} answers`)
+      }
+      // sync echoes the room id the caller named; nothing else of the room may be in any reply.
+      const seen = event === 'sync' ? leaks([reply], { ...target, roomId: secret }, secret) : leaks([reply], target, secret)
+      t.same(seen, [], `${who}: ${event} reveals nothing of A's room`)
+    }
+    for (const [route, test] of Object.entries(REST_CASES)) {
+      if (test.expect === 'exempt') continue
+      const method = route.split(' ')[0] as string
+      const reply = await rest(nodeB, person.token, method, test.path(target), test.body?.(target))
+      if (test.expect === 'NOT_FOUND') t.equal(reply.status, 404, `${who}: ${route} is 404`)
+      else t.ok(reply.status === 200 || reply.status === 204, `${who}: ${route} answers`)
+      t.same(leaks([{ event: 'rest', data: reply.body }], target, secret), [], `${who}: ${route} reveals nothing of A's room`)
+    }
+  }
+
+  // A of tenant A cannot bring a known user of tenant B into the room, nor open a direct room with them.
+  t.equal((await alice.client.request('room.member.add', { roomId, userIds: [victimId] })).error?.code, 'NOT_FOUND', 'adding a user of tenant B is NOT_FOUND')
+  t.equal((await alice.client.request('dm.open', { userId: victimId })).error?.code, 'NOT_FOUND', 'a direct room with a user of tenant B is NOT_FOUND')
+
+  // Live: A's room goes on; its members of tenant A hear it, B's sockets do not.
+  await alice.client.ack('typing.start', { roomId })
+  const later = uid('later')
+  await alice.client.ack('message.send', { roomId, content: later })
+  await carolA.client.next((frame) => frame.event === 'message.new' && JSON.stringify(frame).includes(later), 10_000)
+  // Another message through node B's own path, to be sure B's node has delivered what it would.
+  const probe = await connect(nodeB, uid('probe'), { tenant: 'B' })
+  const probeRoom = (await probe.client.ack('room.create', { name: 'B', type: 'GROUP', memberIds: [victimId, carolId] })).room as { id: string }
+  await probe.client.ack('message.send', { roomId: probeRoom.id, content: 'hello B' })
+  for (const [who, person] of strangers) {
+    await until(`${who} to hear B's own room`, () => person.client.frames.some((frame) => frame.event === 'message.new' && JSON.stringify(frame).includes(probeRoom.id)), { timeoutMs: 10_000 })
+    t.same(leaks(person.client.frames, target, secret).concat(leaks(person.client.frames, target, later)), [], `${who}: no push, typing or room.added of A's room`)
+    t.notOk(scopeOfConnections(nodeB, person.id).some((rooms) => rooms.has(roomId)), `${who}: no socket of B is subscribed to A's room`)
+  }
+  for (const person of [alice, carolA, victim, carolB, probe]) person.client.close()
+}
+
+function scopeOfConnections (node: TestNode, userId: string): Array<ReadonlySet<string>> {
+  return [...scopeOf(node).chatHub.connectionsOf(userId)].filter((connection) => connection.user?.tenant === 'B').map((connection) => connection.rooms)
+}
+
+t.test('one node (embedded defaults when no DATABASE_URL): nothing of tenant A reaches tenant B', async (t) => {
+  const node = await startNode(t, { redis: null })
+  await walk(t, node, node)
+})
+
+t.test('two nodes on Postgres and Redis: nothing of tenant A reaches tenant B', { skip: sharedServicesSkip() }, async (t) => {
+  const [nodeA, nodeB] = await startCluster(t, 2) as [TestNode, TestNode]
+  await walk(t, nodeA, nodeB)
+})
