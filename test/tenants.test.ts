@@ -142,6 +142,8 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const victimId = uid('victim')
   const created = await alice.client.ack('room.create', { name: 'A only', type: 'GROUP', isPrivate: true, memberIds: [victimId, carolId] })
   const roomId = (created.room as { id: string }).id
+  // The member of the room's own tenant is told (room.added reaches the sockets of the room's tenant).
+  await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(roomId), 10_000)
   const sent = await alice.client.ack('message.send', { roomId, content: secret })
   const target: Target = { roomId, messageId: (sent.message as { id: string }).id, aliceId: alice.id }
 

@@ -59,13 +59,13 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
       if (tenant === undefined) return summaries
       await quietly('subscribing new members', Promise.all(userIds.map((userId) => hub.controlUser(userId, { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore, tenant }))))
       await quietly('room.added', Promise.all([...summaries].map(([userId, room]) =>
-        hub.controlUser(userId, { type: TENANT_FRAME, tenant, frame: frame('room.added', { room }), except: userId === actor?.user.id ? actor.connection?.id : undefined }))))
+        hub.controlUser(userId, { type: TENANT_FRAME, roomId, tenant, frame: frame('room.added', { room }), except: userId === actor?.user.id ? actor.connection?.id : undefined }))))
       return summaries
     },
 
     async left (roomId, userId, tenant, except) {
       await quietly('unsubscribing a former member', hub.controlUser(userId, { type: ROOM_UNSUBSCRIBE, roomId }))
-      await quietly('room.removed', hub.controlUser(userId, { type: TENANT_FRAME, tenant, frame: frame('room.removed', { roomId }), except: except?.id }))
+      await quietly('room.removed', hub.controlUser(userId, { type: TENANT_FRAME, roomId, tenant, frame: frame('room.removed', { roomId }), except: except?.id }))
     },
 
     async deleted (roomId, memberIds, except) {
