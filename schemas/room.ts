@@ -127,24 +127,32 @@ export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER
 export type CreateRoomData = Static<typeof CreateRoomInput>
 export type RoomPatchData = Static<typeof RoomPatch>
 
-/** A page of room.members (and GET /rooms/:roomId/members): from `offset`, at most `limit` (default 100). */
-export const MembersPageQuery = {
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'members to skip, oldest first (default 0)' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'members in the page (default 100); fewer when they would not fit in maxReplyBytes' })),
+/** A page's default and largest `limit` (room.members, room.list and their REST routes). */
+export const PAGE_LIMIT = 100
+export const PAGE_LIMIT_MAX = 500
+
+/** The query of an offset page of `items`, in `order`. */
+function pageQuery (items: string, order: string) {
+  return {
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: `${items} to skip, ${order} (default 0)` })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: PAGE_LIMIT_MAX, description: `${items} in the page (default ${PAGE_LIMIT}); fewer when they would not fit in maxReplyBytes` })),
+  }
 }
-export const MembersPageSchema = Type.Object({
-  members: Type.Array(MemberWithStatusSchema),
-  hasMore: Type.Boolean({ description: 'more members after this page' }),
-  nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
-})
+
+/** What follows the items of an offset page. */
+function pageEnd (items: string) {
+  return {
+    hasMore: Type.Boolean({ description: `more ${items} after this page` }),
+    nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
+  }
+}
+
+/** A page of room.members (and GET /rooms/:roomId/members), oldest member first. */
+export const MembersPageQuery = pageQuery('members', 'oldest first')
+export const MembersPageSchema = Type.Object({ members: Type.Array(MemberWithStatusSchema), ...pageEnd('members') })
+export type MemberPage = Static<typeof MembersPageSchema>
 /** A page of the caller's rooms (room.list, GET /rooms), most recently active first. */
-export const RoomsPageQuery = {
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'rooms to skip, most recently active first (default 0)' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'rooms in the page (default 100); fewer when they would not fit in maxReplyBytes' })),
-}
-export const RoomsPageSchema = Type.Object({
-  rooms: Type.Array(RoomSummarySchema),
-  hasMore: Type.Boolean({ description: 'more rooms after this page' }),
-  nextOffset: Type.Union([Type.Integer(), Type.Null()], { description: 'the offset of the next page; null at the end' }),
-})
+export const RoomsPageQuery = pageQuery('rooms', 'most recently active first')
+export const RoomsPageSchema = Type.Object({ rooms: Type.Array(RoomSummarySchema), ...pageEnd('rooms') })
+export type RoomsPage = Static<typeof RoomsPageSchema>
 export const MembersHasMore = Type.Boolean({ description: 'more members than `members` holds (at most 100 here): page the rest with room.members / GET /rooms/:roomId/members' })

@@ -125,25 +125,14 @@ t.test('a kick that commits while a batch waits for the room lock: the batch wri
   const kicker = postgres(url, { max: 1, onnotice: () => {} })
   t.teardown(() => kicker.end({ timeout: 1 }))
   // As room-members.ts kicks: the room's row lock, then the membership row deleted, then the commit.
-  let commit!: () => void
-  const committing = new Promise<void>((resolve) => { commit = resolve })
-  let deleted!: () => void
-  const rowDeleted = new Promise<void>((resolve) => { deleted = resolve })
-  const kick = kicker.begin(async (tx) => {
-    await tx`select id from chat.rooms where id = ${roomId} for update`
-    await tx`delete from chat.room_members where room_id = ${roomId} and user_id = 'u'`
-    deleted()
-    await committing
-  })
-  await rowDeleted
+  const commitKick = await holdRoomLock(kicker, roomId, async (tx) => await tx`delete from chat.room_members where room_id = ${roomId} and user_id = 'u'`)
   // The batch's snapshot is taken now, with u still a member; it then waits for the room's lock.
   const batch = handle.db.execute(sendBatchStatement([
     ...sends(roomId, 3, 'kicked'),
     { i: 3, id: randomUUID(), roomId, senderId: 'v', type: 'TEXT', content: 'still a member', replyToId: null, attachments: [], clientMsgId: 'v-1' },
   ], new Date().toISOString(), 0, inAMinute())).then((result) => result) // then() sends it now (the query is lazy)
   await sleep(200)
-  commit()
-  await kick
+  await commitKick()
   const answers = rows<SendBatchResult>(await batch).sort((a, b) => a.i - b.i)
   t.same(answers.map((answer) => answer.not_member), [true, true, true, false], 'the kicked sender\'s sends are refused, the other member\'s is not')
   t.same(answers.map((answer) => answer.seq === null ? null : Number(answer.seq)), [null, null, null, 1], 'only the member\'s send takes a seq')

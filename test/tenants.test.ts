@@ -144,6 +144,10 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const roomId = (created.room as { id: string }).id
   // The member of the room's own tenant is told (room.added reaches the sockets of the room's tenant).
   await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(roomId), 10_000)
+  // Made before carol connects with tenant B: a users row is keyed by sub until the (tenant, user) step,
+  // and her tenant-B token then makes her a user of B that A cannot add.
+  const second = ((await alice.client.ack('room.create', { name: 'A again', type: 'GROUP', memberIds: [carolId] })).room as { id: string }).id
+  await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(second), 10_000)
   const sent = await alice.client.ack('message.send', { roomId, content: secret })
   const target: Target = { roomId, messageId: (sent.message as { id: string }).id, aliceId: alice.id }
 
@@ -195,6 +199,13 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const probe = await connect(nodeB, uid('probe'), { tenant: 'B' })
   const probeRoom = (await probe.client.ack('room.create', { name: 'B', type: 'GROUP', memberIds: [victimId, carolId] })).room as { id: string }
   await probe.client.ack('message.send', { roomId: probeRoom.id, content: 'hello B' })
+  // The sub's per-user frames of tenant A's rooms reach carol's tenant-A socket, not her tenant-B one
+  // (a user frame addressed to the room's tenant): unread.updated when she reads in another room of A.
+  await alice.client.ack('message.send', { roomId: second, content: 'read me' })
+  await carolA.client.ack('message.read', { roomId: second, seq: 1 })
+  await probe.client.ack('message.send', { roomId: probeRoom.id, content: 'after the read' })
+  await until('carol of tenant B to hear B\'s own room again', () => carolB.client.frames.some((frame) => frame.event === 'message.new' && JSON.stringify(frame).includes('after the read')), { timeoutMs: 10_000 })
+  t.same(carolB.client.frames.filter((frame) => JSON.stringify(frame).includes(second)).map((frame) => frame.event), [], 'carol of tenant B: no unread.updated of tenant A\'s room')
   for (const [who, person] of strangers) {
     await until(`${who} to hear B's own room`, () => person.client.frames.some((frame) => frame.event === 'message.new' && JSON.stringify(frame).includes(probeRoom.id)), { timeoutMs: 10_000 })
     t.same(leaks(person.client.frames, target, secret).concat(leaks(person.client.frames, target, later)), [], `${who}: no push, typing or room.added of A's room`)

@@ -311,7 +311,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         const hub = app.chatHub
         await Promise.all([
           hub.publishRoom(roomId, JSON.stringify({ event: 'receipt.read', data: { roomId, userId: user.id, seq: lastReadSeq } }), except === undefined ? {} : { except }),
-          hub.publishUser(user.id, JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), except),
+          // The room is of the reader's tenant: the same sub's sockets of another tenant do not hear of it.
+          hub.publishUser(user.id, JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), { except, tenant: user.tenant }),
         ]).catch((error: unknown) => {
           // The read mark is committed: a broker that fails now costs other nodes this receipt, not the ack.
           app.log.warn({ err: error, roomId }, 'messaging: publishing a read receipt failed after the commit')

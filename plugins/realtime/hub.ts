@@ -37,6 +37,8 @@ const CONTROL = 'c'
 // "v<originNodeId> <version> <key length>:<key><frame>": an ephemeral room frame that supersedes the
 // older frames of its key (see publishRoom's `version`).
 const VERSIONED = 'v'
+// "t<originNodeId> - <tenant length>:<tenant><frame>": a user frame for the user's sockets of one tenant.
+const TENANT_FRAME = 't'
 
 /** An ephemeral frame's place among the frames it supersedes: the latest version of a key wins. */
 export interface FrameVersion {
@@ -45,11 +47,16 @@ export interface FrameVersion {
 }
 
 function encodeVersioned (nodeId: string, { key, version }: FrameVersion, frame: string): string {
-  return `${VERSIONED}${nodeId} ${version} ${key.length}:${key}${frame}`
+  return `${VERSIONED}${nodeId} ${version} ${keyed(key, frame)}`
 }
 
-/** The key and the frame of a versioned payload's body; null when the body is not one. */
-function splitVersioned (body: string): { key: string, frame: string } | null {
+/** A body that starts with a key: "<key length>:<key><frame>". */
+function keyed (key: string, frame: string): string {
+  return `${key.length}:${key}${frame}`
+}
+
+/** The key and the frame of a keyed body (versioned, tenant frames); null when the body is not one. */
+function splitKeyed (body: string): { key: string, frame: string } | null {
   const colon = body.indexOf(':')
   const length = colon < 0 ? NaN : Number(body.slice(0, colon))
   if (!Number.isInteger(length) || length < 0 || colon + 1 + length > body.length) return null
@@ -143,6 +150,11 @@ export class Hub {
     return this.sockets.connectionsOf(userId)
   }
 
+  /** The user's sockets on this node that belong to `tenant`. */
+  tenantConnectionsOf (userId: string, tenant: string): Connection[] {
+    return this.sockets.tenantConnectionsOf(userId, tenant)
+  }
+
   roomConnections (roomId: string): ReadonlySet<Connection> {
     return this.sockets.roomConnections(roomId)
   }
@@ -199,10 +211,6 @@ export class Hub {
   }
 
   /** Subscribes every local socket of a user to a room (a membership gained on any node). */
-  async subscribeUser (userId: string, roomId: string): Promise<void> {
-    await Promise.all([...this.connectionsOf(userId)].map((connection) => this.subscribe(connection, roomId)))
-  }
-
   async unsubscribeUser (userId: string, roomId: string): Promise<void> {
     await Promise.all([...this.connectionsOf(userId)].map((connection) => this.unsubscribe(connection, roomId)))
   }
@@ -248,10 +256,17 @@ export class Hub {
     await published
   }
 
-  async publishUser (userId: string, frame: string, except?: Connection): Promise<void> {
-    this.sockets.deliverUser(userId, frame, except ?? null)
+  /**
+   * Sends one frame to every socket of a user on every node but `except`. With `tenant`, only to the
+   * user's sockets of that tenant: a user channel is keyed by sub, and the same sub in another tenant is
+   * another user (protocol 11.1).
+   */
+  async publishUser (userId: string, frame: string, options: { except?: Connection, tenant?: string } = {}): Promise<void> {
+    const { except, tenant } = options
+    this.sockets.deliverUser(userId, frame, except ?? null, tenant)
     this.observer?.published('user')
-    await this.broker.publish(`user:${userId}`, encode(FRAME, this.nodeId, null, frame))
+    const payload = tenant === undefined ? encode(FRAME, this.nodeId, null, frame) : encode(TENANT_FRAME, this.nodeId, null, keyed(tenant, frame))
+    await this.broker.publish(`user:${userId}`, payload)
   }
 
   /** Runs a control on this node and on every other node that has sockets of the user. */
@@ -292,7 +307,7 @@ export class Hub {
       return
     }
     if (message.kind !== VERSIONED || message.seq === null) return
-    const versioned = splitVersioned(message.body)
+    const versioned = splitKeyed(message.body)
     if (versioned === null || !this.frameVersions.admit(versioned.key, message.seq)) return
     this.sequencer.accept(roomId, null, versioned.frame, null)
   }
@@ -302,6 +317,11 @@ export class Hub {
     if (message === null || message.nodeId === this.nodeId) return
     if (message.kind === FRAME) {
       this.sockets.deliverUser(userId, message.body, null)
+      return
+    }
+    if (message.kind === TENANT_FRAME) {
+      const scoped = splitKeyed(message.body)
+      if (scoped !== null) this.sockets.deliverUser(userId, scoped.frame, null, scoped.key)
       return
     }
     if (message.kind !== CONTROL) return

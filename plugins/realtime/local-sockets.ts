@@ -39,6 +39,11 @@ export class LocalSockets {
     return this.byUser.get(userId) ?? EMPTY
   }
 
+  /** The user's sockets of one tenant: the same sub in another tenant is another user (protocol 11.1). */
+  tenantConnectionsOf (userId: string, tenant: string): Connection[] {
+    return [...this.connectionsOf(userId)].filter((connection) => connection.user?.tenant === tenant)
+  }
+
   roomConnections (roomId: string): ReadonlySet<Connection> {
     return this.byRoom.get(roomId) ?? EMPTY
   }
@@ -94,11 +99,12 @@ export class LocalSockets {
     }
   }
 
-  deliverUser (userId: string, frame: string, except: Connection | null): void {
+  /** Writes one frame to every local socket of a user but `except`; with `tenant`, of that tenant only. */
+  deliverUser (userId: string, frame: string, except: Connection | null, tenant?: string): void {
     const set = this.byUser.get(userId)
     if (set === undefined) return
     for (const connection of set) {
-      if (connection !== except) connection.send(frame)
+      if (connection !== except && (tenant === undefined || connection.user?.tenant === tenant)) connection.send(frame)
     }
   }
 }

@@ -12,11 +12,6 @@ export const INVALIDATE_CHANNEL = 'rooms:invalidate'
 /** Hub user controls: subscribe / unsubscribe every socket of a user, on every node. */
 export const ROOM_SUBSCRIBE = 'room.subscribe'
 export const ROOM_UNSUBSCRIBE = 'room.unsubscribe'
-/**
- * Hub user control: one frame to the user's sockets of one tenant only (room.added, room.removed). A
- * user channel is keyed by sub, and the same sub in another tenant is another user (protocol 11.1).
- */
-export const TENANT_FRAME = 'tenant.frame'
 /** While the broker is down: how often local sockets lose the rooms their users were removed from. */
 const DROP_WHILE_DOWN_MS = 2000
 
@@ -48,12 +43,6 @@ async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | n
   const members = new Map<string, Role>()
   for (const row of found) if (row.userId !== null && row.role !== null) members.set(row.userId, row.role)
   return { room, members }
-}
-
-/** The sockets of `userId` on this node that belong to `tenant` (a control without a tenant names none). */
-function socketsOf (hub: FastifyInstance['chatHub'], userId: string, tenant: unknown): Connection[] {
-  if (typeof tenant !== 'string') return []
-  return [...hub.connectionsOf(userId)].filter((connection) => connection.user?.tenant === tenant)
 }
 
 async function loadUserRooms (db: ChatDb, userId: string): Promise<string[]> {
@@ -218,7 +207,8 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
     if (typeof roomId !== 'string') return
     if (control.type === ROOM_SUBSCRIBE) {
       // Only the sockets of the room's tenant: the same sub in another tenant is another user.
-      const sockets = socketsOf(hub, userId, control.tenant)
+      if (typeof control.tenant !== 'string') return
+      const sockets = hub.tenantConnectionsOf(userId, control.tenant)
       if (sockets.length === 0) return
       const idle = hub.roomConnections(roomId).size === 0
       // The sockets join the room's set synchronously, before any frame of the room can be delivered.
@@ -226,11 +216,6 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
       // A node that starts listening to the room now delivers from the seq before the change on.
       if (idle && typeof control.seq === 'number') roomLog.baseline(roomId, control.seq)
       subscribing.catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: subscribe failed'))
-    } else if (control.type === TENANT_FRAME) {
-      if (typeof control.frame !== 'string') return
-      for (const connection of socketsOf(hub, userId, control.tenant)) {
-        if (connection.id !== control.except) connection.send(control.frame)
-      }
     } else if (control.type === ROOM_UNSUBSCRIBE) {
       hub.unsubscribeUser(userId, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
     }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Connection } from '../realtime/connection.js'
 import type { Favorite, RoomSummary } from '../../schemas/room.js'
 import type { Actor } from './types.js'
-import { ROOM_SUBSCRIBE, ROOM_UNSUBSCRIBE, TENANT_FRAME, type MembershipSync } from './membership-sync.js'
+import { ROOM_SUBSCRIBE, ROOM_UNSUBSCRIBE, type MembershipSync } from './membership-sync.js'
 import { loadSummaries } from './room-summaries.js'
 
 /**
@@ -59,13 +59,13 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
       if (tenant === undefined) return summaries
       await quietly('subscribing new members', Promise.all(userIds.map((userId) => hub.controlUser(userId, { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore, tenant }))))
       await quietly('room.added', Promise.all([...summaries].map(([userId, room]) =>
-        hub.controlUser(userId, { type: TENANT_FRAME, roomId, tenant, frame: frame('room.added', { room }), except: userId === actor?.user.id ? actor.connection?.id : undefined }))))
+        hub.publishUser(userId, frame('room.added', { room }), { tenant, except: userId === actor?.user.id ? actor.connection : undefined }))))
       return summaries
     },
 
     async left (roomId, userId, tenant, except) {
       await quietly('unsubscribing a former member', hub.controlUser(userId, { type: ROOM_UNSUBSCRIBE, roomId }))
-      await quietly('room.removed', hub.controlUser(userId, { type: TENANT_FRAME, roomId, tenant, frame: frame('room.removed', { roomId }), except: except?.id }))
+      await quietly('room.removed', hub.publishUser(userId, frame('room.removed', { roomId }), { tenant, except }))
     },
 
     async deleted (roomId, memberIds, except) {
@@ -74,7 +74,7 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
     },
 
     async favorites (userId, list, except) {
-      await quietly('favorites.updated', hub.publishUser(userId, frame('favorites.updated', { favorites: list }), except))
+      await quietly('favorites.updated', hub.publishUser(userId, frame('favorites.updated', { favorites: list }), { except }))
     },
   }
 }

@@ -3,7 +3,7 @@ import { favorites, roomMembers, rooms, type Role } from '../../db/schema/index.
 import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
 import { isoOf } from '../../schemas/message.js'
-import type { Member, MemberWithStatus } from '../../schemas/room.js'
+import { PAGE_LIMIT, PAGE_LIMIT_MAX, type Member, type MemberWithStatus } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomEvent } from '../messaging/room-log.js'
 import type { Actor, MemberPage, RoomsApiMethods } from './types.js'
@@ -17,9 +17,6 @@ import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
 export const JOIN_PAGE = 50
 /** Members in room.join's ack and GET /rooms/:roomId; the rest are paged (room.members). */
 export const JOIN_MEMBERS = 100
-/** room.members' page: its default and largest `limit`. */
-export const MEMBERS_PAGE = 100
-export const MEMBERS_PAGE_MAX = 500
 
 /** room.members' ack around its members. */
 const MEMBER_PAGE_FRAME = '{"members":[],"hasMore":false,"nextOffset":2147483647}'
@@ -102,7 +99,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       await access.memberOf(actor.user, roomId)
       await access.authorize(actor.user, 'room.members', roomId)
       const offset = page.offset ?? 0
-      const limit = Math.min(page.limit ?? MEMBERS_PAGE, MEMBERS_PAGE_MAX)
+      const limit = Math.min(page.limit ?? PAGE_LIMIT, PAGE_LIMIT_MAX)
       return await memberPage(roomId, offset, limit, new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + MEMBER_PAGE_FRAME.length))
     },
 

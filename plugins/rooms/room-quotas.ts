@@ -30,9 +30,14 @@ export interface RoomQuotas {
   admit (tx: ChatDb, tenant: string, userIds: string[]): Promise<void>
 }
 
+/** One text for the pair (tenant, id): the creation bucket's key and what the lock key hashes. */
+function userKeyOf (tenant: string, userId: string): string {
+  return `${encodeURIComponent(tenant)}:${encodeURIComponent(userId)}`
+}
+
 /** A user's lock key: 31 bits of a hash of (tenant, id). A collision only makes two users take turns. */
 function lockKeyOf (tenant: string, userId: string): number {
-  return createHash('sha1').update(`${encodeURIComponent(tenant)}:${encodeURIComponent(userId)}`).digest().readInt32BE(0)
+  return createHash('sha1').update(userKeyOf(tenant, userId)).digest().readInt32BE(0)
 }
 
 export function createRoomQuotas (config: ChatConfig['quotas']): RoomQuotas {
@@ -43,7 +48,7 @@ export function createRoomQuotas (config: ChatConfig['quotas']): RoomQuotas {
   return {
     takeCreation (user) {
       if (user.server === true) return
-      const key = `${encodeURIComponent(user.tenant)}:${encodeURIComponent(user.id)}`
+      const key = userKeyOf(user.tenant, user.id)
       // Held for the one take only: the idle bucket stays until it would be full again, so a user
       // cannot get a fresh minute by spreading calls over sockets, REST or reconnects.
       const bucket = creations.hold(key)

@@ -23,17 +23,6 @@ export async function rolesIn (tx: ChatDb, roomId: string, userIds: string[]): P
   return roles
 }
 
-/**
- * The user's role in the room read in the caller's transaction, its row held with FOR KEY SHARE until the
- * commit (a removal waits for it); null when not a member. Called after the room's lock, which every
- * removal takes first, so the two never wait for each other the other way round.
- */
-export async function memberRoleIn (tx: ChatDb, roomId: string, userId: string): Promise<Role | null> {
-  const [row] = await tx.select({ role: roomMembers.role }).from(roomMembers)
-    .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId))).for('key share')
-  return row?.role ?? null
-}
-
 /** Takes `seats` places; the conditional UPDATE is what keeps maxMembers under concurrent joins. */
 export async function takeSeats (tx: ChatDb, roomId: string, seats: number): Promise<void> {
   const updated = await tx.update(rooms).set({ memberCount: sql`${rooms.memberCount} + ${seats}` })

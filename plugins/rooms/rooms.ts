@@ -5,12 +5,16 @@ import type { Membership, RoomsService } from './types.js'
 import { can } from './permissions.js'
 import { createRoomsContext } from './context.js'
 import { createRoomLifecycle } from './room-lifecycle.js'
-import { createRoomMembers, MEMBERS_PAGE, MEMBERS_PAGE_MAX } from './room-members.js'
+import { createRoomMembers } from './room-members.js'
+import { PAGE_LIMIT, PAGE_LIMIT_MAX } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
 import { loadSummaries } from './room-summaries.js'
-import { memberRoleIn } from './room-rows.js'
+import { rolesIn } from './room-rows.js'
+
+/** room.list's and GET /rooms' answer around its rooms. */
+const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
 
 // The service's types live in types.ts; re-exported for code that imported them from here.
 export type { Actor, JoinResult, SessionSnapshot, RoomsApiMethods } from './types.js'
@@ -26,9 +30,6 @@ export type RoomsApi = RoomsService
  * favorites.ts), the checks they share in room-access.ts and what they tell sockets after a commit in
  * room-announcements.ts.
  */
-/** room.list's and GET /rooms' answer around its rooms. */
-const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
-
 export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) {
   const ctx = await createRoomsContext(app)
   const { claims, sync, access } = ctx
@@ -68,7 +69,9 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
     async actingRoleIn (tx, user, roomId, action) {
       if (user.server === true) return 'OWNER'
-      return claims.actingRole(user, await memberRoleIn(tx, roomId, user.id), action ?? '')
+      // A statement of its own after the room's lock, which every removal takes: it sees any kick
+      // committed before the lock was granted (READ COMMITTED takes a snapshot per statement).
+      return claims.actingRole(user, (await rolesIn(tx, roomId, [user.id])).get(user.id), action ?? '')
     },
 
     async listForUser (user) {
@@ -79,7 +82,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       // A user holds at most quotas.maxRoomsPerUser rooms, so the list is read whole and cut here.
       const all = await service.listForUser(user)
       const offset = page.offset ?? 0
-      const wanted = all.slice(offset, offset + Math.min(page.limit ?? MEMBERS_PAGE, MEMBERS_PAGE_MAX))
+      const wanted = all.slice(offset, offset + Math.min(page.limit ?? PAGE_LIMIT, PAGE_LIMIT_MAX))
       const fitted = fitList(wanted, new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
       const hasMore = offset + fitted.length < all.length
       return { rooms: fitted, hasMore, nextOffset: hasMore ? offset + fitted.length : null }

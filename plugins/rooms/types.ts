@@ -1,6 +1,7 @@
 import type { FavoriteType, Role, RoomType } from '../../db/schema/index.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
-import type { CreateRoomData, Favorite, Member, MemberWithStatus, Person, RoomPatchData, RoomSummary } from '../../schemas/room.js'
+import type { CreateRoomData, Favorite, Member, MemberPage, MemberWithStatus, Person, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
+export type { MemberPage, RoomsPage } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
 import type { MembershipCache } from './membership-cache.js'
 import type { ChatDb } from '../../db/client.js'
@@ -75,22 +76,6 @@ export interface JoinResult {
   messages: Message[]
 }
 
-/** A page of a room's members, oldest first. */
-export interface MemberPage {
-  members: MemberWithStatus[]
-  hasMore: boolean
-  /** The offset of the next page; null when there is none. */
-  nextOffset: number | null
-}
-
-/** A page of the user's rooms, most recently active first. */
-export interface RoomsPage {
-  rooms: RoomSummary[]
-  hasMore: boolean
-  /** The offset of the next page; null when there is none. */
-  nextOffset: number | null
-}
-
 export interface SessionSnapshot {
   rooms: RoomSummary[]
   people: Person[]
@@ -132,8 +117,8 @@ export interface RoomsApiMethods {
    */
   actingRole (user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
   /**
-   * The same, read from room_members in the caller's transaction (FOR KEY SHARE), not from the cache: a
-   * write calls it after its room lock, so a kick committed on any node is seen (protocol 11.2).
+   * The same, read from room_members in the caller's transaction, not from the cache: a write calls it
+   * after its room lock, so a kick committed on any node is seen (protocol 11.2).
    */
   actingRoleIn (tx: ChatDb, user: ChatUser, roomId: string, action?: RoomAction): Promise<Role | null>
   /** The node's membership cache (sizes, tests). */
