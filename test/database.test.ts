@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
@@ -270,4 +270,34 @@ t.test('database option spellings', async (t) => {
   t.equal(pgliteDataDir('file:///tmp/y'), '/tmp/y')
   t.equal(pgliteDataDir('/tmp/z'), '/tmp/z')
   t.equal(pgliteDataDir('file:rel'), join(process.cwd(), 'rel'))
+})
+
+t.test('0004 keeps existing users and favorites: a users row keeps its tenant, a favorite takes its user\'s', async (t) => {
+  const handle = await openDatabase('memory://')
+  t.teardown(() => handle.close())
+  if (handle.driver !== 'pglite') throw new Error('expected PGlite')
+  // The database as it was before the (tenant, user) model: migrations 0000 to 0003 only.
+  const before = mkdtempSync(join(tmpdir(), 'chat-migrations-'))
+  t.teardown(() => rmSync(before, { recursive: true, force: true }))
+  const source = new URL('../db/migrations/', import.meta.url)
+  const journal = JSON.parse(readFileSync(new URL('meta/_journal.json', source), 'utf8')) as { entries: Array<{ tag: string }> }
+  const upTo = journal.entries.findIndex((entry) => entry.tag === '0004_tenant_users')
+  t.ok(upTo > 0, 'the journal has 0004')
+  mkdirSync(join(before, 'meta'))
+  writeFileSync(join(before, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo) }))
+  for (const entry of journal.entries.slice(0, upTo)) writeFileSync(join(before, `${entry.tag}.sql`), readFileSync(new URL(`${entry.tag}.sql`, source)))
+  const { drizzle } = await import('drizzle-orm/pglite')
+  const { migrate } = await import('drizzle-orm/pglite/migrator')
+  await migrate(drizzle({ client: handle.client }), { migrationsFolder: before, migrationsSchema: 'chat', migrationsTable: '__drizzle_migrations' })
+  await handle.db.execute(sql`insert into chat.users (id, tenant, name) values ('ann', 'acme', 'Ann of Acme'), ('bob', '', 'Bob')`)
+  await handle.db.execute(sql`insert into chat.favorites (user_id, type, target_id) values ('ann', 'USER', 'bob'), ('bob', 'USER', 'ann'), ('zed', 'USER', 'bob')`)
+
+  await migrateDatabase(handle)
+  t.equal(await appliedMigrations(handle), MIGRATIONS, 'the rest applied')
+  t.same(rows<{ tenant: string, id: string, name: string }>(await handle.db.execute(sql`select tenant, id, name from chat.users order by id`)),
+    [{ tenant: 'acme', id: 'ann', name: 'Ann of Acme' }, { tenant: '', id: 'bob', name: 'Bob' }], 'users rows kept with their tenant')
+  t.same(rows<{ tenant: string, user_id: string }>(await handle.db.execute(sql`select tenant, user_id from chat.favorites order by user_id`)),
+    [{ tenant: 'acme', user_id: 'ann' }, { tenant: '', user_id: 'bob' }, { tenant: '', user_id: 'zed' }], 'a favorite belongs to its user\'s tenant (the default one without a users row)')
+  await handle.db.insert(users).values({ id: 'ann', tenant: '', name: 'Ann of the default tenant' })
+  t.equal(rows<{ n: number }>(await handle.db.execute(sql`select count(*)::int as n from chat.users where id = 'ann'`))[0]?.n, 2, 'the same sub in another tenant is another row')
 })

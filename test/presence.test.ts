@@ -37,7 +37,7 @@ t.test('online when a co-member connects, offline only after the grace, last see
   t.ok(Date.parse(lastSeen) >= closedAt, 'lastSeen is after the close')
 
   t.same(await presenceGet(alice.client, [bobId, bobId]), [{ userId: bobId, status: 'offline', lastSeen }], 'presence.get: once per id, same lastSeen')
-  const profiles = await node.app.chat.scope.chatUsers.profiles([bobId])
+  const profiles = await node.app.chat.scope.chatUsers.profiles('', [bobId])
   t.equal(profiles.get(bobId)?.lastSeen, lastSeen, 'lastSeen is in the database')
 
   const response = await fetch(`${node.httpUrl}/api/presence?userIds=${encodeURIComponent(`${bobId},${alice.id}`)}`, {
@@ -189,7 +189,7 @@ t.test('refusals', async (t) => {
 t.test('statusOf answers for every id asked', async (t) => {
   const presence = node.app.chat.scope.chatPresence
   const unknown = uid('nobody')
-  const statuses = await presence.statusOf([unknown, unknown])
+  const statuses = await presence.statusOf('', [unknown, unknown])
   t.same([...statuses], [[unknown, { status: 'offline', lastSeen: null }]])
-  t.same([...await presence.statusOf([])], [])
+  t.same([...await presence.statusOf('', [])], [])
 })

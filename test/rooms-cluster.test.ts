@@ -92,7 +92,7 @@ t.test('two nodes', { skip: sharedServicesSkip() }, async (t) => {
     await member.client.next((frame) => frame.event === 'room.added')
     const onB = scopeOf(nodeB).chatRooms
     t.equal((await onB.requireMember(room.id, { id: member.id, tenant: '' })).role, 'MEMBER', 'node B caches the membership')
-    t.ok((await onB.roomIdsOf(member.id)).includes(room.id))
+    t.ok((await onB.roomIdsOf({ id: member.id, tenant: '' })).includes(room.id))
 
     await owner.client.ack('room.member.role', { roomId: room.id, userId: member.id, role: 'MODERATOR' })
     await until('a role change on A to reach B\'s cache', async () => (await onB.membership(room.id, { id: member.id, tenant: '' }))?.role === 'MODERATOR', { timeoutMs: 2000 })
@@ -102,7 +102,7 @@ t.test('two nodes', { skip: sharedServicesSkip() }, async (t) => {
     await owner.client.ack('room.member.remove', { roomId: room.id, userId: member.id })
     t.match((await member.client.next((frame) => frame.event === 'room.removed')).data, { roomId: room.id })
     await until('the kick to reach B\'s cache', async () => (await onB.membership(room.id, { id: member.id, tenant: '' })) === null, { timeoutMs: 2000 })
-    t.notOk((await onB.roomIdsOf(member.id)).includes(room.id))
+    t.notOk((await onB.roomIdsOf({ id: member.id, tenant: '' })).includes(room.id))
     await until('B to drop the socket\'s subscription', () => scopeOf(nodeB).chatHub.roomConnections(room.id).size === 0, { timeoutMs: 2000 })
     await owner.client.ack('room.update', { roomId: room.id, name: 'without them' })
     t.notOk(await receives(member.client, 'room.updated', (data) => (data.room as { name: string }).name === 'without them', 200), 'the kicked socket hears nothing more')

@@ -68,7 +68,7 @@ t.test('session.ready after a reconnect reflects every change made while away', 
   t.ok(await receives(user.client, 'room.updated', (data) => data.roomId === promoted, 2000), 'events of a room reach the reconnected socket')
   await owner.client.ack('room.update', { roomId: addedTo, description: 'and here' })
   t.ok(await receives(user.client, 'room.updated', (data) => data.roomId === addedTo && data.seq === 7, 2000))
-  t.same(await scopeOf(node).chatRooms.roomIdsOf(user.id).then((ids) => ids.sort()), [addedTo, promoted, dm].sort(), 'the session primed the membership cache')
+  t.same(await scopeOf(node).chatRooms.roomIdsOf({ id: user.id, tenant: '' }).then((ids) => ids.sort()), [addedTo, promoted, dm].sort(), 'the session primed the membership cache')
   for (const one of [owner, friend, user]) one.client.close()
 })
 

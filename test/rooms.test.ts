@@ -257,7 +257,7 @@ t.test('the last member leaving as OWNER ends the room; room.delete removes it f
   t.notOk(await receives(owner.client, 'room.removed', () => true, 100), 'the deleting socket has the ack')
   t.equal(errorCode(await member.client.request('room.members', { roomId: room.id })), 'NOT_FOUND')
   t.same(await memberRows(node, room.id), { count: 0, memberCount: null })
-  t.same(await scopeOf(node).chatRooms.roomIdsOf(member.id), [], 'the membership cache forgot it')
+  t.same(await scopeOf(node).chatRooms.roomIdsOf({ id: member.id, tenant: '' }), [], 'the membership cache forgot it')
   t.equal(scopeOf(node).chatHub.roomConnections(room.id).size, 0, 'no socket stays subscribed')
   closeAll(owner, member)
   memberSecond.client.close()
@@ -304,7 +304,7 @@ t.test('a send costs no database read once the membership cache is warm', async 
   const room = await createRoom(owner, { memberIds: [member.id] })
   const rooms = scopeOf(node).chatRooms
   await rooms.requireMember(room.id, { id: member.id, tenant: '' })
-  await rooms.roomIdsOf(member.id)
+  await rooms.roomIdsOf({ id: member.id, tenant: '' })
   const queries = countQueries(node)
   try {
     await queries.run(async () => {
@@ -314,7 +314,7 @@ t.test('a send costs no database read once the membership cache is warm', async 
         t.ok(rooms.can(membership.role, 'message.send'))
       }
       t.same((await rooms.memberIds(room.id)).sort(), [member.id, owner.id].sort())
-      t.ok((await rooms.roomIdsOf(member.id)).includes(room.id))
+      t.ok((await rooms.roomIdsOf({ id: member.id, tenant: '' })).includes(room.id))
     })
     t.equal(queries.count, 0, 'no query on the hot path')
     await owner.client.ack('room.member.role', { roomId: room.id, userId: member.id, role: 'MODERATOR' })

@@ -5,9 +5,9 @@ import { sharedServicesSkip, startCluster, startNode, type TestNode } from './fi
 import { until } from './fixtures/timing.js'
 import type { Frame } from './fixtures/ws-client.js'
 
-// Rooms and their content never cross tenants (protocol 11.1, issue 21, first step). Alice of tenant A
+// Nothing crosses tenants (protocol 11.1, issue 21): a user is the pair (tenant, sub). Alice of tenant A
 // makes a private room with `victim` and `carol` as members; `victim` then connects with a tenant-B
-// token (a sub never seen before), and `carol` connects with tenant B too (the same sub in two tenants).
+// token (a sub never seen in B), and `carol` connects with tenant B too (the same sub in two tenants).
 // Every WebSocket event of the gateway's registry and every REST route of Fastify's route table is
 // called by both against A's room and its message: the tables below say how, and the test fails when a
 // registered event or route has no row (a new entry point must say how it is scoped).
@@ -20,23 +20,23 @@ interface Target {
   aliceId: string
 }
 
-type Outcome = 'NOT_FOUND' | 'own-only' | 'exempt'
+type Outcome = 'NOT_FOUND' | 'own-only' | 'offline' | 'exempt'
 
 interface WsCase {
   data: (target: Target) => unknown
   expect: Outcome
-  /** For 'own-only': the ack must not mention the room. */
+  /** 'own-only': answers, and the ack must not mention the room; 'offline': A's alice (online) reads offline. */
   why?: string
 }
 
 const WS_CASES: Record<string, WsCase> = {
   auth: { data: () => ({}), expect: 'exempt', why: 're-authentication of the socket; names no room' },
-  'presence.set': { data: () => ({ status: 'online' }), expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
-  'presence.get': { data: (x) => ({ userIds: [x.aliceId] }), expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
+  'presence.set': { data: () => ({ status: 'away' }), expect: 'own-only' },
+  'presence.get': { data: (x) => ({ userIds: [x.aliceId] }), expect: 'offline' },
   'typing.start': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'typing.stop': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
-  'room.create': { data: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'NOT_FOUND' },
-  'dm.open': { data: (x) => ({ userId: x.aliceId }), expect: 'NOT_FOUND' },
+  'room.create': { data: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
+  'dm.open': { data: (x) => ({ userId: x.aliceId }), expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'room.join': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'room.list': { data: () => ({}), expect: 'own-only' },
   'room.leave': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
@@ -70,9 +70,9 @@ const REST_CASES: Record<string, RestCase> = {
   'GET /health': { path: () => '/health', expect: 'exempt', why: 'process health' },
   'GET /ready': { path: () => '/ready', expect: 'exempt', why: 'process readiness' },
   'GET /metrics': { path: () => '/health', expect: 'exempt', why: 'counters without tenant data' },
-  'GET /api/presence': { path: (x) => `/api/presence?userIds=${x.aliceId}`, expect: 'exempt', why: 'presence is keyed by sub until the (tenant, user) step' },
+  'GET /api/presence': { path: (x) => `/api/presence?userIds=${x.aliceId}`, expect: 'offline' },
   'GET /api/rooms': { path: () => '/api/rooms', expect: 'own-only' },
-  'POST /api/rooms': { path: () => '/api/rooms', body: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'NOT_FOUND' },
+  'POST /api/rooms': { path: () => '/api/rooms', body: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'GET /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, expect: 'NOT_FOUND' },
   'PATCH /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, body: () => ({ name: 'taken over' }), expect: 'NOT_FOUND' },
   'DELETE /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, expect: 'NOT_FOUND' },
@@ -83,7 +83,7 @@ const REST_CASES: Record<string, RestCase> = {
   'GET /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, expect: 'NOT_FOUND' },
   'POST /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, body: () => ({ content: 'from B' }), expect: 'NOT_FOUND' },
   'POST /api/rooms/:roomId/read': { path: (x) => `/api/rooms/${x.roomId}/read`, body: () => ({ seq: 1 }), expect: 'NOT_FOUND' },
-  'POST /api/direct/:userId': { path: (x) => `/api/direct/${x.aliceId}`, expect: 'NOT_FOUND' },
+  'POST /api/direct/:userId': { path: (x) => `/api/direct/${x.aliceId}`, expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'PATCH /api/messages/:messageId': { path: (x) => `/api/messages/${x.messageId}`, body: () => ({ content: 'edited by B' }), expect: 'NOT_FOUND' },
   'DELETE /api/messages/:messageId': { path: (x) => `/api/messages/${x.messageId}`, expect: 'NOT_FOUND' },
   'POST /api/messages/:messageId/reactions': { path: (x) => `/api/messages/${x.messageId}/reactions`, body: () => ({ emoji: '👍' }), expect: 'NOT_FOUND' },
@@ -144,8 +144,6 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const roomId = (created.room as { id: string }).id
   // The member of the room's own tenant is told (room.added reaches the sockets of the room's tenant).
   await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(roomId), 10_000)
-  // Made before carol connects with tenant B: a users row is keyed by sub until the (tenant, user) step,
-  // and her tenant-B token then makes her a user of B that A cannot add.
   const second = ((await alice.client.ack('room.create', { name: 'A again', type: 'GROUP', memberIds: [carolId] })).room as { id: string }).id
   await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(second), 10_000)
   const sent = await alice.client.ack('message.send', { roomId, content: secret })
@@ -169,6 +167,8 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
         t.same(rooms[0]?.events, [], `${who}: and no event of it`)
       } else if (test.expect === 'NOT_FOUND') {
         t.equal(reply.error?.code, 'NOT_FOUND', `${who}: ${event} is NOT_FOUND`)
+      } else if (test.expect === 'offline') {
+        t.same((reply.data as { users?: unknown[] } | undefined)?.users, [{ userId: alice.id, status: 'offline', lastSeen: null }], `${who}: ${event} reads A's alice (online) as B's alice: offline, never seen`)
       } else {
         t.equal(reply.event, 'ack', `${who}: ${event} answers`)
       }
@@ -181,14 +181,18 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
       const method = route.split(' ')[0] as string
       const reply = await rest(nodeB, person.token, method, test.path(target), test.body?.(target))
       if (test.expect === 'NOT_FOUND') t.equal(reply.status, 404, `${who}: ${route} is 404`)
-      else t.ok(reply.status === 200 || reply.status === 204, `${who}: ${route} answers`)
+      else if (test.expect === 'offline') t.same((reply.body as { users?: unknown[] }).users, [{ userId: alice.id, status: 'offline', lastSeen: null }], `${who}: ${route} reads A's alice as offline`)
+      else t.ok([200, 201, 204].includes(reply.status), `${who}: ${route} answers`)
       t.same(leaks([{ event: 'rest', data: reply.body }], target, secret), [], `${who}: ${route} reveals nothing of A's room`)
     }
   }
 
-  // A of tenant A cannot bring a known user of tenant B into the room, nor open a direct room with them.
-  t.equal((await alice.client.request('room.member.add', { roomId, userIds: [victimId] })).error?.code, 'NOT_FOUND', 'adding a user of tenant B is NOT_FOUND')
-  t.equal((await alice.client.request('dm.open', { userId: victimId })).error?.code, 'NOT_FOUND', 'a direct room with a user of tenant B is NOT_FOUND')
+  // Ids name users of the caller's tenant: what B did with "alice" made rooms for B's alice, and A's
+  // alice heard nothing of them. A adding carol again or opening a direct room with victim acts on A's
+  // users, never on the sockets of B (checked with the pushes below).
+  t.same(alice.client.frames.filter((frame) => frame.event === 'room.added'), [], 'A\'s alice: no room.added from B naming her sub')
+  const dm = await alice.client.ack('dm.open', { userId: victimId })
+  const dmId = (dm.room as { id: string }).id
 
   // Live: A's room goes on; its members of tenant A hear it, B's sockets do not.
   await alice.client.ack('typing.start', { roomId })
@@ -208,7 +212,7 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   t.same(carolB.client.frames.filter((frame) => JSON.stringify(frame).includes(second)).map((frame) => frame.event), [], 'carol of tenant B: no unread.updated of tenant A\'s room')
   for (const [who, person] of strangers) {
     await until(`${who} to hear B's own room`, () => person.client.frames.some((frame) => frame.event === 'message.new' && JSON.stringify(frame).includes(probeRoom.id)), { timeoutMs: 10_000 })
-    t.same(leaks(person.client.frames, target, secret).concat(leaks(person.client.frames, target, later)), [], `${who}: no push, typing or room.added of A's room`)
+    t.same(leaks(person.client.frames, target, secret).concat(leaks(person.client.frames, target, later), leaks(person.client.frames, { ...target, roomId: dmId }, secret)), [], `${who}: no push, typing or room.added of A's rooms`)
     t.notOk(scopeOfConnections(nodeB, person.id).some((rooms) => rooms.has(roomId)), `${who}: no socket of B is subscribed to A's room`)
   }
   for (const person of [alice, carolA, victim, carolB, probe]) person.client.close()

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, gt, inArray, lt } from 'drizzle-orm'
-import { messages, reactions, users, type Attachment } from '../schema/index.js'
+import { and, asc, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm'
+import { messages, reactions, rooms, users, type Attachment } from '../schema/index.js'
+import { SERVER_USER_ID } from '../../lib/user-key.js'
 import type { ChatDb } from '../client.js'
 import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message, type MessageRecord } from '../../schemas/message.js'
 
@@ -60,20 +61,24 @@ export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Ma
 export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
   if (rows.length === 0) return []
   const senderIds = [...new Set(rows.map((row) => row.senderId))]
+  const roomIds = [...new Set(rows.map((row) => row.roomId))]
   const replyIds = [...new Set(rows.map((row) => row.replyToId).filter((id): id is string => id !== null))]
   const [senderRows, replyRows, reactionMap] = await Promise.all([
-    db.select({ id: users.id, name: users.name, avatar: users.avatar }).from(users).where(inArray(users.id, senderIds)),
+    // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
+    db.select({ roomId: rooms.id, id: users.id, name: users.name, avatar: users.avatar }).from(rooms)
+      .innerJoin(users, sql`${users.tenant} = case when ${users.id} = ${SERVER_USER_ID} then '' else ${rooms.tenant} end`)
+      .where(and(inArray(rooms.id, roomIds), inArray(users.id, senderIds))),
     replyIds.length === 0
       ? Promise.resolve([])
       : db.select({ id: messages.id, seq: messages.seq, senderId: messages.senderId, content: messages.content, deletedAt: messages.deletedAt })
         .from(messages).where(inArray(messages.id, replyIds)),
     reactionsOf(db, rows.map((row) => row.id)),
   ])
-  const senders = new Map(senderRows.map((row) => [row.id, row]))
+  const senders = new Map(senderRows.map((row) => [`${row.roomId} ${row.id}`, { id: row.id, name: row.name, avatar: row.avatar }]))
   const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: row.seq, senderId: row.senderId, excerpt: excerptOf(row) }]))
   return rows.map((row) => toMessage(
     row,
-    senders.get(row.senderId) ?? { id: row.senderId, name: null, avatar: null },
+    senders.get(`${row.roomId} ${row.senderId}`) ?? { id: row.senderId, name: null, avatar: null },
     row.replyToId === null ? null : replies.get(row.replyToId) ?? null,
     reactionMap.get(row.id) ?? [],
   ))

@@ -50,7 +50,8 @@ export interface RestoredUser {
 /**
  * The shared state of presence: per user and node the number of open sockets, the chosen status and
  * the grace deadlines. One implementation in memory (one node), one in Redis (many nodes, with liveness
- * keys so that a dead node's sockets stop counting). Every method is atomic on its own.
+ * keys so that a dead node's sockets stop counting). Every method is atomic on its own. A "userId" here is
+ * the user key of lib/user-key.ts (tenant and sub): the store never looks inside it.
  */
 export interface PresenceStore {
   readonly kind: 'memory' | 'redis'

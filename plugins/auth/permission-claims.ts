@@ -26,6 +26,17 @@ export const REQUIRED_CLAIM: Readonly<Record<string, PermissionClaim>> = {
 /** Room actions that `chats:moderate` allows in every room of the user's tenant, member or not. */
 export const MODERATOR_ACTIONS: ReadonlySet<string> = new Set(['message.delete.any', 'member.kick'])
 
+/**
+ * Grants (protocol 11.1): permissions that give more than an ordinary user has, honoured whether or not
+ * `requirePermissions` is on (a host that does not enforce claims still decides who may see everyone's
+ * presence).
+ */
+export type Grant = 'chats:presence' | 'chats:support' | 'chats:service'
+
+export function holdsGrant (user: ChatUser, grant: Grant): boolean {
+  return user.server === true || user.permissions.includes(grant)
+}
+
 export class PermissionClaims {
   constructor (readonly enabled: boolean) {}
 

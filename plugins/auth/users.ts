@@ -1,8 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { inArray, sql } from 'drizzle-orm'
+import { and, eq, inArray, sql } from 'drizzle-orm'
 import { users } from '../../db/schema/index.js'
 import type { ChatUser } from '../realtime/connection.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 export interface Profile {
   id: string
@@ -17,9 +18,10 @@ export interface UsersService {
    * them from the host's resolveUser hook when the token carries only `sub`. Returns the user as known.
    */
   remember (user: ChatUser): Promise<ChatUser>
-  profiles (ids: string[]): Promise<Map<string, Profile>>
+  /** The profiles of users of one tenant (a user is the pair (tenant, sub)), by id; every id asked is in the map. */
+  profiles (tenant: string, ids: string[]): Promise<Map<string, Profile>>
   /** Stamps last seen (presence going offline). */
-  touchLastSeen (id: string, at: Date): Promise<void>
+  touchLastSeen (user: { id: string, tenant: string }, at: Date): Promise<void>
 }
 
 declare module 'fastify' {
@@ -39,7 +41,7 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
 
   async function resolved (user: ChatUser): Promise<ChatUser> {
     if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user
-    const profile = await resolveUser(user.id)
+    const profile = await resolveUser(user.id, user.tenant)
     // A host that does not know the user answers null or undefined (a Map's get): the token's claims stand.
     if (profile === null || profile === undefined) return user
     return { ...user, name: user.name ?? profile.name ?? null, avatar: user.avatar ?? profile.avatar ?? null }
@@ -48,31 +50,32 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
   const service: UsersService = {
     async remember (given) {
       const user = await resolved(given)
-      const signature = `${user.tenant}\u0000${user.name ?? ''}\u0000${user.avatar ?? ''}`
-      if (remembered.get(user.id) === signature) return user
+      const key = userKeyOf(user)
+      const signature = `${user.name ?? ''}\u0000${user.avatar ?? ''}`
+      if (remembered.get(key) === signature) return user
       await db.insert(users)
         .values({ id: user.id, tenant: user.tenant, name: user.name, avatar: user.avatar })
         .onConflictDoUpdate({
-          target: users.id,
-          set: { name: user.name, avatar: user.avatar, tenant: user.tenant, updatedAt: sql`now()` },
+          target: [users.tenant, users.id],
+          set: { name: user.name, avatar: user.avatar, updatedAt: sql`now()` },
         })
       if (remembered.size >= REMEMBERED_MAX) remembered.clear()
-      remembered.set(user.id, signature)
+      remembered.set(key, signature)
       return user
     },
-    async profiles (ids) {
+    async profiles (tenant, ids) {
       const unique = [...new Set(ids)]
       const result = new Map<string, Profile>()
       if (unique.length === 0) return result
       const rows = await db.select({ id: users.id, name: users.name, avatar: users.avatar, lastSeen: users.lastSeen })
-        .from(users).where(inArray(users.id, unique))
+        .from(users).where(and(eq(users.tenant, tenant), inArray(users.id, unique)))
       for (const row of rows) result.set(row.id, { id: row.id, name: row.name, avatar: row.avatar, lastSeen: row.lastSeen?.toISOString() ?? null })
       for (const id of unique) if (!result.has(id)) result.set(id, { id, name: null, avatar: null, lastSeen: null })
       return result
     },
-    async touchLastSeen (id, at) {
-      await db.insert(users).values({ id, lastSeen: at })
-        .onConflictDoUpdate({ target: users.id, set: { lastSeen: at } })
+    async touchLastSeen (user, at) {
+      await db.insert(users).values({ id: user.id, tenant: user.tenant, lastSeen: at })
+        .onConflictDoUpdate({ target: [users.tenant, users.id], set: { lastSeen: at } })
     },
   }
   app.decorate('chatUsers', service)

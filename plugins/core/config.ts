@@ -173,8 +173,11 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
    * returns claims (`sub` required), or null to fall back to the token ways.
    */
   authenticate?: (request: FastifyRequest) => unknown
-  /** Names and avatars for users whose tokens carry only `sub`; null or undefined for a user it does not know. */
-  resolveUser?: (id: string) => Promise<UserProfile | null | undefined> | UserProfile | null | undefined
+  /**
+   * Names and avatars for users whose tokens carry only `sub`; null or undefined for a user it does not
+   * know. Called with the sub and its tenant ("" by default): a user is the pair (tenant, sub).
+   */
+  resolveUser?: (id: string, tenant: string) => Promise<UserProfile | null | undefined> | UserProfile | null | undefined
 }
 
 const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))

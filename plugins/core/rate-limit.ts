@@ -3,6 +3,7 @@ import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { chatError } from './errors.js'
 import { TokenBucket } from '../../lib/token-bucket.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 /**
  * The address a client is counted by: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64,
@@ -137,7 +138,7 @@ export const rateLimitPlugin = fp(async function rateLimitPlugin (app: FastifyIn
     keyGenerator (request: FastifyRequest): string {
       // A bad token is answered 401 after this count: it is counted against the address meanwhile.
       const user = request.chatUser
-      return user !== null ? `u:${encodeURIComponent(user.tenant)}:${encodeURIComponent(user.id)}` : `ip:${clientAddress(request.ip)}`
+      return user !== null ? `u:${userKeyOf(user)}` : `ip:${clientAddress(request.ip)}`
     },
     errorResponseBuilder (_request, context) {
       return chatError('RATE_LIMITED', `rate limit exceeded, retry in ${context.after}`, { retryAfterMs: context.ttl })

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Attachment } from '../../db/schema/index.js'
 import { SERVER_USER } from '../realtime/connection.js'
 import { chatError } from './errors.js'
+import { userKeyOf } from '../../lib/user-key.js'
 import type { Message } from '../../schemas/message.js'
 import type { MemberWithStatus } from '../../schemas/room.js'
 
@@ -19,11 +20,12 @@ export interface ServerApi {
   sendSystemMessage (roomId: string, content: string, options?: { clientMsgId?: string, attachments?: Attachment[] }): Promise<Message>
   addMembers (roomId: string, userIds: string[]): Promise<MemberWithStatus[]>
   removeMember (roomId: string, userId: string): Promise<void>
-  presence (userIds: string[]): Promise<Map<string, PresenceOfUser>>
+  /** Presence of users of `tenant` (default: the default tenant ""); the server sees every user. */
+  presence (userIds: string[], tenant?: string): Promise<Map<string, PresenceOfUser>>
   /** Pushes `{event, data}` to every socket of a room on every node (ephemeral: no seq, not replayed). */
   publishToRoom (roomId: string, event: string, data: Record<string, unknown>): Promise<void>
-  /** Pushes `{event, data}` to every socket of a user on every node. */
-  publishToUser (userId: string, event: string, data: Record<string, unknown>): Promise<void>
+  /** Pushes `{event, data}` to every socket of a user of `tenant` (default "") on every node. */
+  publishToUser (userId: string, event: string, data: Record<string, unknown>, tenant?: string): Promise<void>
 }
 
 // Custom events are namespaced like the protocol's, so clients can tell them apart from bad input.
@@ -62,15 +64,15 @@ export function createServerApi (scope: FastifyInstance): ServerApi {
       needs(scope, 'chatRooms', 'rooms')
       await scope.chatRooms.removeMember({ user: SERVER_USER }, roomId, userId)
     },
-    async presence (userIds) {
+    async presence (userIds, tenant = '') {
       needs(scope, 'chatPresence', 'presence')
-      return await scope.chatPresence.statusOf(userIds)
+      return await scope.chatPresence.statusOf(tenant, userIds)
     },
     async publishToRoom (roomId, event, data) {
       await scope.chatHub.publishRoom(roomId, frameOf(event, data))
     },
-    async publishToUser (userId, event, data) {
-      await scope.chatHub.publishUser(userId, frameOf(event, data))
+    async publishToUser (userId, event, data, tenant = '') {
+      await scope.chatHub.publishUser(userKeyOf({ id: userId, tenant }), frameOf(event, data))
     },
   }
 }

@@ -15,6 +15,7 @@ import type { RoomEvent } from './room-log.js'
 import { frameOf } from '../../db/queries/room-events.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomAction, RoomsService } from '../rooms/types.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
@@ -311,8 +312,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         const hub = app.chatHub
         await Promise.all([
           hub.publishRoom(roomId, JSON.stringify({ event: 'receipt.read', data: { roomId, userId: user.id, seq: lastReadSeq } }), except === undefined ? {} : { except }),
-          // The room is of the reader's tenant: the same sub's sockets of another tenant do not hear of it.
-          hub.publishUser(user.id, JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), { except, tenant: user.tenant }),
+          // To the reader (tenant and sub): the same sub's sockets of another tenant do not hear of it.
+          hub.publishUser(userKeyOf(user), JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), except),
         ]).catch((error: unknown) => {
           // The read mark is committed: a broker that fails now costs other nodes this receipt, not the ack.
           app.log.warn({ err: error, roomId }, 'messaging: publishing a read receipt failed after the commit')
@@ -324,13 +325,11 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     async sync (user, cursors) {
       await roomsService().authorize(user, 'sync')
       refuseRepeatedRooms(cursors)
-      // The user's rooms from the node's cache: a cursor for any other room is answered without a
-      // database read of its own, and the others' lastSeq come in one query.
-      const mine = new Set(await roomsService().roomIdsOf(user.id))
+      // Membership from the node's cache (a room of another tenant answers NOT_FOUND, like one that does
+      // not exist); the members' lastSeq then come in one query.
       const refused = new Map<string, SyncRoomResult>()
       await Promise.all(cursors.map(async ({ roomId }) => {
         try {
-          if (!mine.has(roomId)) throw refusals.notMember()
           await roomsService().requireMember(roomId, user)
         } catch (error) {
           refused.set(roomId, { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) })

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { MemoryPresenceStore } from '../../lib/presence/memory.js'
 import { RedisPresenceStore } from '../../lib/presence/redis.js'
 import { shownStatus, type PresenceStatus, type PresenceStore } from '../../lib/presence/store.js'
+import { userKeysOf } from '../../lib/user-key.js'
 
 export interface PresenceInfo {
   status: PresenceStatus
@@ -14,8 +15,11 @@ export interface PresenceInfo {
 export interface SharedPresence {
   /** Redis (with per-node liveness keys) when the suite has Redis, memory otherwise. */
   readonly store: PresenceStore
-  /** What others see of each user (invisible users read as offline). Every id asked for is in the map. */
-  statusOf (userIds: string[]): Promise<Map<string, PresenceInfo>>
+  /**
+   * What others see of each user of `tenant` (invisible users read as offline), by id; every id asked for
+   * is in the map. The store is keyed by user key (tenant and sub, lib/user-key.ts).
+   */
+  statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>>
 }
 
 declare module 'fastify' {
@@ -36,27 +40,28 @@ export const presenceStorePlugin = fp(async function presenceStorePlugin (app: F
     ? new RedisPresenceStore({ client: app.chatRedis, prefix: config.redisPrefix, nodeId: hub.nodeId, nodeTtlMs: config.presenceNodeTtlMs })
     : new MemoryPresenceStore()
 
-  async function statusOf (userIds: string[]): Promise<Map<string, PresenceInfo>> {
+  async function statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>> {
     const unique = [...new Set(userIds)]
     const result = new Map<string, PresenceInfo>()
     if (unique.length === 0) return result
+    const keys = userKeysOf(tenant, unique)
     let stored
     try {
-      stored = await store.read(unique)
+      stored = await store.read(keys)
     } catch (error) {
       // Degraded rather than failing session.ready or room.members: this node's own sockets only.
       log.warn({ err: error }, 'presence: store unreadable, answering from this node')
-      stored = new Map(unique.map((id) => [id, { present: hub.connectionsOf(id).size > 0, chosen: null }]))
+      stored = new Map(keys.map((key) => [key, { present: hub.connectionsOf(key).size > 0, chosen: null }]))
     }
     const offline: string[] = []
-    for (const userId of unique) {
-      const entry = stored.get(userId)
+    for (const [index, userId] of unique.entries()) {
+      const entry = stored.get(keys[index] as string)
       const status = shownStatus(entry?.present ?? false, entry?.chosen ?? null)
       result.set(userId, { status, lastSeen: null })
       if (status === 'offline') offline.push(userId)
     }
     if (offline.length > 0) {
-      const profiles = await users.profiles(offline)
+      const profiles = await users.profiles(tenant, offline)
       for (const userId of offline) result.set(userId, { status: 'offline', lastSeen: profiles.get(userId)?.lastSeen ?? null })
     }
     return result

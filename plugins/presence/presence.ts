@@ -1,17 +1,25 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Connection } from '../realtime/connection.js'
+import type { ChatUser, Connection } from '../realtime/connection.js'
+import { holdsGrant } from '../auth/permission-claims.js'
 import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceVersion } from '../../lib/presence/store.js'
 import type { PresenceInfo } from './presence-store.js'
+import { userKeyOf, userOfKey, type TenantUser } from '../../lib/user-key.js'
 
 export type { PresenceStatus } from '../../lib/presence/store.js'
 export type { PresenceInfo } from './presence-store.js'
 
 export interface PresenceService {
-  /** What others see of each user (invisible users read as offline). Every id asked for is in the map. */
-  statusOf (userIds: string[]): Promise<Map<string, PresenceInfo>>
+  /** What others see of each user of `tenant` (invisible users read as offline). Every id asked for is in the map. */
+  statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>>
+  /**
+   * What `viewer` may see of each user of its tenant (protocol 11.1): the real status of users who share a
+   * room with the viewer (and the viewer's own), `offline` with `lastSeen: null` for everyone else, unless
+   * the viewer holds the `chats:presence` grant. Every id asked for is in the map.
+   */
+  visibleTo (viewer: ChatUser, userIds: string[]): Promise<Map<string, PresenceInfo>>
   /** presence.set: online, away, or offline (invisible: shown offline until changed, across reconnects). */
-  set (user: string | { id: string }, status: PresenceStatus): Promise<PresenceInfo>
+  set (user: TenantUser, status: PresenceStatus): Promise<PresenceInfo>
   /** 'memory' on one node, 'redis' across nodes. */
   readonly storeKind: 'memory' | 'redis'
 }
@@ -52,6 +60,8 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
   const { store, statusOf } = app.chatPresenceStore
   const log = app.log.child({ concern: 'presence' })
 
+  // Every map and store entry is by user key (tenant and sub, lib/user-key.ts): the same sub in two
+  // tenants is two users with two presences (protocol 11.1).
   /** Sockets of each user attached on this node. */
   const localCounts = new Map<string, number>()
   const attached = new WeakSet<Connection>()
@@ -65,11 +75,11 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
 
   const graceDeadline = (): number => Date.now() + config.presenceGraceMs
 
-  function queuePush (userId: string, info: PresenceInfo, version: PresenceVersion): void {
+  function queuePush (userKey: string, info: PresenceInfo, version: PresenceVersion): void {
     // Store calls answer in any order: a change older than the one already queued is out of date.
-    const queued = pending.get(userId)
+    const queued = pending.get(userKey)
     if (queued !== undefined && queued.version > version) return
-    pending.set(userId, { info, version })
+    pending.set(userKey, { info, version })
     if (flushTimer === null && !closing) {
       flushTimer = setTimeout(() => {
         flushTimer = null
@@ -92,29 +102,32 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       }
       return size
     }
-    await inBatches(batch, 64, async ([userId, { info, version }]) => {
+    await inBatches(batch, 64, async ([userKey, { info, version }]) => {
+      const user = userOfKey(userKey)
       try {
-        const frame = JSON.stringify({ event: 'presence', data: { userId, status: info.status, lastSeen: info.lastSeen } })
-        const roomIds = await rooms.roomIdsOf(userId)
+        const frame = JSON.stringify({ event: 'presence', data: { userId: user.id, status: info.status, lastSeen: info.lastSeen } })
+        // The user's rooms are of the user's tenant only: nothing of it reaches another tenant.
+        const roomIds = await rooms.roomIdsOf(user)
         // Another node may push a later change of this user first: every node keeps the latest version.
-        const ordered = { version: { key: `presence:${userId}`, version } }
+        const ordered = { version: { key: `presence:${userKey}`, version } }
         await Promise.all(roomIds.map(async (roomId) => {
           if (await sizeOf(roomId) > config.presenceFanoutMaxMembers) return
           await hub.publishRoom(roomId, frame, ordered)
         }))
       } catch (error) {
-        log.warn({ err: error, userId }, 'presence push failed')
+        log.warn({ err: error, userId: user.id, tenant: user.tenant }, 'presence push failed')
       }
     })
   }
 
-  async function stampOffline (userId: string, at: number, version: PresenceVersion): Promise<void> {
+  async function stampOffline (userKey: string, at: number, version: PresenceVersion): Promise<void> {
     const lastSeen = new Date(at)
-    queuePush(userId, { status: 'offline', lastSeen: lastSeen.toISOString() }, version)
+    queuePush(userKey, { status: 'offline', lastSeen: lastSeen.toISOString() }, version)
+    const user = userOfKey(userKey)
     try {
-      await users.touchLastSeen(userId, lastSeen)
+      await users.touchLastSeen(user, lastSeen)
     } catch (error) {
-      log.warn({ err: error, userId }, 'presence: stamping last seen failed')
+      log.warn({ err: error, userId: user.id, tenant: user.tenant }, 'presence: stamping last seen failed')
     }
   }
 
@@ -126,11 +139,12 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     // A socket that closed while its session started has already ended; counting it would be a ghost.
     if (!connection.isOpen || closing) return {}
     attached.add(connection)
-    localCounts.set(user.id, (localCounts.get(user.id) ?? 0) + 1)
+    const userKey = userKeyOf(user)
+    localCounts.set(userKey, (localCounts.get(userKey) ?? 0) + 1)
     try {
-      const { wasPresent, chosen, version } = await store.attach(user.id)
+      const { wasPresent, chosen, version } = await store.attach(userKey)
       const status = shownStatus(true, chosen)
-      if (!wasPresent && status !== 'offline') queuePush(user.id, { status, lastSeen: null }, version)
+      if (!wasPresent && status !== 'offline') queuePush(userKey, { status, lastSeen: null }, version)
     } catch (error) {
       needsResync = true
       log.warn({ err: error, userId: user.id }, 'presence: attach failed, written back at the next heartbeat')
@@ -141,12 +155,13 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
   app.chatSessions.onEnd(async (connection, user) => {
     if (!attached.has(connection)) return
     attached.delete(connection)
-    const left = (localCounts.get(user.id) ?? 1) - 1
-    if (left > 0) localCounts.set(user.id, left)
-    else localCounts.delete(user.id)
+    const userKey = userKeyOf(user)
+    const left = (localCounts.get(userKey) ?? 1) - 1
+    if (left > 0) localCounts.set(userKey, left)
+    else localCounts.delete(userKey)
     if (closing) return
     try {
-      await store.detach(user.id, graceDeadline())
+      await store.detach(userKey, graceDeadline())
     } catch (error) {
       needsResync = true
       log.warn({ err: error, userId: user.id }, 'presence: detach failed, written back at the next heartbeat')
@@ -158,19 +173,30 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
 
     statusOf,
 
+    async visibleTo (viewer, userIds) {
+      const unique = [...new Set(userIds)]
+      let shown = unique
+      if (!holdsGrant(viewer, 'chats:presence')) {
+        const sharing = await rooms.sharingARoom(viewer, unique.filter((id) => id !== viewer.id))
+        shown = unique.filter((id) => id === viewer.id || sharing.has(id))
+      }
+      const statuses = await statusOf(viewer.tenant, shown)
+      return new Map(unique.map((id) => [id, statuses.get(id) ?? { status: 'offline', lastSeen: null }]))
+    },
+
     async set (user, status) {
-      const userId = typeof user === 'string' ? user : user.id
-      const { present, previous, chosen, version } = await store.setChosen(userId, chosenFor(status))
+      const userKey = userKeyOf(user)
+      const { present, previous, chosen, version } = await store.setChosen(userKey, chosenFor(status))
       const before = shownStatus(present, previous)
       const after = shownStatus(present, chosen)
       if (after === 'offline') {
-        if (before === 'offline') return (await service.statusOf([userId])).get(userId) as PresenceInfo
+        if (before === 'offline') return (await service.statusOf(user.tenant, [user.id])).get(user.id) as PresenceInfo
         // Going invisible looks like leaving: others see offline, last seen now.
         const at = Date.now()
-        await stampOffline(userId, at, version)
+        await stampOffline(userKey, at, version)
         return { status: 'offline', lastSeen: new Date(at).toISOString() }
       }
-      if (before !== after) queuePush(userId, { status: after, lastSeen: null }, version)
+      if (before !== after) queuePush(userKey, { status: after, lastSeen: null }, version)
       return { status: after, lastSeen: null }
     },
   }

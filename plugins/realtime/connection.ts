@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
+import { SERVER_USER_ID, userKeyOf } from '../../lib/user-key.js'
 
 type Bindings = Record<string, unknown>
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
@@ -63,8 +64,7 @@ export interface ChatUser {
   server?: true
 }
 
-/** The id the server-side API acts and posts SYSTEM messages as; tokens may not claim it. */
-export const SERVER_USER_ID = 'system'
+export { SERVER_USER_ID } from '../../lib/user-key.js'
 
 /** The identity of the host's own code: acts as OWNER in any room, in any tenant, past the authorize hook. */
 export const SERVER_USER: ChatUser = Object.freeze({
@@ -149,6 +149,11 @@ export class Connection {
 
   get userId (): string | null {
     return this.user?.id ?? null
+  }
+
+  /** The user's key (tenant and sub) that the hub, the connection cap and rate limits count by. */
+  get userKey (): string | null {
+    return this.user === null ? null : userKeyOf(this.user)
   }
 
   get isOpen (): boolean {

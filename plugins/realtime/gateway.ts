@@ -9,6 +9,7 @@ import { SharedBuckets } from '../core/rate-limit.js'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import { mayExceed, utf8Bytes } from '../../lib/reply-budget.js'
 import type { ChatConfig } from '../core/config.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 export type RateClass = 'send' | 'typing' | 'other'
 
@@ -294,7 +295,8 @@ export class Gateway {
     if (state.userSend === null) {
       // Held from the first send of an open socket, given back by forget() when it closes.
       if (!connection.isOpen) return bucket.take()
-      const key = connection.user.id
+      // The user is the pair (tenant, sub): the same sub in another tenant has its own budget.
+      const key = userKeyOf(connection.user)
       state.userSend = { key, bucket: this.userSend.hold(key) }
     }
     const userWait = state.userSend.bucket.take()

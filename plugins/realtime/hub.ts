@@ -15,7 +15,7 @@ export interface UserControl {
   [key: string]: unknown
 }
 
-export type UserControlHandler = (userId: string, control: UserControl) => void
+export type UserControlHandler = (userKey: string, control: UserControl) => void
 
 /**
  * Told about this node's sockets and broadcasts (metrics). Called on the hot path: implementations must
@@ -37,8 +37,6 @@ const CONTROL = 'c'
 // "v<originNodeId> <version> <key length>:<key><frame>": an ephemeral room frame that supersedes the
 // older frames of its key (see publishRoom's `version`).
 const VERSIONED = 'v'
-// "t<originNodeId> - <tenant length>:<tenant><frame>": a user frame for the user's sockets of one tenant.
-const TENANT_FRAME = 't'
 
 /** An ephemeral frame's place among the frames it supersedes: the latest version of a key wins. */
 export interface FrameVersion {
@@ -55,7 +53,7 @@ function keyed (key: string, frame: string): string {
   return `${key.length}:${key}${frame}`
 }
 
-/** The key and the frame of a keyed body (versioned, tenant frames); null when the body is not one. */
+/** The key and the frame of a keyed body; null when the body is not one. */
 function splitKeyed (body: string): { key: string, frame: string } | null {
   const colon = body.indexOf(':')
   const length = colon < 0 ? NaN : Number(body.slice(0, colon))
@@ -146,13 +144,9 @@ export class Hub {
     return this.sockets.userCount
   }
 
-  connectionsOf (userId: string): ReadonlySet<Connection> {
-    return this.sockets.connectionsOf(userId)
-  }
-
-  /** The user's sockets on this node that belong to `tenant`. */
-  tenantConnectionsOf (userId: string, tenant: string): Connection[] {
-    return this.sockets.tenantConnectionsOf(userId, tenant)
+  /** The user's sockets on this node; a user is addressed by its key (lib/user-key.ts: tenant and sub). */
+  connectionsOf (userKey: string): ReadonlySet<Connection> {
+    return this.sockets.connectionsOf(userKey)
   }
 
   roomConnections (roomId: string): ReadonlySet<Connection> {
@@ -174,23 +168,23 @@ export class Hub {
 
   /** Adds an authenticated socket; the user's channel is subscribed with their first local socket. */
   async register (connection: Connection): Promise<void> {
-    const userId = connection.userId
-    if (userId === null) throw new Error('hub: register needs an authenticated connection')
+    const userKey = connection.userKey
+    if (userKey === null) throw new Error('hub: register needs an authenticated connection')
     // Added before any await so that concurrent logins of one user count each other.
-    if (!this.sockets.add(userId, connection)) return
-    const handler: BrokerHandler = (payload) => this.onUserPayload(userId, payload)
-    this.userHandlers.set(userId, handler)
-    await this.broker.subscribe(`user:${userId}`, handler)
+    if (!this.sockets.add(userKey, connection)) return
+    const handler: BrokerHandler = (payload) => this.onUserPayload(userKey, payload)
+    this.userHandlers.set(userKey, handler)
+    await this.broker.subscribe(`user:${userKey}`, handler)
   }
 
   async unregister (connection: Connection): Promise<void> {
-    const userId = connection.userId
-    if (userId === null || !this.sockets.has(userId, connection)) return
+    const userKey = connection.userKey
+    if (userKey === null || !this.sockets.has(userKey, connection)) return
     const leaving = [...connection.rooms].map((roomId) => this.unsubscribe(connection, roomId))
-    if (this.sockets.remove(userId, connection)) {
-      const handler = this.userHandlers.get(userId)
-      this.userHandlers.delete(userId)
-      if (handler !== undefined) leaving.push(this.broker.unsubscribe(`user:${userId}`, handler))
+    if (this.sockets.remove(userKey, connection)) {
+      const handler = this.userHandlers.get(userKey)
+      this.userHandlers.delete(userKey)
+      if (handler !== undefined) leaving.push(this.broker.unsubscribe(`user:${userKey}`, handler))
     }
     await Promise.all(leaving)
   }
@@ -210,9 +204,9 @@ export class Hub {
     if (handler !== undefined) await this.broker.unsubscribe(`room:${roomId}`, handler)
   }
 
-  /** Subscribes every local socket of a user to a room (a membership gained on any node). */
-  async unsubscribeUser (userId: string, roomId: string): Promise<void> {
-    await Promise.all([...this.connectionsOf(userId)].map((connection) => this.unsubscribe(connection, roomId)))
+  /** Unsubscribes every local socket of a user (by key) from a room (a membership lost on any node). */
+  async unsubscribeUser (userKey: string, roomId: string): Promise<void> {
+    await Promise.all([...this.connectionsOf(userKey)].map((connection) => this.unsubscribe(connection, roomId)))
   }
 
   /**
@@ -257,23 +251,20 @@ export class Hub {
   }
 
   /**
-   * Sends one frame to every socket of a user on every node but `except`. With `tenant`, only to the
-   * user's sockets of that tenant: a user channel is keyed by sub, and the same sub in another tenant is
-   * another user (protocol 11.1).
+   * Sends one frame to every socket of a user on every node but `except`. The user is its key (tenant
+   * and sub): the same sub in another tenant is another user with another channel (protocol 11.1).
    */
-  async publishUser (userId: string, frame: string, options: { except?: Connection, tenant?: string } = {}): Promise<void> {
-    const { except, tenant } = options
-    this.sockets.deliverUser(userId, frame, except ?? null, tenant)
+  async publishUser (userKey: string, frame: string, except?: Connection): Promise<void> {
+    this.sockets.deliverUser(userKey, frame, except ?? null)
     this.observer?.published('user')
-    const payload = tenant === undefined ? encode(FRAME, this.nodeId, null, frame) : encode(TENANT_FRAME, this.nodeId, null, keyed(tenant, frame))
-    await this.broker.publish(`user:${userId}`, payload)
+    await this.broker.publish(`user:${userKey}`, encode(FRAME, this.nodeId, null, frame))
   }
 
-  /** Runs a control on this node and on every other node that has sockets of the user. */
-  async controlUser (userId: string, control: UserControl): Promise<void> {
-    this.runControl(userId, control)
+  /** Runs a control on this node and on every other node that has sockets of the user (by key). */
+  async controlUser (userKey: string, control: UserControl): Promise<void> {
+    this.runControl(userKey, control)
     this.observer?.published('control')
-    await this.broker.publish(`user:${userId}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
+    await this.broker.publish(`user:${userKey}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
   }
 
   close (): void {
@@ -312,16 +303,11 @@ export class Hub {
     this.sequencer.accept(roomId, null, versioned.frame, null)
   }
 
-  private onUserPayload (userId: string, payload: string): void {
+  private onUserPayload (userKey: string, payload: string): void {
     const message = decode(payload)
     if (message === null || message.nodeId === this.nodeId) return
     if (message.kind === FRAME) {
-      this.sockets.deliverUser(userId, message.body, null)
-      return
-    }
-    if (message.kind === TENANT_FRAME) {
-      const scoped = splitKeyed(message.body)
-      if (scoped !== null) this.sockets.deliverUser(userId, scoped.frame, null, scoped.key)
+      this.sockets.deliverUser(userKey, message.body, null)
       return
     }
     if (message.kind !== CONTROL) return
@@ -332,13 +318,13 @@ export class Hub {
       this.log.warn({ err: error }, 'hub: unreadable control payload')
       return
     }
-    this.runControl(userId, control)
+    this.runControl(userKey, control)
   }
 
-  private runControl (userId: string, control: UserControl): void {
+  private runControl (userKey: string, control: UserControl): void {
     for (const handler of this.controlHandlers) {
       try {
-        handler(userId, control)
+        handler(userKey, control)
       } catch (error) {
         this.log.error({ err: error, control: control.type }, 'hub: control handler failed')
       }

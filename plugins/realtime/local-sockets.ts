@@ -3,7 +3,7 @@ import type { Connection } from './connection.js'
 const EMPTY: ReadonlySet<Connection> = new Set()
 
 /**
- * This node's authenticated sockets, by user and by room, and the only code that writes frames to them.
+ * This node's authenticated sockets, by user (its key: tenant and sub, lib/user-key.ts) and by room, and the only code that writes frames to them.
  * It knows nothing of the broker or of rooms' rules: the hub tells it who listens to what, and learns
  * from it when a user or a room gains its first or loses its last local socket.
  */
@@ -35,13 +35,8 @@ export class LocalSockets {
     return this.byUser.size
   }
 
-  connectionsOf (userId: string): ReadonlySet<Connection> {
-    return this.byUser.get(userId) ?? EMPTY
-  }
-
-  /** The user's sockets of one tenant: the same sub in another tenant is another user (protocol 11.1). */
-  tenantConnectionsOf (userId: string, tenant: string): Connection[] {
-    return [...this.connectionsOf(userId)].filter((connection) => connection.user?.tenant === tenant)
+  connectionsOf (userKey: string): ReadonlySet<Connection> {
+    return this.byUser.get(userKey) ?? EMPTY
   }
 
   roomConnections (roomId: string): ReadonlySet<Connection> {
@@ -61,18 +56,18 @@ export class LocalSockets {
   }
 
   /** Adds a socket of a user; true when it is the user's first on this node. */
-  add (userId: string, connection: Connection): boolean {
-    return addTo(this.byUser, userId, connection)
+  add (userKey: string, connection: Connection): boolean {
+    return addTo(this.byUser, userKey, connection)
   }
 
   /** Removes a socket of a user; true when it was the user's last on this node. */
-  remove (userId: string, connection: Connection): boolean {
-    return removeFrom(this.byUser, userId, connection)
+  remove (userKey: string, connection: Connection): boolean {
+    return removeFrom(this.byUser, userKey, connection)
   }
 
   /** Is a socket of this node's registry (added and not removed since)? */
-  has (userId: string, connection: Connection): boolean {
-    return this.byUser.get(userId)?.has(connection) === true
+  has (userKey: string, connection: Connection): boolean {
+    return this.byUser.get(userKey)?.has(connection) === true
   }
 
   /** The socket listens to the room; true when the room had no local socket before. */
@@ -99,12 +94,12 @@ export class LocalSockets {
     }
   }
 
-  /** Writes one frame to every local socket of a user but `except`; with `tenant`, of that tenant only. */
-  deliverUser (userId: string, frame: string, except: Connection | null, tenant?: string): void {
-    const set = this.byUser.get(userId)
+  /** Writes one frame to every local socket of a user but `except`. */
+  deliverUser (userKey: string, frame: string, except: Connection | null): void {
+    const set = this.byUser.get(userKey)
     if (set === undefined) return
     for (const connection of set) {
-      if (connection !== except && (tenant === undefined || connection.user?.tenant === tenant)) connection.send(frame)
+      if (connection !== except) connection.send(frame)
     }
   }
 }

@@ -8,6 +8,7 @@ import { AddressSlots, clientAddress } from '../core/rate-limit.js'
 import { bearerTokenOf } from '../auth/bearer.js'
 import { CloseCodes, Connection, type ChatUser } from './connection.js'
 import { Session } from './session.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** How long shutdown waits for the close handshakes before it cuts the sockets that did not answer. */
@@ -182,7 +183,8 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
   // 3. The start.
   async function start (connection: Connection, user: ChatUser): Promise<void> {
     if (!connection.isOpen) return
-    if (hub.connectionsOf(user.id).size >= config.maxConnectionsPerUser) {
+    // Counted per user (tenant and sub): the same sub in another tenant is another user.
+    if (hub.connectionsOf(userKeyOf(user)).size >= config.maxConnectionsPerUser) {
       connection.close(CloseCodes.TOO_MANY_CONNECTIONS, 'too many connections for this user')
       return
     }

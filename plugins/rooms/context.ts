@@ -18,8 +18,8 @@ export interface RoomsContext {
   announce: RoomAnnouncer
   /** Per-user quotas: room creations a minute, rooms per user. */
   quotas: RoomQuotas
-  /** Members with their presence status as others see it. */
-  withStatus (members: Member[]): Promise<MemberWithStatus[]>
+  /** Members of a room of `tenant` with their presence (the members are users of the room's tenant). */
+  withStatus (tenant: string, members: Member[]): Promise<MemberWithStatus[]>
 }
 
 export async function createRoomsContext (app: FastifyInstance): Promise<RoomsContext> {
@@ -33,8 +33,8 @@ export async function createRoomsContext (app: FastifyInstance): Promise<RoomsCo
     access: createRoomAccess(app, sync.cache, claims),
     announce: createRoomAnnouncer(app, sync),
     quotas: createRoomQuotas(app.chatConfig.quotas),
-    async withStatus (members) {
-      const statuses = await presence.statusOf(members.map((member) => member.user.id))
+    async withStatus (tenant, members) {
+      const statuses = await presence.statusOf(tenant, members.map((member) => member.user.id))
       return members.map((member) => ({ ...member, status: statuses.get(member.user.id)?.status ?? 'offline' }))
     },
   }

@@ -1,6 +1,7 @@
 /** Which cache entries a committed change makes stale, on every node. */
 export interface Invalidation {
   rooms?: string[]
+  /** Users by key (lib/user-key.ts): their room lists are dropped. */
   users?: string[]
   /** Rooms that no longer exist: every node also drops its sockets' subscriptions to them. */
   deleted?: string[]

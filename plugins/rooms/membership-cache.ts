@@ -9,7 +9,7 @@ export interface RoomEntry {
 
 export interface MembershipCacheOptions {
   loadRoom (roomId: string): Promise<RoomEntry | null>
-  loadUserRooms (userId: string): Promise<string[]>
+  loadUserRooms (userKey: string): Promise<string[]>
   maxRooms?: number
   maxUsers?: number
 }
@@ -142,7 +142,7 @@ class LoadingCache<V> {
 }
 
 /**
- * The per-node membership cache: rooms (settings and member roles) and each user's room ids, filled
+ * The per-node membership cache: rooms (settings and member roles) and each user's room ids (by user key), filled
  * from the database on a miss, bounded in size (least recently used entries go first), and invalidated
  * by the rooms plugin on this node when it commits a change and on every other node through the broker.
  */
@@ -167,16 +167,16 @@ export class MembershipCache {
     return this.rooms.get(roomId)
   }
 
-  async userRooms (userId: string): Promise<string[]> {
-    return await this.users.get(userId) ?? []
+  async userRooms (userKey: string): Promise<string[]> {
+    return await this.users.get(userKey) ?? []
   }
 
-  userTicket (userId: string): { stale: boolean } {
-    return this.users.ticket(userId)
+  userTicket (userKey: string): { stale: boolean } {
+    return this.users.ticket(userKey)
   }
 
-  primeUser (userId: string, roomIds: string[], ticket: { stale: boolean }): void {
-    this.users.prime(userId, roomIds, ticket)
+  primeUser (userKey: string, roomIds: string[], ticket: { stale: boolean }): void {
+    this.users.prime(userKey, roomIds, ticket)
   }
 
   /** Whether the cache is answering from its entries (false: every lookup reads the database). */
@@ -203,7 +203,7 @@ export class MembershipCache {
 
   invalidate (change: { rooms?: Iterable<string>, users?: Iterable<string> }): void {
     for (const roomId of change.rooms ?? []) this.rooms.invalidate(roomId)
-    for (const userId of change.users ?? []) this.users.invalidate(userId)
+    for (const userKey of change.users ?? []) this.users.invalidate(userKey)
   }
 
   clear (): void {

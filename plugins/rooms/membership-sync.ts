@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { eq, inArray } from 'drizzle-orm'
+import { and, eq, inArray } from 'drizzle-orm'
 import { roomMembers, rooms, type Role } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
 import type { Connection } from '../realtime/connection.js'
+import { userKeyOf, userOfKey } from '../../lib/user-key.js'
 import type { CachedRoom } from './types.js'
 import { MembershipCache, type RoomEntry } from './membership-cache.js'
 import { InvalidationRetry, type Invalidation } from './invalidation-retry.js'
@@ -45,8 +46,12 @@ async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | n
   return { room, members }
 }
 
-async function loadUserRooms (db: ChatDb, userId: string): Promise<string[]> {
-  const found = await db.select({ roomId: roomMembers.roomId }).from(roomMembers).where(eq(roomMembers.userId, userId))
+/** The rooms of a user (by key): the sub's memberships in rooms of the key's tenant. */
+async function loadUserRooms (db: ChatDb, userKey: string): Promise<string[]> {
+  const user = userOfKey(userKey)
+  const found = await db.select({ roomId: roomMembers.roomId }).from(roomMembers)
+    .innerJoin(rooms, eq(rooms.id, roomMembers.roomId))
+    .where(and(eq(roomMembers.userId, user.id), eq(rooms.tenant, user.tenant)))
   return found.map((row) => row.roomId)
 }
 
@@ -71,7 +76,7 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   const { chatDb: db, chatHub: hub, chatBroker: broker, chatRoomLog: roomLog } = app
   const cache = new MembershipCache({
     loadRoom: (roomId) => loadRoomEntry(db, roomId),
-    loadUserRooms: (userId) => loadUserRooms(db, userId),
+    loadUserRooms: (userKey) => loadUserRooms(db, userKey),
   })
 
   function applyInvalidation (change: Invalidation): void {
@@ -128,39 +133,33 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   async function reconcile (subscribe: boolean): Promise<void> {
     const byUser = new Map<string, Connection[]>()
     for (const connection of hub.connections()) {
-      const userId = connection.userId
-      if (userId === null) continue
-      const list = byUser.get(userId)
-      if (list === undefined) byUser.set(userId, [connection])
+      const userKey = connection.userKey
+      if (userKey === null) continue
+      const list = byUser.get(userKey)
+      if (list === undefined) byUser.set(userKey, [connection])
       else list.push(connection)
     }
-    const userIds = [...byUser.keys()]
-    for (let start = 0; start < userIds.length; start += 500) {
-      const chunk = userIds.slice(start, start + 500)
+    const userKeys = [...byUser.keys()]
+    for (let start = 0; start < userKeys.length; start += 500) {
+      const chunk = userKeys.slice(start, start + 500)
       const found = await db.select({ userId: roomMembers.userId, roomId: roomMembers.roomId, tenant: rooms.tenant }).from(roomMembers)
         .innerJoin(rooms, eq(rooms.id, roomMembers.roomId))
-        .where(inArray(roomMembers.userId, chunk))
-      // By sub, then by tenant: a socket is subscribed only to the rooms of its own tenant.
-      const wanted = new Map<string, Map<string, Set<string>>>(chunk.map((userId) => [userId, new Map()]))
-      for (const row of found) {
-        const byTenant = wanted.get(row.userId)
-        if (byTenant === undefined) continue
-        let set = byTenant.get(row.tenant)
-        if (set === undefined) byTenant.set(row.tenant, set = new Set())
-        set.add(row.roomId)
-      }
+        .where(inArray(roomMembers.userId, [...new Set(chunk.map((userKey) => userOfKey(userKey).id))]))
+      // By user key: a socket is subscribed only to the rooms of its own tenant.
+      const wanted = new Map<string, Set<string>>(chunk.map((userKey) => [userKey, new Set()]))
+      for (const row of found) wanted.get(userKeyOf({ id: row.userId, tenant: row.tenant }))?.add(row.roomId)
       const changes: Array<Promise<void>> = []
-      for (const [userId, byTenant] of wanted) {
-        for (const connection of byUser.get(userId) ?? []) {
+      for (const [userKey, roomIds] of wanted) {
+        for (const connection of byUser.get(userKey) ?? []) {
           if (!connection.isOpen) continue
-          const roomIds = byTenant.get(connection.user?.tenant ?? '') ?? new Set<string>()
           if (subscribe) for (const roomId of roomIds) if (!connection.rooms.has(roomId)) changes.push(hub.subscribe(connection, roomId))
           for (const roomId of [...connection.rooms]) {
             if (roomIds.has(roomId)) continue
             // Asked again through the cache: a join that committed after the query above is not undone.
             changes.push((async () => {
               const entry = await cache.room(roomId)
-              if (entry === null || !entry.members.has(userId) || entry.room.tenant !== connection.user?.tenant) await hub.unsubscribe(connection, roomId)
+              const user = userOfKey(userKey)
+              if (entry === null || !entry.members.has(user.id) || entry.room.tenant !== user.tenant) await hub.unsubscribe(connection, roomId)
             })())
           }
         }
@@ -202,13 +201,12 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
   })
 
   // Membership drives subscriptions: a control reaches every node with sockets of the user.
-  hub.onUserControl((userId, control) => {
+  hub.onUserControl((userKey, control) => {
     const roomId = control.roomId
     if (typeof roomId !== 'string') return
     if (control.type === ROOM_SUBSCRIBE) {
-      // Only the sockets of the room's tenant: the same sub in another tenant is another user.
-      if (typeof control.tenant !== 'string') return
-      const sockets = hub.tenantConnectionsOf(userId, control.tenant)
+      // Addressed by user key: only the sockets of the room's tenant hear it.
+      const sockets = [...hub.connectionsOf(userKey)]
       if (sockets.length === 0) return
       const idle = hub.roomConnections(roomId).size === 0
       // The sockets join the room's set synchronously, before any frame of the room can be delivered.
@@ -217,7 +215,7 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
       if (idle && typeof control.seq === 'number') roomLog.baseline(roomId, control.seq)
       subscribing.catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: subscribe failed'))
     } else if (control.type === ROOM_UNSUBSCRIBE) {
-      hub.unsubscribeUser(userId, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
+      hub.unsubscribeUser(userKey, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))
     }
   })
 

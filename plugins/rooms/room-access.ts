@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { and, inArray, sql } from 'drizzle-orm'
-import { users, type Role } from '../../db/schema/index.js'
+import type { Role } from '../../db/schema/index.js'
 import { chatError, refusals } from '../core/errors.js'
 import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
 import type { AuthorizeRequest } from '../core/config.js'
@@ -22,8 +21,6 @@ export interface RoomAccess {
    * chats:moderate (with requirePermissions) acts as MODERATOR in any room of the user's tenant.
    */
   actingMemberOf (user: ChatUser, roomId: string, action: RoomAction): Promise<{ entry: RoomEntry, role: Role }>
-  /** Users known to belong to another tenant cannot be added or messaged. */
-  assertSameTenant (userIds: string[], tenant: string): Promise<void>
 }
 
 export function refuseDirect (entry: RoomEntry, what: string): void {
@@ -40,8 +37,6 @@ export function requireRole (role: Role, action: RoomAction, what: string): void
 }
 
 export function createRoomAccess (app: FastifyInstance, cache: MembershipCache, claims: PermissionClaims): RoomAccess {
-  const db = app.chatDb
-
   async function authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void> {
     if (user.server === true) return
     claims.require(user, action)
@@ -87,13 +82,6 @@ export function createRoomAccess (app: FastifyInstance, cache: MembershipCache, 
       const role = claims.actingRole(user, user.server === true ? 'OWNER' : entry.members.get(user.id), action)
       if (role === null) throw refusals.notMember()
       return { entry, role }
-    },
-
-    async assertSameTenant (userIds, tenant) {
-      if (userIds.length === 0) return
-      const foreign = await db.select({ id: users.id }).from(users)
-        .where(and(inArray(users.id, userIds), sql`${users.tenant} <> ${tenant}`)).limit(1)
-      if (foreign.length > 0) throw chatError('NOT_FOUND', `user ${foreign[0]?.id ?? ''} not found`)
     },
   }
 }

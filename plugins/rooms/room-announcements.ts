@@ -4,6 +4,7 @@ import type { Favorite, RoomSummary } from '../../schemas/room.js'
 import type { Actor } from './types.js'
 import { ROOM_SUBSCRIBE, ROOM_UNSUBSCRIBE, type MembershipSync } from './membership-sync.js'
 import { loadSummaries } from './room-summaries.js'
+import { userKeyOf, userKeysOf, type TenantUser } from '../../lib/user-key.js'
 
 /**
  * What a committed room change tells sockets beyond the room's own events (which go through
@@ -19,14 +20,14 @@ export interface RoomAnnouncer {
    */
   joined (roomId: string, userIds: string[], seqBefore: number, actor?: Actor): Promise<Map<string, RoomSummary>>
   /** After a commit that took the room from a user: drop their sockets' subscriptions, push room.removed. */
-  left (roomId: string, userId: string, tenant: string, except?: Connection): Promise<void>
+  left (roomId: string, user: TenantUser, except?: Connection): Promise<void>
   /**
    * After a room was deleted: one room.removed to every socket of the room on every node (one publish,
    * not one per member), then the invalidation that makes every node drop the room's subscriptions.
    */
-  deleted (roomId: string, memberIds: string[], except?: Connection): Promise<void>
+  deleted (roomId: string, tenant: string, memberIds: string[], except?: Connection): Promise<void>
   /** The user's favorites changed: every socket of theirs but the one that asked. */
-  favorites (userId: string, list: Favorite[], except?: Connection): Promise<void>
+  favorites (user: TenantUser, list: Favorite[], except?: Connection): Promise<void>
 }
 
 function frame (event: string, data: unknown): string {
@@ -52,29 +53,30 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
 
   return {
     async joined (roomId, userIds, seqBefore, actor) {
-      // Read first for the room's tenant: subscriptions and room.added reach only that tenant's sockets.
+      // Read first for the room's tenant: the new members are users of that tenant (their keys).
       const found = (await loadSummaries(db, userIds, [roomId])).summaries
       const tenant = found[0]?.tenant
       const summaries = new Map(found.map(({ userId, summary }) => [userId, summary]))
       if (tenant === undefined) return summaries
-      await quietly('subscribing new members', Promise.all(userIds.map((userId) => hub.controlUser(userId, { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore, tenant }))))
-      await quietly('room.added', Promise.all([...summaries].map(([userId, room]) =>
-        hub.publishUser(userId, frame('room.added', { room }), { tenant, except: userId === actor?.user.id ? actor.connection : undefined }))))
+      await quietly('subscribing new members', Promise.all(userIds.map((id) => hub.controlUser(userKeyOf({ id, tenant }), { type: ROOM_SUBSCRIBE, roomId, seq: seqBefore }))))
+      await quietly('room.added', Promise.all([...summaries].map(([id, room]) =>
+        hub.publishUser(userKeyOf({ id, tenant }), frame('room.added', { room }), id === actor?.user.id ? actor.connection : undefined))))
       return summaries
     },
 
-    async left (roomId, userId, tenant, except) {
-      await quietly('unsubscribing a former member', hub.controlUser(userId, { type: ROOM_UNSUBSCRIBE, roomId }))
-      await quietly('room.removed', hub.publishUser(userId, frame('room.removed', { roomId }), { tenant, except }))
+    async left (roomId, user, except) {
+      const userKey = userKeyOf(user)
+      await quietly('unsubscribing a former member', hub.controlUser(userKey, { type: ROOM_UNSUBSCRIBE, roomId }))
+      await quietly('room.removed', hub.publishUser(userKey, frame('room.removed', { roomId }), except))
     },
 
-    async deleted (roomId, memberIds, except) {
+    async deleted (roomId, tenant, memberIds, except) {
       await quietly('room.removed', hub.publishRoom(roomId, frame('room.removed', { roomId }), except === undefined ? {} : { except }))
-      await sync.invalidate({ rooms: [roomId], users: memberIds, deleted: [roomId] })
+      await sync.invalidate({ rooms: [roomId], users: userKeysOf(tenant, memberIds), deleted: [roomId] })
     },
 
-    async favorites (userId, list, except) {
-      await quietly('favorites.updated', hub.publishUser(userId, frame('favorites.updated', { favorites: list }), { except }))
+    async favorites (user, list, except) {
+      await quietly('favorites.updated', hub.publishUser(userKeyOf(user), frame('favorites.updated', { favorites: list }), except))
     },
   }
 }

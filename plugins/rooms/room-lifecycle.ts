@@ -8,6 +8,7 @@ import type { RoomsContext } from './context.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { lockRoom, rolesIn } from './room-rows.js'
 import { roomOf, summaryOfRoom } from './room-summaries.js'
+import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
 
 /**
  * The key that makes a pair's DIRECT room unique: tenant and both ids, sorted, each URI-encoded so that
@@ -37,7 +38,6 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       }
       // Before any database work, so that a refused flood costs the node no query.
       quotas.takeCreation(user)
-      await access.assertSameTenant(memberIds, user.tenant)
       await access.authorize(user, 'room.create', undefined, data)
       const room = await db.transaction(async (tx) => {
         await quotas.admit(tx, user.tenant, [user.id, ...memberIds])
@@ -60,7 +60,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
         ])
         return created
       })
-      await sync.invalidate({ users: [user.id, ...memberIds] })
+      await sync.invalidate({ users: userKeysOf(user.tenant, [user.id, ...memberIds]) })
       const summaries = await announce.joined(room.id, [user.id, ...memberIds], 0, actor)
       return summaries.get(user.id) ?? await summaryOfRoom(db, user.id, room.id)
     },
@@ -69,7 +69,6 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       const { user } = actor
       if (userId === user.id) throw chatError('VALIDATION_FAILED', 'userId: a direct room needs another user', [{ field: 'userId', message: 'must not be your own id' }])
       refuseReservedUser(user, [userId], 'userId')
-      await access.assertSameTenant([userId], user.tenant)
       await access.authorize(user, 'dm.open', undefined, { userId })
       const key = directKey(user.tenant, user.id, userId)
       // Opening a direct room that exists is free: only a dm.open that would create one spends quota.
@@ -95,7 +94,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
         return { roomId: existing.id, created: false }
       })
       if (!outcome.created) return { room: await summaryOfRoom(db, user.id, outcome.roomId), created: false }
-      await sync.invalidate({ users: [user.id, userId] })
+      await sync.invalidate({ users: userKeysOf(user.tenant, [user.id, userId]) })
       const summaries = await announce.joined(outcome.roomId, [user.id, userId], 0, actor)
       return { room: summaries.get(user.id) ?? await summaryOfRoom(db, user.id, outcome.roomId), created: true }
     },
@@ -160,7 +159,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
         await tx.delete(rooms).where(eq(rooms.id, roomId))
         return members.map((row) => row.userId)
       })
-      await announce.deleted(roomId, memberIds, actor.connection)
+      await announce.deleted(roomId, user.tenant, memberIds, actor.connection)
     },
   }
 }

@@ -6,12 +6,13 @@ import { isoOf } from '../../schemas/message.js'
 import { PAGE_LIMIT, PAGE_LIMIT_MAX, type Member, type MemberWithStatus } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomEvent } from '../messaging/room-log.js'
-import type { Actor, MemberPage, RoomsApiMethods } from './types.js'
+import type { Actor, CachedRoom, MemberPage, RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { canKick, canSetRole } from './permissions.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
+import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
 
 /** Messages in room.join's ack (the latest; fewer when they would not fit in maxReplyBytes). */
 export const JOIN_PAGE = 50
@@ -38,10 +39,10 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
   const maxReplyBytes = app.chatConfig.maxReplyBytes
 
   /** Members from `offset`, at most `limit`, cut where the next one would not fit in the budget. */
-  async function memberPage (roomId: string, offset: number, limit: number, budget: ReplyBudget): Promise<MemberPage> {
-    const rows = await loadMembers(db, roomId, undefined, { offset, limit: limit + 1 })
+  async function memberPage (room: CachedRoom, offset: number, limit: number, budget: ReplyBudget): Promise<MemberPage> {
+    const rows = await loadMembers(db, room.id, undefined, { offset, limit: limit + 1 })
     const members: MemberWithStatus[] = []
-    for (const member of await withStatus(rows.slice(0, limit))) {
+    for (const member of await withStatus(room.tenant, rows.slice(0, limit))) {
       if (!budget.take(JSON.stringify(member))) break
       members.push(member)
     }
@@ -74,33 +75,33 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       return { deleted: false as const, events }
     })
     if (outcome.deleted) {
-      await announce.deleted(roomId, [user.id], actor.connection)
+      await announce.deleted(roomId, user.tenant, [user.id], actor.connection)
       return
     }
-    await sync.invalidate({ rooms: [roomId], users: [user.id] })
+    await sync.invalidate({ rooms: [roomId], users: [userKeyOf(user)] })
     // The leaving user's sockets still hear their own member_left, then lose the room.
     await roomLog.publish(outcome.events)
-    await announce.left(roomId, user.id, entry.room.tenant, actor.connection)
+    await announce.left(roomId, user, actor.connection)
   }
 
   return {
     leave,
 
     async get (actor, roomId) {
-      await access.memberOf(actor.user, roomId)
+      const { entry } = await access.memberOf(actor.user, roomId)
       await access.authorize(actor.user, 'room.get', roomId)
       const room = await summaryOfRoom(db, actor.user.id, roomId)
       const budget = new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + utf8Bytes(JSON.stringify({ room, members: [], membersHasMore: false })))
-      const page = await memberPage(roomId, 0, JOIN_MEMBERS, budget)
+      const page = await memberPage(entry.room, 0, JOIN_MEMBERS, budget)
       return { room, members: page.members, membersHasMore: page.hasMore }
     },
 
     async members (actor, roomId, page = {}) {
-      await access.memberOf(actor.user, roomId)
+      const { entry } = await access.memberOf(actor.user, roomId)
       await access.authorize(actor.user, 'room.members', roomId)
       const offset = page.offset ?? 0
       const limit = Math.min(page.limit ?? PAGE_LIMIT, PAGE_LIMIT_MAX)
-      return await memberPage(roomId, offset, limit, new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + MEMBER_PAGE_FRAME.length))
+      return await memberPage(entry.room, offset, limit, new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + MEMBER_PAGE_FRAME.length))
     },
 
     async join (actor, roomId) {
@@ -128,7 +129,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
           return appended
         })
         if (events.length > 0) {
-          await sync.invalidate({ rooms: [roomId], users: [user.id] })
+          await sync.invalidate({ rooms: [roomId], users: [userKeyOf(user)] })
           await announce.joined(roomId, [user.id], (events[0] as RoomEvent).seq - 1, actor)
           await roomLog.publish(events)
         }
@@ -144,7 +145,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       let first = latest.length
       while (first > 0 && budget.take(JSON.stringify(latest[first - 1]))) first -= 1
       const messages = latest.slice(first)
-      const page = reads ? await memberPage(roomId, 0, JOIN_MEMBERS, budget) : { members: [], hasMore: false }
+      const page = reads ? await memberPage(entry.room, 0, JOIN_MEMBERS, budget) : { members: [], hasMore: false }
       return { room, members: page.members, membersHasMore: page.hasMore, messages }
     },
 
@@ -155,10 +156,9 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       requireRole(role, 'member.add', 'adding members')
       const ids = [...new Set(userIds)].filter((id) => id !== user.id)
       refuseReservedUser(user, ids, 'userIds')
-      await access.assertSameTenant(ids, entry.room.tenant)
       await access.authorize(user, 'room.member.add', roomId, { userIds: ids })
       if (ids.length === 0) return []
-      const profiles = await users.profiles(ids)
+      const profiles = await users.profiles(entry.room.tenant, ids)
       const outcome = await db.transaction(async (tx) => {
         const room = await lockRoom(tx, roomId)
         const roles = await rolesIn(tx, roomId, [user.id, ...ids])
@@ -178,10 +178,10 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
         return { added, events }
       })
       if (outcome.added.length === 0) return []
-      await sync.invalidate({ rooms: [roomId], users: outcome.added })
+      await sync.invalidate({ rooms: [roomId], users: userKeysOf(entry.room.tenant, outcome.added) })
       await announce.joined(roomId, outcome.added, (outcome.events[0] as RoomEvent).seq - 1)
       await roomLog.publish(outcome.events)
-      return await withStatus(await loadMembers(db, roomId, outcome.added))
+      return await withStatus(entry.room.tenant, await loadMembers(db, roomId, outcome.added))
     },
 
     async removeMember (actor, roomId, userId) {
@@ -205,9 +205,10 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
         await freeSeat(tx, roomId)
         return await roomLog.append(tx, roomId, [{ event: 'room.member_left', data: { userId, by: user.id } }])
       })
-      await sync.invalidate({ rooms: [roomId], users: [userId] })
+      const removed = { id: userId, tenant: entry.room.tenant }
+      await sync.invalidate({ rooms: [roomId], users: [userKeyOf(removed)] })
       await roomLog.publish(events)
-      await announce.left(roomId, userId, entry.room.tenant)
+      await announce.left(roomId, removed)
     },
 
     async setRole (actor, roomId, userId, role) {
@@ -219,7 +220,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       if (target === undefined) throw refusals.targetNotMember()
       if (!canSetRole(actorRole, target, role)) throw chatError('FORBIDDEN', `a ${actorRole} cannot make a ${target} ${role}`)
       await access.authorize(user, 'room.member.role', roomId, { userId, role })
-      const profiles = await users.profiles([user.id, userId])
+      const profiles = await users.profiles(entry.room.tenant, [user.id, userId])
       const memberOfRow = (row: { userId: string, role: Role, joinedAt: Date }): Member => {
         const profile = profiles.get(row.userId)
         return { user: { id: row.userId, name: profile?.name ?? null, avatar: profile?.avatar ?? null }, role: row.role, joinedAt: isoOf(row.joinedAt) }

@@ -6,6 +6,7 @@ import type { ChatConfig } from '../core/config.js'
 import { refusals } from '../core/errors.js'
 import { SharedBuckets } from '../core/rate-limit.js'
 import { SERVER_USER_ID, type ChatUser } from '../realtime/connection.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 /** pg_advisory_xact_lock(int4, int4) class key: 'chat' in ASCII plus 2 ("a user's rooms"); the migrations use +0 with 1. */
 const USER_ROOMS_LOCK_CLASS = 0x63686174 + 2
@@ -30,14 +31,9 @@ export interface RoomQuotas {
   admit (tx: ChatDb, tenant: string, userIds: string[]): Promise<void>
 }
 
-/** One text for the pair (tenant, id): the creation bucket's key and what the lock key hashes. */
-function userKeyOf (tenant: string, userId: string): string {
-  return `${encodeURIComponent(tenant)}:${encodeURIComponent(userId)}`
-}
-
 /** A user's lock key: 31 bits of a hash of (tenant, id). A collision only makes two users take turns. */
 function lockKeyOf (tenant: string, userId: string): number {
-  return createHash('sha1').update(userKeyOf(tenant, userId)).digest().readInt32BE(0)
+  return createHash('sha1').update(userKeyOf({ id: userId, tenant })).digest().readInt32BE(0)
 }
 
 export function createRoomQuotas (config: ChatConfig['quotas']): RoomQuotas {
@@ -48,7 +44,7 @@ export function createRoomQuotas (config: ChatConfig['quotas']): RoomQuotas {
   return {
     takeCreation (user) {
       if (user.server === true) return
-      const key = userKeyOf(user.tenant, user.id)
+      const key = userKeyOf(user)
       // Held for the one take only: the idle bucket stays until it would be full again, so a user
       // cannot get a fresh minute by spreading calls over sockets, REST or reconnects.
       const bucket = creations.hold(key)

@@ -4,6 +4,7 @@ import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { loadFavorites, loadSummaries } from './room-summaries.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList, utf8Bytes } from '../../lib/reply-budget.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 /** session.ready's fields besides rooms, people and favorites (user, connectionId, serverTime, others' parts). */
 const SESSION_RESERVE = 8192
@@ -16,18 +17,18 @@ export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] 
   const { app, sync } = ctx
   const { chatDb: db, chatPresenceStore: presence } = app
   return async function snapshot (user) {
-    const ticket = sync.cache.userTicket(user.id)
-    const [{ summaries, peers }, favoriteList] = await Promise.all([loadSummaries(db, [user.id]), loadFavorites(db, user.id)])
-    // The cache keeps the sub's rooms of every tenant (it is keyed by sub until users are (tenant, sub));
-    // the session shows, and subscribes, only the rooms of the token's tenant (protocol 11.1).
-    sync.cache.primeUser(user.id, summaries.map(({ summary }) => summary.id), ticket)
-    const own = summaries.filter((entry) => entry.tenant === user.tenant)
-    const roomList = own.map(({ summary }) => summary)
-    const byId = new Map(own.flatMap(({ summary }) => {
+    // A user is the pair (tenant, sub): the session shows, and subscribes, only the rooms of the token's
+    // tenant (protocol 11.1), and the cache keeps them under the user's key.
+    const userKey = userKeyOf(user)
+    const ticket = sync.cache.userTicket(userKey)
+    const [{ summaries, peers }, favoriteList] = await Promise.all([loadSummaries(db, [user.id], undefined, user.tenant), loadFavorites(db, user)])
+    sync.cache.primeUser(userKey, summaries.map(({ summary }) => summary.id), ticket)
+    const roomList = summaries.map(({ summary }) => summary)
+    const byId = new Map(summaries.flatMap(({ summary }) => {
       const peer = peers.get(summary.id)
       return peer === undefined ? [] : [[peer.id, peer] as const]
     }))
-    const statuses = await presence.statusOf([...byId.keys()])
+    const statuses = await presence.statusOf(user.tenant, [...byId.keys()])
     const people: Person[] = [...byId.values()].map((peer) => {
       const status = statuses.get(peer.id)
       return { id: peer.id, name: peer.name, avatar: peer.avatar, status: status?.status ?? 'offline', lastSeen: status?.lastSeen ?? peer.lastSeen }

@@ -4,6 +4,7 @@ import type { Attachment, MessageType, Role, RoomType } from '../../db/schema/in
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
 import { refusals } from '../core/errors.js'
+import { SERVER_USER_ID, type TenantUser } from '../../lib/user-key.js'
 
 /**
  * The read side of the rooms concern: raw SQL that returns whole summaries, member lists, favorites and
@@ -28,8 +29,12 @@ const MESSAGE_COLUMNS = `
      from (select emoji, count(*)::int as n, json_agg(user_id order by created_at, user_id) as users, min(created_at) as first
              from chat.reactions where message_id = x.id group by emoji) g) as m_reactions`
 
+// A sender is a user of the message's room's tenant (the same sub in another tenant is another user);
+// the server's SYSTEM messages name the one server user of the default tenant (SERVER_USER_ID).
 const MESSAGE_FROM = `chat.messages x
+  join chat.rooms xr on xr.id = x.room_id
   left join chat.users su on su.id = x.sender_id
+    and su.tenant = case when x.sender_id = '${SERVER_USER_ID}' then '' else xr.tenant end
   left join chat.messages rt on rt.id = x.reply_to_id`
 
 interface MessageRow {
@@ -168,7 +173,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
     join chat.rooms r on r.id = m.room_id
     left join lateral (
       select p.user_id, pu.name, pu.avatar, ${sql.raw(iso('pu.last_seen'))} as last_seen
-      from chat.room_members p left join chat.users pu on pu.id = p.user_id
+      from chat.room_members p left join chat.users pu on pu.tenant = r.tenant and pu.id = p.user_id
       where r.type = 'DIRECT' and p.room_id = r.id and p.user_id <> m.user_id
       order by p.user_id limit 1
     ) peer on true
@@ -224,21 +229,21 @@ interface FavoriteRow {
  * A user's favorites, oldest first. A ROOM favorite shows only while the user is a member of that room
  * (leaving, a kick or a deletion hides it without a write); a DIRECT room shows the other user.
  */
-export async function loadFavorites (db: ChatDb, userId: string): Promise<Favorite[]> {
+export async function loadFavorites (db: ChatDb, user: TenantUser): Promise<Favorite[]> {
   const result = await db.execute(sql`
     select f.type, f.target_id as id,
       case when f.type = 'USER' then fu.name when r.type = 'DIRECT' then coalesce(peer.name, peer.user_id) else r.name end as name,
       case when f.type = 'USER' then fu.avatar when r.type = 'DIRECT' then peer.avatar else r.avatar end as avatar
     from chat.favorites f
-    left join chat.rooms r on f.type = 'ROOM' and r.id::text = f.target_id
+    left join chat.rooms r on f.type = 'ROOM' and r.id::text = f.target_id and r.tenant = f.tenant
     left join chat.room_members rm on rm.room_id = r.id and rm.user_id = f.user_id
     left join lateral (
-      select p.user_id, pu.name, pu.avatar from chat.room_members p left join chat.users pu on pu.id = p.user_id
+      select p.user_id, pu.name, pu.avatar from chat.room_members p left join chat.users pu on pu.tenant = r.tenant and pu.id = p.user_id
       where r.type = 'DIRECT' and p.room_id = r.id and p.user_id <> f.user_id
       order by p.user_id limit 1
     ) peer on true
-    left join chat.users fu on f.type = 'USER' and fu.id = f.target_id
-    where f.user_id = ${userId} and (f.type = 'USER' or rm.user_id is not null)
+    left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
+    where f.tenant = ${user.tenant} and f.user_id = ${user.id} and (f.type = 'USER' or rm.user_id is not null)
     order by f.created_at, f.type, f.target_id`)
   return rows<FavoriteRow>(result).map((row) => ({ type: row.type, id: row.id, name: row.name, avatar: row.avatar }))
 }
@@ -258,7 +263,9 @@ export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonl
   const paged = page === undefined ? sql`` : sql` limit ${page.limit} offset ${page.offset}`
   const result = await db.execute(sql`
     select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at, u.name, u.avatar
-    from chat.room_members m left join chat.users u on u.id = m.user_id
+    from chat.room_members m
+      join chat.rooms r on r.id = m.room_id
+      left join chat.users u on u.tenant = r.tenant and u.id = m.user_id
     where m.room_id = ${roomId}${filter}
     order by m.joined_at, m.user_id${paged}`)
   return rows<MemberRow>(result).map((row) => ({
@@ -284,4 +291,15 @@ export async function loadRoom (db: ChatDb, roomId: string): Promise<Room | null
   const result = await db.execute(sql`select ${sql.raw(ROOM_COLUMNS)} from chat.rooms r where r.id = ${roomId}`)
   const [row] = rows<RoomRow>(result)
   return row === undefined ? null : roomOf(row)
+}
+
+/** Which of `userIds` share at least one room with the user (rooms of the user's tenant): one query. */
+export async function usersSharingARoom (db: ChatDb, user: TenantUser, userIds: readonly string[]): Promise<Set<string>> {
+  if (userIds.length === 0) return new Set()
+  const result = await db.execute(sql`
+    select distinct other.user_id from chat.room_members mine
+      join chat.rooms r on r.id = mine.room_id and r.tenant = ${user.tenant}
+      join chat.room_members other on other.room_id = mine.room_id
+    where mine.user_id = ${user.id} and other.user_id in (${list(userIds)})`)
+  return new Set(rows<{ user_id: string }>(result).map((row) => row.user_id))
 }

@@ -10,8 +10,9 @@ import { PAGE_LIMIT, PAGE_LIMIT_MAX } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
-import { loadSummaries } from './room-summaries.js'
+import { loadSummaries, usersSharingARoom } from './room-summaries.js'
 import { rolesIn } from './room-rows.js'
+import { userKeyOf } from '../../lib/user-key.js'
 
 /** room.list's and GET /rooms' answer around its rooms. */
 const ROOMS_PAGE_FRAME = '{"rooms":[],"hasMore":false,"nextOffset":2147483647}'
@@ -51,7 +52,9 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       return membership
     },
 
-    roomIdsOf: (userId) => cache.userRooms(userId),
+    roomIdsOf: (user) => cache.userRooms(userKeyOf(user)),
+
+    sharingARoom: (user, userIds) => usersSharingARoom(app.chatDb, user, userIds),
 
     async memberIds (roomId) {
       const entry = await cache.room(roomId)

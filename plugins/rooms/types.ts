@@ -5,6 +5,7 @@ export type { MemberPage, RoomsPage } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
 import type { MembershipCache } from './membership-cache.js'
 import type { ChatDb } from '../../db/client.js'
+import type { TenantUser as User } from '../../lib/user-key.js'
 
 /** What the per-node cache knows of a room: enough to authorize a send without a database read. */
 export interface CachedRoom {
@@ -15,10 +16,8 @@ export interface CachedRoom {
   maxMembers: number | null
 }
 
-/** Who asks about a room: a user is the pair (tenant, sub) as far as rooms go (protocol 11.1). */
-export interface TenantUser {
-  id: string
-  tenant: string
+/** Who asks about a room: a user is the pair (tenant, sub) (protocol 11.1); `server` for the host's own code. */
+export interface TenantUser extends User {
   server?: boolean
 }
 
@@ -52,7 +51,9 @@ export interface RoomsService extends RoomsApiMethods {
   /** Like membership, but throws NOT_FOUND (no such room, or a room of another tenant) or NOT_MEMBER. */
   requireMember (roomId: string, user: TenantUser): Promise<Membership>
   /** The ids of the rooms a user is a member of (cached per node). */
-  roomIdsOf (userId: string): Promise<string[]>
+  roomIdsOf (user: User): Promise<string[]>
+  /** Which of `userIds` (users of the user's tenant) share a room with the user (presence visibility). */
+  sharingARoom (user: User, userIds: string[]): Promise<Set<string>>
   /** The ids of a room's members (cached per node). */
   memberIds (roomId: string): Promise<string[]>
   /** True when `role` may do `action` (the permission table). */

@@ -5,10 +5,12 @@ import { chatError } from '../../plugins/core/errors.js'
 import type { PresenceService } from '../../plugins/presence/presence.js'
 import { MAX_PRESENCE_IDS, PresenceList, StatusSchema, UserPresence } from '../../schemas/presence.js'
 import { UserId } from '../../schemas/room.js'
+import type { ChatUser } from '../../plugins/realtime/connection.js'
+import { callerOf } from '../../plugins/auth/request-auth.js'
 
-async function listOf (presence: PresenceService, userIds: string[]): Promise<{ users: Array<{ userId: string, status: 'online' | 'away' | 'offline', lastSeen: string | null }> }> {
+async function listOf (presence: PresenceService, viewer: ChatUser, userIds: string[]): Promise<{ users: Array<{ userId: string, status: 'online' | 'away' | 'offline', lastSeen: string | null }> }> {
   const unique = [...new Set(userIds)]
-  const statuses = await presence.statusOf(unique)
+  const statuses = await presence.visibleTo(viewer, unique)
   return {
     users: unique.map((userId) => {
       const info = statuses.get(userId) ?? { status: 'offline' as const, lastSeen: null }
@@ -34,8 +36,8 @@ export default async function presenceRoutes (app: FastifyInstance): Promise<voi
     summary: `The status and last seen of up to ${MAX_PRESENCE_IDS} users, in the order asked (duplicates once).`,
     schema: Type.Object({ userIds: Type.Array(UserId, { minItems: 1, maxItems: MAX_PRESENCE_IDS }) }, { additionalProperties: false }),
     ack: PresenceList,
-    async handler (_ctx, data) {
-      return await listOf(presence, data.userIds)
+    async handler (ctx, data) {
+      return await listOf(presence, ctx.user, data.userIds)
     },
   })
 
@@ -63,6 +65,6 @@ export const presenceRest: FastifyPluginAsyncTypebox = async function presenceRe
     if (ids.length === 0) throw chatError('VALIDATION_FAILED', 'userIds: name at least one user id')
     if (new Set(ids).size > MAX_PRESENCE_IDS) throw chatError('VALIDATION_FAILED', `userIds: at most ${MAX_PRESENCE_IDS} user ids`)
     if (ids.some((id) => id.length > 128)) throw chatError('VALIDATION_FAILED', 'userIds: a user id has at most 128 characters')
-    return await listOf(app.chatPresence, ids)
+    return await listOf(app.chatPresence, callerOf(request), ids)
   })
 }
