@@ -86,6 +86,20 @@ export const ChatOptionsSchema = Type.Object({
       description: 'rooms one user may be a member of, however they got there (create, join, added, dm.open); checked by the writing transaction',
     }),
   }, { additionalProperties: false, default: {} }),
+  feed: Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      redisStream: Type.Union([Type.Boolean(), Type.Object({
+        maxLen: Type.Integer({ minimum: 1000, default: 1000000, description: 'approximate length the stream is trimmed to (XADD MAXLEN ~)' }),
+      }, { additionalProperties: false })], { default: false, description: 'relay the feed to the Redis Stream <redisPrefix>feed (needs redis)' }),
+      keepHours: Type.Number({ minimum: 0, default: 24, description: 'feed entries every sink has confirmed are deleted after this many hours' }),
+      leaseMs: Type.Integer({ minimum: 500, maximum: 60000, default: 5000, description: 'the relay lease: a node that stops renewing it is replaced within this time' }),
+      batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'entries moved and delivered per relay step' }),
+    }, { additionalProperties: false }),
+  ], {
+    default: {},
+    description: 'the event feed for other services (protocol 11.4): every durable event is written to an outbox with its own transaction; false writes no outbox at all',
+  }),
   groupCommit: Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
     maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'ms a batch waits for more sends while another batch is being written; with none in flight it starts at the end of the event loop turn' }),
@@ -147,7 +161,8 @@ export interface AuthorizeRequest {
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed'>> & {
+  feed?: false | Partial<Exclude<ChatConfig['feed'], false>>
   quotas?: Partial<ChatConfig['quotas']>
   cors?: false | (Pick<Exclude<ChatConfig['cors'], false>, 'origins'> & Partial<Exclude<ChatConfig['cors'], false>>)
   concerns?: Partial<ChatConfig['concerns']>
