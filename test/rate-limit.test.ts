@@ -129,7 +129,7 @@ t.test('REST: with Redis the budget is shared by every node, under redisPrefix',
   const redis = new Redis(process.env.REDIS_URL as string)
   t.teardown(() => redis.quit())
   const keys = await redis.keys(`${redisPrefix}ratelimit:*`)
-  t.same(keys, [`${redisPrefix}ratelimit:u::frank`], 'one key per caller, under the suite\'s prefix')
+  t.same(keys, [`${redisPrefix}ratelimit:u:frank`], 'one key per caller, under the suite\'s prefix')
 })
 
 t.test('sockets: the per-socket buckets have the protocol\'s defaults', async (t) => {

@@ -37,21 +37,29 @@ async function stored (handle: DatabaseHandle, roomId: string): Promise<{ messag
   return { messages: row?.messages ?? -1, lastSeq: row?.last_seq ?? -1 }
 }
 
+/** The feed entries staged for a room, in staged order: [type, seq, actor]. */
+async function staged (handle: DatabaseHandle, roomId: string): Promise<Array<[string, number, string]>> {
+  const found = rows<{ type: string, seq: number, actor_id: string }>(await handle.db.execute(sql`select type, seq, actor_id from chat.feed_outbox where room_id = ${roomId} order by staged_id`))
+  return found.map((row) => [row.type, Number(row.seq), row.actor_id])
+}
+
 const inAMinute = (): string => new Date(Date.now() + 60_000).toISOString()
 
 t.test('a batch that reaches the database past its deadline writes nothing and fails as UNAVAILABLE', async (t) => {
   const handle = await openFresh(t)
   const roomId = await createRoom(handle)
-  const late = sendBatchStatement(sends(roomId, 3, 'late'), new Date().toISOString(), 0, new Date(Date.now() - 1000).toISOString())
+  const late = sendBatchStatement(sends(roomId, 3, 'late'), new Date().toISOString(), 0, new Date(Date.now() - 1000).toISOString(), true)
   const error = await handle.db.execute(late).then(() => null, (caught: unknown) => caught)
   t.ok(error instanceof Error, 'the statement fails')
   t.equal(toWireError(error).code, 'UNAVAILABLE', 'its senders are told UNAVAILABLE')
   t.same(await stored(handle, roomId), { messages: 0, lastSeq: 0 }, 'no message, no seq taken')
+  t.same(await staged(handle, roomId), [], 'and no feed entry')
 
-  const onTime = sendBatchStatement(sends(roomId, 3, 'on-time'), new Date().toISOString(), 0, inAMinute())
+  const onTime = sendBatchStatement(sends(roomId, 3, 'on-time'), new Date().toISOString(), 0, inAMinute(), true)
   const answers = rows<SendBatchResult>(await handle.db.execute(onTime))
   t.same(answers.map((answer) => Number(answer.seq)).sort(), [1, 2, 3], 'the same batch before its deadline takes seqs 1..3')
   t.same(await stored(handle, roomId), { messages: 3, lastSeq: 3 }, 'and is written')
+  t.same(await staged(handle, roomId), [['message.created', 1, 'u'], ['message.created', 2, 'u'], ['message.created', 3, 'u']], 'with a feed entry per message, in the same statement')
 })
 
 t.test('the retry check probes the clientMsgId index per send, whatever the statistics say of messages', async (t) => {
@@ -64,8 +72,8 @@ t.test('the retry check probes the clientMsgId index per send, whatever the stat
   // And members enough that reading all of room_members per batch would show too.
   await handle.db.execute(sql`insert into chat.room_members (room_id, user_id) select ${roomId}, 'm-' || n from generate_series(1, 10000) as n`)
   const dialect = new PgDialect()
-  const query = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 0, inAMinute()))
-  const other = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 3, 'other'), new Date().toISOString(), 0, inAMinute()))
+  const query = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 0, inAMinute(), true))
+  const other = dialect.sqlToQuery(sendBatchStatement(sends(roomId, 3, 'other'), new Date().toISOString(), 0, inAMinute(), true))
   // postgres.js remembers the texts it ran (the last 2000): rows in the text would keep their content alive.
   t.equal(other.sql, query.sql, 'every batch has the same statement text: its rows are a bound parameter')
   t.notMatch(query.sql, /probe 199/, 'no message content in the text')
@@ -90,7 +98,7 @@ t.test('a batch that waits past its deadline for a room lock writes nothing', { 
   t.teardown(() => holder.end({ timeout: 1 }))
   // Another writer holds the room's row (as a long batch of another node would) past the deadline.
   const release = await holdRoomLock(holder, roomId)
-  const batch = handle.db.execute(sendBatchStatement(sends(roomId, 2, 'behind'), new Date().toISOString(), 0, new Date(Date.now() + 300).toISOString()))
+  const batch = handle.db.execute(sendBatchStatement(sends(roomId, 2, 'behind'), new Date().toISOString(), 0, new Date(Date.now() + 300).toISOString(), true))
     .then(() => null, (caught: unknown) => caught)
   await sleep(600)
   await release()
@@ -108,7 +116,7 @@ t.test('the statement writes only the sends of members: a non-member\'s send tak
     { i: 3, id: randomUUID(), roomId, senderId: 'system', type: 'SYSTEM', content: 'from the server', replyToId: null, attachments: [], clientMsgId: null, asServer: true },
     { i: 4, id: randomUUID(), roomId: randomUUID(), senderId: 'u', type: 'TEXT', content: 'no such room', replyToId: null, attachments: [], clientMsgId: null },
   ]
-  const answers = new Map(rows<SendBatchResult>(await handle.db.execute(sendBatchStatement(batch, new Date().toISOString(), 0, inAMinute())))
+  const answers = new Map(rows<SendBatchResult>(await handle.db.execute(sendBatchStatement(batch, new Date().toISOString(), 0, inAMinute(), true)))
     .map((answer) => [answer.i, answer]))
   t.same([0, 1, 3].map((i) => Number(answers.get(i)?.seq)), [1, 2, 3], 'the members\' and the server\'s sends take seqs 1..3, no gap')
   t.match(answers.get(2), { seq: null, not_member: true, room_exists: true }, 'the non-member\'s send is not written and says so')
@@ -130,11 +138,12 @@ t.test('a kick that commits while a batch waits for the room lock: the batch wri
   const batch = handle.db.execute(sendBatchStatement([
     ...sends(roomId, 3, 'kicked'),
     { i: 3, id: randomUUID(), roomId, senderId: 'v', type: 'TEXT', content: 'still a member', replyToId: null, attachments: [], clientMsgId: 'v-1' },
-  ], new Date().toISOString(), 0, inAMinute())).then((result) => result) // then() sends it now (the query is lazy)
+  ], new Date().toISOString(), 0, inAMinute(), true)).then((result) => result) // then() sends it now (the query is lazy)
   await sleep(200)
   await commitKick()
   const answers = rows<SendBatchResult>(await batch).sort((a, b) => a.i - b.i)
   t.same(answers.map((answer) => answer.not_member), [true, true, true, false], 'the kicked sender\'s sends are refused, the other member\'s is not')
   t.same(answers.map((answer) => answer.seq === null ? null : Number(answer.seq)), [null, null, null, 1], 'only the member\'s send takes a seq')
   t.same(await stored(handle, roomId), { messages: 1, lastSeq: 1 }, 'nothing of the kicked sender is stored')
+  t.same(await staged(handle, roomId), [['message.created', 1, 'v']], 'and the feed has only the member\'s message: no entry for a refused send')
 })

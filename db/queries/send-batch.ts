@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm'
-import { messages, roomEvents, roomMembers, rooms, type Attachment, type MessageType } from '../schema/index.js'
+import { feedOutbox, messages, roomEvents, roomMembers, rooms, type Attachment, type MessageType } from '../schema/index.js'
 
 /** One send of a batch as the statement reads it; `i` is its place in the batch. */
 export interface SendBatchRow {
@@ -52,7 +52,8 @@ export interface SendBatchResult {
  *   own sends need no row), before any seq is taken;
  * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
  *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
- * - the messages are inserted, and with `retention` the room events it no longer keeps are pruned.
+ * - the messages are inserted, with the feed on their message.created entries are staged in the feed's
+ *   outbox, and with `retention` the room events it no longer keeps are pruned.
  * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
  * the unique (room, sender, clientMsgId) index, nothing is written, and the caller runs the batch again.
  * The rows travel as one JSON document in a bound parameter, and the statement's text is the same for
@@ -83,9 +84,21 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
  * and past the deadline they raise instead (migration 0002): the statement, a transaction of its own,
  * then writes nothing. PostgreSQL's clock judges it, so the two clocks are assumed to agree (NTP).
  */
-export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string): SQL {
+export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, retention: number, deadline: string, feed: boolean): SQL {
   const prune = retention > 0
     ? sql`, pruned as (delete from ${roomEvents} e using bumped b where e.room_id = b.id and e.seq <= b.last_seq - ${retention}::int)`
+    : sql``
+  // The feed's message.created entries ride in the same statement (db/queries/feed-outbox.ts): written
+  // exactly when the messages are, no round trip of their own.
+  const staged = feed
+    ? sql`, staged as (insert into ${feedOutbox} (type, tenant, room_id, seq, actor_id, data, occurred_at)
+        select 'message.created', l.tenant, n."roomId", n.seq, n."senderId",
+          jsonb_build_object('message', jsonb_build_object('id', n.id, 'roomId', n."roomId", 'seq', n.seq, 'senderId', n."senderId",
+            'type', n.type, 'content', n.content, 'replyToId', n."replyToId", 'attachments', n.attachments,
+            'clientMsgId', n."clientMsgId", 'createdAt', ${createdAt}::text)),
+          ${createdAt}::timestamptz
+        -- Staged ids in seq order, which the relay keeps: a room's entries reach the sinks in seq order.
+        from numbered n join locked l on l.id = n."roomId" order by n."roomId", n.seq)`
     : sql``
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
@@ -102,7 +115,7 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
           -- the subquery, reading all of messages per batch while the table's statistics say it is small.
           select 1 from ${messages} m where m.room_id = x."roomId" and m.sender_id = x."senderId" and m.client_msg_id = x."clientMsgId" offset 0))
     ), locked as (
-      select id, member_removals from ${rooms} where id in (select "roomId" from fresh) order by id for update
+      select id, member_removals, tenant from ${rooms} where id in (select "roomId" from fresh) order by id for update
     ), pairs as (
       select distinct "roomId", "senderId" from fresh where not "asServer"
     ), moved as (
@@ -137,7 +150,7 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     ), inserted as (
       insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
       select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${createdAt}::timestamptz from numbered
-    )${prune}
+    )${prune}${staged}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,

@@ -6,6 +6,7 @@ import type { ChatDb } from '../../db/client.js'
 import { refusals } from '../core/errors.js'
 import type { Connection } from '../realtime/connection.js'
 import { eventsAfter, frameOf, type NewRoomEvent, type RoomEvent } from '../../db/queries/room-events.js'
+import { stageRoomEvents } from '../../db/queries/feed-outbox.js'
 
 export type { RoomEvent, NewRoomEvent }
 
@@ -54,6 +55,7 @@ function eventRowsJson (events: RoomEvent[]): string {
 export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstance) {
   const db = app.chatDb
   const hub = app.chatHub
+  const feedOn = app.chatConfig.feed !== false
 
   async function reserve (tx: ChatDb, roomId: string, count: number): Promise<number> {
     const [row] = await tx.update(rooms)
@@ -68,8 +70,15 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     if (events.length === 0) return
     // One statement for any number of events: the rows travel as one JSON parameter instead of four
     // bound parameters per row, and the text stays the same (postgres.js remembers the texts it ran).
-    await tx.execute(sql`insert into ${roomEvents} (room_id, seq, event, data)
-      select "roomId", seq, event, data from json_to_recordset(${eventRowsJson(events)}::text::json) as e("roomId" uuid, seq int, event text, data jsonb)`)
+    // With the feed on, the same statement stages their feed entries (no entry without its event).
+    const rows = sql`select "roomId", seq, event, data from json_to_recordset(${eventRowsJson(events)}::text::json) as e("roomId" uuid, seq int, event text, data jsonb)`
+    if (!feedOn) {
+      await tx.execute(sql`insert into ${roomEvents} (room_id, seq, event, data) ${rows}`)
+      return
+    }
+    await tx.execute(sql`with events as materialized (${rows}),
+      logged as (insert into ${roomEvents} (room_id, seq, event, data) select * from events)
+      ${stageRoomEvents('events')}`)
   }
 
   const log: RoomLog = {
@@ -90,4 +99,4 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     baseline: (roomId, lastSeq) => hub.baseline(roomId, lastSeq),
   }
   app.decorate('chatRoomLog', log)
-}, { name: 'chat-room-log', fastify: '5.x', dependencies: ['chat-database', 'chat-hub'] })
+}, { name: 'chat-room-log', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub'] })

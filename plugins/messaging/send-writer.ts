@@ -101,7 +101,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
       })
     })
     // Past the deadline its senders are told UNAVAILABLE: the statement then refuses to write (send-batch.ts).
-    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention, new Date(deadline.at).toISOString())
+    const statement = sendBatchStatement(batch, createdAtIso, config.eventRetention, new Date(deadline.at).toISOString(), config.feed !== false)
     let answers: SendBatchResult[] | undefined
     for (let attempt = 1; answers === undefined; attempt += 1) {
       try {

@@ -1,14 +1,15 @@
-import { and, eq } from 'drizzle-orm'
-import { favorites, roomMembers, rooms } from '../../db/schema/index.js'
+import { eq } from 'drizzle-orm'
+import { roomMembers, rooms } from '../../db/schema/index.js'
 import { chatError, refusals } from '../core/errors.js'
 import { isoOf } from '../../schemas/message.js'
 import type { NewRoomEvent } from '../messaging/room-log.js'
 import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
-import { lockRoom, rolesIn } from './room-rows.js'
+import { deleteRoom, lockRoom, rolesIn } from './room-rows.js'
 import { roomOf, summaryOfRoom } from './room-summaries.js'
-import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
+import { userKeysOf } from '../../lib/user-key.js'
+import { stageEntry } from '../../db/queries/feed-outbox.js'
 
 /**
  * The key that makes a pair's DIRECT room unique: tenant and both ids, sorted, each URI-encoded so that
@@ -25,6 +26,8 @@ export type RoomLifecycle = Pick<RoomsApiMethods, 'create' | 'openDirect' | 'upd
 export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
   const { app, sync, access, announce, quotas } = ctx
   const { chatDb: db, chatRoomLog: roomLog } = app
+  // With the feed on, a room's creation and deletion stage their feed entries in their own transaction.
+  const feedOn = app.chatConfig.feed !== false
 
   return {
     async create (actor, data) {
@@ -58,6 +61,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
           { roomId: created.id, userId: user.id, role: 'OWNER' as const, lastReadSeq: 0 },
           ...memberIds.map((userId) => ({ roomId: created.id, userId, role: 'MEMBER' as const, lastReadSeq: 0 })),
         ])
+        if (feedOn) await stageEntry(tx, { type: 'room.created', tenant: user.tenant, roomId: created.id, actorId: user.id, data: { room: { id: created.id, type: data.type, name, isPrivate: data.isPrivate ?? false }, memberIds: [user.id, ...memberIds] } })
         return created
       })
       await sync.invalidate({ users: userKeysOf(user.tenant, [user.id, ...memberIds]) })
@@ -87,6 +91,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
             { roomId: inserted.id, userId: user.id, role: 'MEMBER' as const, lastReadSeq: 0 },
             { roomId: inserted.id, userId, role: 'MEMBER' as const, lastReadSeq: 0 },
           ])
+          if (feedOn) await stageEntry(tx, { type: 'room.created', tenant: user.tenant, roomId: inserted.id, actorId: user.id, data: { room: { id: inserted.id, type: 'DIRECT', name: '', isPrivate: true }, memberIds: [user.id, userId] } })
           return { roomId: inserted.id, created: true }
         }
         const [existing] = await tx.select({ id: rooms.id }).from(rooms).where(eq(rooms.directKey, key))
@@ -154,12 +159,11 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
         if (current === undefined) throw refusals.notMember()
         requireRole(current, 'room.delete', 'deleting the room')
         const members = await tx.select({ userId: roomMembers.userId }).from(roomMembers).where(eq(roomMembers.roomId, roomId))
-        await tx.delete(favorites).where(and(eq(favorites.type, 'ROOM'), eq(favorites.targetId, roomId)))
-        // Members, messages, reactions and room events go with it (ON DELETE CASCADE).
-        await tx.delete(rooms).where(eq(rooms.id, roomId))
-        return members.map((row) => row.userId)
+        const memberIds = members.map((row) => row.userId)
+        await deleteRoom(tx, entry.room, { actorId: user.id, memberIds, feed: feedOn })
+        return memberIds
       })
-      await announce.deleted(roomId, user.tenant, memberIds, actor.connection)
+      await announce.deleted(roomId, entry.room.tenant, memberIds, actor.connection)
     },
   }
 }

@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm'
-import { favorites, roomMembers, rooms, type Role } from '../../db/schema/index.js'
+import { roomMembers, type Role } from '../../db/schema/index.js'
 import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
 import { isoOf } from '../../schemas/message.js'
@@ -10,7 +10,7 @@ import type { Actor, CachedRoom, MemberPage, RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { canKick, canSetRole } from './permissions.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
-import { freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
+import { deleteRoom, freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
 import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
 
@@ -65,8 +65,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       if (current === 'OWNER') {
         if (room.memberCount > 1) throw refusals.ownerCannotLeave()
         // The last member leaving is the end of the room.
-        await tx.delete(favorites).where(and(eq(favorites.type, 'ROOM'), eq(favorites.targetId, roomId)))
-        await tx.delete(rooms).where(eq(rooms.id, roomId))
+        await deleteRoom(tx, entry.room, { actorId: user.id, memberIds: [user.id], feed: app.chatConfig.feed !== false })
         return { deleted: true as const }
       }
       await tx.delete(roomMembers).where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, user.id)))

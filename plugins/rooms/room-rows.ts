@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from 'drizzle-orm'
-import { roomMembers, rooms, type Role } from '../../db/schema/index.js'
+import { favorites, roomMembers, rooms, type Role } from '../../db/schema/index.js'
+import { stageEntry } from '../../db/queries/feed-outbox.js'
 import type { ChatDb } from '../../db/client.js'
 import { chatError, refusals } from '../core/errors.js'
 import { SERVER_USER_ID } from '../realtime/connection.js'
@@ -33,4 +34,15 @@ export async function takeSeats (tx: ChatDb, roomId: string, seats: number): Pro
 
 export async function freeSeat (tx: ChatDb, roomId: string): Promise<void> {
   await tx.update(rooms).set({ memberCount: sql`greatest(${rooms.memberCount} - 1, 0)` }).where(eq(rooms.id, roomId))
+}
+
+/**
+ * Deletes a room in the caller's transaction, after its lock: its ROOM favorites, then the row (members,
+ * messages, reactions and room events go with it, ON DELETE CASCADE), and with the feed on its
+ * room.deleted entry, in the same transaction.
+ */
+export async function deleteRoom (tx: ChatDb, room: { id: string, tenant: string }, by: { actorId: string, memberIds: string[], feed: boolean }): Promise<void> {
+  await tx.delete(favorites).where(and(eq(favorites.type, 'ROOM'), eq(favorites.targetId, room.id)))
+  await tx.delete(rooms).where(eq(rooms.id, room.id))
+  if (by.feed) await stageEntry(tx, { type: 'room.deleted', tenant: room.tenant, roomId: room.id, actorId: by.actorId, data: { roomId: room.id, memberIds: by.memberIds } })
 }
