@@ -121,6 +121,10 @@ const chatSuite = fp(async function chatSuite (host: FastifyInstance, options: C
       return api.scope.chatAuth.sign(claims, expiresIn)
     },
     sendSystemMessage: (...args) => server().sendSystemMessage(...args),
+    sendAs: (...args) => server().sendAs(...args),
+    createRoom: (...args) => server().createRoom(...args),
+    updateRoom: (...args) => server().updateRoom(...args),
+    history: (...args) => server().history(...args),
     addMembers: (...args) => server().addMembers(...args),
     removeMember: (...args) => server().removeMember(...args),
     presence: (...args) => server().presence(...args),

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { connect, uid, type Person } from './fixtures/chat.js'
 import { rest } from './fixtures/rooms.js'
-import { sharedServicesSkip, startCluster, startNode, type TestNode } from './fixtures/server.js'
+import { onOneAndTwoNodes, startNode, type TestNode } from './fixtures/server.js'
 import { TestClient, type Frame } from './fixtures/ws-client.js'
 import { until } from './fixtures/timing.js'
 
@@ -66,15 +66,7 @@ async function samePerson (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<v
   t.same(mentions(carolB.client.frames, roomA), [], 'carol of B: nothing of A\'s room')
 }
 
-t.test('the same sub in two tenants is two users: name, room.added, favorites, presence (one node)', async (t) => {
-  const node = await startNode(t)
-  await samePerson(t, node, node)
-})
-
-t.test('the same sub in two tenants is two users across two nodes on Postgres and Redis', { skip: sharedServicesSkip() }, async (t) => {
-  const [nodeA, nodeB] = await startCluster(t, 2)
-  await samePerson(t, nodeA as TestNode, nodeB as TestNode)
-})
+onOneAndTwoNodes(t, 'the same sub in two tenants is two users: name, room.added, favorites, presence', samePerson)
 
 t.test('presence is shown to people who share a room, or to a token holding chats:presence', async (t) => {
   const node = await startNode(t)

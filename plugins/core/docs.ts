@@ -21,6 +21,7 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   messages: 'History, send, edit, delete, reactions, read marks',
   presence: 'Who is online',
   favorites: 'The caller\'s favorite rooms and people',
+  service: 'The service API: other services (a token with chats:service) drive their tenant\'s rooms',
   health: 'Liveness and readiness',
   observability: 'Prometheus metrics',
   docs: 'These documents and the AsyncAPI document of the WebSocket protocol',

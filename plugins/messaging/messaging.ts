@@ -175,7 +175,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
     }
     const rooms = roomsService()
-    if (user.server !== true) {
+    // The server's sends need no membership, but the room must be one it may see (its tenant).
+    if (user.server === true) await rooms.requireMember(input.roomId, user)
+    else {
       const { role } = await rooms.requireMember(input.roomId, user)
       if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
       await rooms.authorize(user, 'message.send', input.roomId, input)

@@ -60,16 +60,26 @@ export interface ChatUser {
   permissions: string[]
   /** Seconds since the epoch, from the token; null when the token does not expire. */
   exp: number | null
-  /** The host's own code acting through the server-side API (never set from a token). */
+  /**
+   * The server acting (never set from a token): OWNER in every room of its tenant, past the authorize
+   * hook and the quotas. The host's own code (`app.chat`, SERVER_USER) acts in every tenant
+   * (`allTenants`); a service of the service API acts as the server of its token's tenant only.
+   */
   server?: true
+  allTenants?: true
 }
 
 export { SERVER_USER_ID } from '../../lib/user-key.js'
 
 /** The identity of the host's own code: acts as OWNER in any room, in any tenant, past the authorize hook. */
 export const SERVER_USER: ChatUser = Object.freeze({
-  id: SERVER_USER_ID, tenant: '', name: 'System', avatar: null, roles: [], permissions: [], exp: null, server: true,
+  id: SERVER_USER_ID, tenant: '', name: 'System', avatar: null, roles: [], permissions: [], exp: null, server: true, allTenants: true,
 }) as ChatUser
+
+/** The server of one tenant: what a service with `chats:service` acts as (protocol 11.5). */
+export function serverOfTenant (tenant: string): ChatUser {
+  return Object.freeze({ id: SERVER_USER_ID, tenant, name: 'System', avatar: null, roles: [], permissions: [], exp: null, server: true }) as ChatUser
+}
 
 export const CloseCodes = {
   GOING_AWAY: 1001,

@@ -62,7 +62,7 @@ export function createRoomAccess (app: FastifyInstance, cache: MembershipCache, 
   /** The one place a room is matched against the caller's tenant: every room path starts here. */
   async function roomFor (user: TenantUser, roomId: string): Promise<RoomEntry> {
     const entry = await cache.room(roomId)
-    if (entry === null || (user.server !== true && entry.room.tenant !== user.tenant)) throw refusals.roomNotFound()
+    if (entry === null || (user.allTenants !== true && entry.room.tenant !== user.tenant)) throw refusals.roomNotFound()
     return entry
   }
 

@@ -19,6 +19,8 @@ export interface CachedRoom {
 /** Who asks about a room: a user is the pair (tenant, sub) (protocol 11.1); `server` for the host's own code. */
 export interface TenantUser extends User {
   server?: boolean
+  /** The host's own code: rooms of every tenant (ChatUser.allTenants). */
+  allTenants?: boolean
 }
 
 export interface Membership {

@@ -9,6 +9,7 @@ import roomsRest from '../rooms/rest.js'
 import messagesRest from '../messages/rest.js'
 import { presenceRest } from '../presence/index.js'
 import favoritesRest from '../favorites/rest.js'
+import serviceRest from '../service/rest.js'
 import { strictValidation } from './validation.js'
 
 /**
@@ -49,4 +50,5 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   if (concerns.messaging) await app.register(messagesRest)
   if (concerns.presence) await app.register(presenceRest)
   await app.register(favoritesRest)
+  if (concerns.messaging && concerns.presence) await app.register(serviceRest, { prefix: '/service' })
 }

@@ -1,14 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { callerOf } from '../../plugins/auth/request-auth.js'
-import { EditReply, Emoji, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../schemas/messaging.js'
+import { EditReply, Emoji, HistoryQuery, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../schemas/messaging.js'
 
 const security = [{ bearerAuth: [] }]
 const tags = ['messages']
 const RoomParams = Type.Object({ roomId: Uuid })
 const MessageParams = Type.Object({ messageId: Uuid })
 const ReactionParams = Type.Object({ messageId: Uuid, emoji: Emoji })
-const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false })
 const { roomId: _roomId, ...sendFields } = SendInput.properties
 const SendBody = Type.Object(sendFields, { additionalProperties: false })
 const EditBody = Type.Object({ content: Type.String({ maxLength: 100000 }) }, { additionalProperties: false })
