@@ -23,14 +23,14 @@ export const ROOM_EVENT_FEED_TYPES: Readonly<Record<string, string>> = {
 const ROOM_EVENT_TYPES_JSON = JSON.stringify(Object.entries(ROOM_EVENT_FEED_TYPES).map(([event, type]) => ({ event, type })))
 
 /**
- * A CTE body that stages the feed entries of room events, for a statement that already has the events
- * as `source` (columns "roomId", seq, event, data): the type from the table above, the tenant from the
- * room, the actor from the event's `by` where it names one.
+ * The statement's last part that stages the feed entries of room events, for a statement that has the
+ * events as a CTE named `events` (columns "roomId", seq, event, data): the type from the table above, the
+ * tenant from the room, the actor from the event's `by` where it names one.
  */
-export function stageRoomEvents (source: string): SQL {
+export function stageRoomEvents (): SQL {
   return sql`insert into ${feedOutbox} (type, tenant, room_id, seq, actor_id, data)
     select t.type, r.tenant, e."roomId", e.seq, e.data->>'by', e.data
-    from ${sql.raw(source)} e
+    from events e
       join json_to_recordset(${ROOM_EVENT_TYPES_JSON}::text::json) as t(event text, type text) on t.event = e.event
       join chat.rooms r on r.id = e."roomId"
     order by e."roomId", e.seq`

@@ -78,7 +78,7 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     }
     await tx.execute(sql`with events as materialized (${rows}),
       logged as (insert into ${roomEvents} (room_id, seq, event, data) select * from events)
-      ${stageRoomEvents('events')}`)
+      ${stageRoomEvents()}`)
   }
 
   const log: RoomLog = {

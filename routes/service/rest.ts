@@ -24,7 +24,7 @@ const ServiceMessageBody = Type.Object({
 }, { additionalProperties: false })
 const CustomEventBody = Type.Object({
   event: Type.String({ minLength: 3, maxLength: 97, description: '"namespace.action", not one of the protocol\'s events' }),
-  data: Type.Record(Type.String(), Type.Unknown()),
+  data: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64, description: 'free-form JSON pushed as is (within the request body limit)' }),
 }, { additionalProperties: false })
 const UserIdsBody = Type.Object({ userIds: UserIdsInput }, { additionalProperties: false })
 const PresenceQuery = Type.Object({ userIds: Type.String({ minLength: 1, maxLength: MAX_PRESENCE_IDS * 129, description: 'comma-separated user ids' }) }, { additionalProperties: false })
