@@ -47,7 +47,7 @@ async function walkRoom (t: Test, node: TestNode): Promise<{ roomId: string, ent
 }
 
 t.test('every durable event of a room stages its feed entry, in order, with the room\'s tenant', async (t) => {
-  const node = await startNode(t)
+  const node = await startNode(t, { options: { feed: {} } })
   const { entries, refusedBy } = await walkRoom(t, node)
   t.same(entries.map((entry) => entry.type), [
     'room.created', 'message.created', 'message.updated', 'reaction.updated', 'member.joined', 'member.updated',
@@ -60,7 +60,7 @@ t.test('every durable event of a room stages its feed entry, in order, with the 
   t.equal(entries.find((entry) => entry.type === 'member.left')?.actor !== null, true, 'a kick names its actor')
 })
 
-t.test('feed: false stages nothing', async (t) => {
+t.test('feed: false (the default until the relay lands) stages nothing', async (t) => {
   const node = await startNode(t, { options: { feed: false } })
   const { entries } = await walkRoom(t, node)
   t.same(entries, [], 'no outbox row for any event')
