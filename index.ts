@@ -15,6 +15,7 @@ import { presenceStorePlugin } from './plugins/presence/presence-store.js'
 import { roomsPlugin } from './plugins/rooms/rooms.js'
 import { presencePlugin } from './plugins/presence/presence.js'
 import { typingPlugin } from './plugins/typing/typing.js'
+import { feedPlugin } from './plugins/feed/feed.js'
 import presenceRoutes from './routes/presence/index.js'
 import roomsRoutes from './routes/rooms/index.js'
 import favoritesRoutes from './routes/favorites/index.js'
@@ -82,6 +83,7 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   if (config.concerns.messaging) await app.register(messagingPlugin)
   if (config.concerns.presence) await app.register(presencePlugin)
   if (config.concerns.typing) await app.register(typingPlugin)
+  await app.register(feedPlugin)
   await app.register(fastifyWebsocket, {
     options: { maxPayload: config.maxPayload },
     // After the send writer's drain (registered before): the sessions say 1001 and cut the peers that do

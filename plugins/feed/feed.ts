@@ -1,0 +1,131 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { Counter, Gauge } from 'prom-client'
+import { releaseLease, takeLease } from './lease.js'
+import { FeedRelay } from './relay.js'
+import { RedisStreamSink } from './sinks/redis-stream.js'
+import type { FeedSink } from './types.js'
+
+export type { FeedEntry, FeedSink } from './types.js'
+
+const LEASE_NAME = 'relay'
+const IDLE_MS = 100
+const PRUNE_EVERY_MS = 60_000
+
+/** What the feed relay shows of itself (tests and health). */
+export interface FeedRelayState {
+  /** Whether this node holds the lease and relays now. */
+  relaying (): boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatFeed: FeedRelayState | null
+  }
+}
+
+/**
+ * The feed relay (protocol 11.4, docs/feed.md): under the lease, moves the outbox into the feed, delivers
+ * to the sinks from their positions and prunes. With `feed: false` nothing starts.
+ */
+export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
+  const configured = app.chatConfig.feed
+  if (configured === false) {
+    app.decorate('chatFeed', null)
+    return
+  }
+  const options = configured
+  const log = app.log.child({ concern: 'feed' })
+  const holder = app.chatHub.nodeId
+  const sinks: FeedSink[] = []
+  if (options.redisStream !== false) {
+    if (app.chatRedis === null) throw new Error('feed.redisStream needs redis')
+    const maxLen = options.redisStream === true ? 1_000_000 : options.redisStream.maxLen
+    sinks.push(new RedisStreamSink(app.chatRedis, app.chatConfig.redisPrefix, maxLen))
+  }
+
+  const registry = app.chatMetrics.registry
+  const movedCounter = new Counter({ name: 'chat_feed_moved_total', help: 'outbox rows moved into the feed', registers: [registry] })
+  const deliveredCounter = new Counter({ name: 'chat_feed_delivered_total', help: 'feed entries confirmed by a sink', labelNames: ['sink'], registers: [registry] })
+  const failedCounter = new Counter({ name: 'chat_feed_delivery_failures_total', help: 'failed feed deliveries (retried)', labelNames: ['sink'], registers: [registry] })
+  const relay = new FeedRelay({
+    db: app.chatDb,
+    sinks,
+    batchSize: options.batchSize,
+    keepHours: options.keepHours,
+    statusOf: app.chatPresenceStore.statusOf,
+    observer: {
+      moved: (count) => movedCounter.inc(count),
+      delivered: (sink, count) => deliveredCounter.inc({ sink }, count),
+      failed: (sink) => failedCounter.inc({ sink }),
+    },
+    onError: (error, what) => log.warn({ err: error }, what),
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'chat_feed_lag',
+    help: 'newest feed id minus the sink position (on the relaying node)',
+    labelNames: ['sink'],
+    registers: [registry],
+    collect () {
+      for (const { sink, position } of relay.positions()) if (position !== null) this.set({ sink }, Math.max(0, relay.newestId - position))
+    },
+  })
+
+  // The lease is held until heldUntil by this node's clock, counted from before the statement that took
+  // it: a node that cannot renew stops relaying before its lease could have expired on the database.
+  let heldUntil = 0
+  let stopped = false
+  let leaseTimer: NodeJS.Timeout | undefined
+  let stepTimer: NodeJS.Timeout | undefined
+  let lastPrune = 0
+  const holding = (): boolean => !stopped && Date.now() < heldUntil
+
+  async function renew (): Promise<void> {
+    const started = Date.now()
+    try {
+      heldUntil = await takeLease(app.chatDb, LEASE_NAME, holder, options.leaseMs) ? started + options.leaseMs : 0
+    } catch (error) {
+      heldUntil = 0
+      log.warn({ err: error }, 'feed: lease renewal failed, not relaying')
+    }
+    if (!stopped) leaseTimer = setTimeout(() => { void renew() }, Math.floor(options.leaseMs / 3))
+  }
+
+  async function step (): Promise<void> {
+    let busy = false
+    if (holding()) {
+      try {
+        const moved = await relay.move()
+        const more = holding() && await relay.deliver()
+        if (holding() && Date.now() - lastPrune > PRUNE_EVERY_MS) {
+          lastPrune = Date.now()
+          await relay.prune()
+        }
+        busy = moved === options.batchSize || more
+      } catch (error) {
+        log.warn({ err: error }, 'feed: relay step failed')
+      }
+    }
+    if (!stopped) stepTimer = setTimeout(() => { inFlight = step() }, busy ? 0 : IDLE_MS)
+  }
+  let inFlight: Promise<void> | undefined
+
+  let running: Promise<void> | undefined
+  app.addHook('onReady', async () => {
+    running = renew().then(() => { inFlight = step() })
+  })
+  app.addHook('onClose', async () => {
+    stopped = true
+    clearTimeout(leaseTimer)
+    clearTimeout(stepTimer)
+    await running
+    await inFlight
+    const held = heldUntil > 0
+    heldUntil = 0
+    if (held) await releaseLease(app.chatDb, LEASE_NAME, holder).catch((error: unknown) => log.warn({ err: error }, 'feed: lease release failed'))
+    await relay.close()
+  })
+
+  app.decorate('chatFeed', { relaying: holding })
+}, { name: 'chat-feed', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-broker', 'chat-hub', 'chat-metrics', 'chat-presence-store'] })

@@ -1,0 +1,179 @@
+import { sql } from 'drizzle-orm'
+import { rows, type ChatDb } from '../../db/client.js'
+import type { PresenceInfo } from '../presence/presence-store.js'
+import type { FeedEntry, FeedSink } from './types.js'
+
+export interface RelayObserver {
+  moved (count: number): void
+  delivered (sink: string, count: number): void
+  failed (sink: string): void
+}
+
+export interface RelayOptions {
+  db: ChatDb
+  sinks: FeedSink[]
+  batchSize: number
+  keepHours: number
+  statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>>
+  observer: RelayObserver
+  onError (error: unknown, what: string): void
+}
+
+interface FeedRow {
+  id: number | string
+  type: string
+  tenant: string
+  room_id: string | null
+  seq: number | null
+  occurred_at: Date | string
+  actor_id: string | null
+  data: Record<string, unknown>
+}
+
+interface SinkState { sink: FeedSink, position: number | null, failures: number, retryAt: number }
+
+const BACKOFF_BASE_MS = 200
+const BACKOFF_CAP_MS = 30_000
+
+function entryOf (row: FeedRow): FeedEntry {
+  const occurredAt = row.occurred_at instanceof Date ? row.occurred_at : new Date(row.occurred_at)
+  return {
+    id: Number(row.id),
+    type: row.type,
+    tenant: row.tenant,
+    roomId: row.room_id,
+    seq: row.seq,
+    occurredAt: occurredAt.toISOString(),
+    actorId: row.actor_id,
+    data: row.data,
+  }
+}
+
+/**
+ * The relay's work, one step at a time, run only while this node holds the lease: move committed outbox
+ * rows into the feed (numbering them), deliver to each sink from its position, prune what every sink has.
+ */
+export class FeedRelay {
+  private readonly states: SinkState[]
+  newestId = 0
+
+  constructor (private readonly options: RelayOptions) {
+    this.states = options.sinks.map((sink) => ({ sink, position: null, failures: 0, retryAt: 0 }))
+  }
+
+  /** Each sink's confirmed position (null until read), for the lag gauge. */
+  positions (): Array<{ sink: string, position: number | null }> {
+    return this.states.map(({ sink, position }) => ({ sink: sink.name, position }))
+  }
+
+  /** Moves up to batchSize committed outbox rows into the feed in staged order; returns how many. */
+  async move (): Promise<number> {
+    const moved = rows<{ id: number | string }>(await this.options.db.execute(sql`
+      with moved as (
+        delete from chat.feed_outbox where staged_id in (
+          select staged_id from chat.feed_outbox order by staged_id limit ${this.options.batchSize}
+        ) returning *
+      )
+      insert into chat.feed (id, type, tenant, room_id, seq, actor_id, data, occurred_at)
+      select (select coalesce(max(id), 0) from chat.feed) + row_number() over (order by staged_id),
+        type, tenant, room_id, seq, actor_id, data, occurred_at
+      from moved
+      returning id`))
+    for (const { id } of moved) this.newestId = Math.max(this.newestId, Number(id))
+    if (moved.length > 0) this.options.observer.moved(moved.length)
+    return moved.length
+  }
+
+  /** One delivery round for every sink not waiting out a backoff; true when some sink has more to do. */
+  async deliver (): Promise<boolean> {
+    let more = false
+    for (const state of this.states) {
+      if (Date.now() < state.retryAt) continue
+      try {
+        more = await this.deliverTo(state) || more
+        state.failures = 0
+      } catch (error) {
+        state.failures += 1
+        const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.failures, 20))
+        state.retryAt = Date.now() + ceiling / 2 + Math.random() * ceiling / 2
+        this.options.observer.failed(state.sink.name)
+        this.options.onError(error, `feed: delivery to ${state.sink.name} failed (retry ${state.failures})`)
+      }
+    }
+    return more
+  }
+
+  private async deliverTo (state: SinkState): Promise<boolean> {
+    const { db, batchSize } = this.options
+    if (state.position === null) {
+      const stored = rows<{ position: number | string }>(await db.execute(sql`select position from chat.feed_positions where sink = ${state.sink.name}`))
+      state.position = Number(stored[0]?.position ?? 0)
+    }
+    const batch = rows<FeedRow>(await db.execute(sql`
+      select id, type, tenant, room_id, seq, occurred_at, actor_id, data from chat.feed
+      where id > ${state.position} order by id limit ${batchSize}`)).map(entryOf)
+    if (batch.length === 0) return false
+    await this.withRecipients(batch)
+    await state.sink.deliver(batch)
+    const position = batch[batch.length - 1]?.id ?? state.position
+    await db.execute(sql`
+      insert into chat.feed_positions (sink, position, updated_at) values (${state.sink.name}, ${position}, now())
+      on conflict (sink) do update set position = excluded.position, updated_at = now()`)
+    state.position = position
+    this.newestId = Math.max(this.newestId, position)
+    this.options.observer.delivered(state.sink.name, batch.length)
+    return batch.length === batchSize
+  }
+
+  /**
+   * message.created gets `recipients`: the room's members other than the sender, with presence, as of
+   * relaying (within the feed lag of the send). One membership query per batch, one presence read per tenant.
+   */
+  private async withRecipients (batch: FeedEntry[]): Promise<void> {
+    const created = batch.filter((entry) => entry.type === 'message.created' && entry.roomId !== null)
+    if (created.length === 0) return
+    const roomIds = [...new Set(created.map((entry) => entry.roomId as string))]
+    const members = rows<{ room_id: string, user_id: string }>(await this.options.db.execute(sql`
+      select room_id, user_id from chat.room_members
+      where room_id in (${sql.join(roomIds.map((id) => sql`${id}::uuid`), sql`, `)})`))
+    const byRoom = new Map<string, string[]>()
+    for (const { room_id: roomId, user_id: userId } of members) {
+      const list = byRoom.get(roomId) ?? []
+      list.push(userId)
+      byRoom.set(roomId, list)
+    }
+    const byTenant = new Map<string, Set<string>>()
+    for (const entry of created) {
+      const ids = byTenant.get(entry.tenant) ?? new Set<string>()
+      for (const id of byRoom.get(entry.roomId as string) ?? []) ids.add(id)
+      byTenant.set(entry.tenant, ids)
+    }
+    const statuses = new Map<string, Map<string, PresenceInfo>>()
+    for (const [tenant, ids] of byTenant) statuses.set(tenant, await this.options.statusOf(tenant, [...ids]))
+    for (const entry of created) {
+      const status = statuses.get(entry.tenant)
+      const recipients = (byRoom.get(entry.roomId as string) ?? [])
+        .filter((userId) => userId !== entry.actorId)
+        .map((userId) => ({ userId, online: (status?.get(userId)?.status ?? 'offline') !== 'offline' }))
+      entry.data = { ...entry.data, recipients }
+    }
+  }
+
+  /** Deletes up to batchSize feed rows older than keepHours that every sink has confirmed. */
+  async prune (): Promise<number> {
+    const positions = this.states.map((state) => state.position)
+    if (positions.some((position) => position === null)) return 0
+    const upTo = positions.length === 0 ? Number.MAX_SAFE_INTEGER : Math.min(...(positions as number[]))
+    const deleted = rows<{ id: number }>(await this.options.db.execute(sql`
+      delete from chat.feed where id in (
+        select id from chat.feed
+        where occurred_at < now() - make_interval(secs => ${this.options.keepHours * 3600}) and id <= ${upTo}
+        order by id limit ${this.options.batchSize}
+      ) returning id`))
+    return deleted.length
+  }
+
+  async close (): Promise<void> {
+    for (const { sink } of this.states) await sink.close()
+  }
+}
