@@ -99,7 +99,7 @@ export const ChatOptionsSchema = Type.Object({
   ], {
     // Off until the relay that drains the outbox lands (issue 22): an outbox nobody moves only grows.
     default: false,
-    description: 'the event feed for other services (protocol 11.4): with an object, every durable event is written to an outbox with its own transaction; false (the default for now: the relay is not built yet) writes no outbox at all',
+    description: 'the event feed for other services (protocol 11.4): with an object, every durable event is written to an outbox with its own transaction; false (the default) writes no outbox at all',
   }),
   groupCommit: Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
