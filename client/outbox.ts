@@ -82,6 +82,7 @@ export class Outbox {
     if (options.type !== undefined) data.type = options.type
     if (options.replyToId !== undefined) data.replyToId = options.replyToId
     if (options.attachments !== undefined) data.attachments = options.attachments
+    if (options.mentions !== undefined) data.mentions = options.mentions
     return new Promise((resolve, reject) => {
       const entry: OutboxEntry = { clientMsgId, roomId, data, requestId: null, deadline: null, retry: null, resolve, reject }
       entry.deadline = setTimeout(() => {

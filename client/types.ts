@@ -77,6 +77,8 @@ export interface SendOptions {
   attachments?: Attachment[]
   /** Set to retry a send of an earlier session yourself; a fresh UUID otherwise. */
   clientMsgId?: string
+  /** User ids to mention (members of the room; others are dropped), or `['*']` (MODERATOR and above). */
+  mentions?: string[]
 }
 
 export interface HistoryPage {

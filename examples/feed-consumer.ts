@@ -1,6 +1,6 @@
 /**
  * A service reading the chat feed (docs/feed.md) from the Redis Stream with a consumer group, and
- * "pushing" to each offline recipient of a new message. Delivery is at least once: dedupe by entry id.
+ * "pushing" to each offline or mentioned recipient of a new message. Delivery is at least once: dedupe by entry id.
  *
  *   REDIS_URL=redis://… CHAT_REDIS_PREFIX=chat: npx tsx examples/feed-consumer.ts
  */
@@ -28,7 +28,11 @@ for (;;) {
       if (entry.id > lastId) {
         lastId = entry.id
         const recipients = entry.type === 'message.created' ? entry.data.recipients as Array<{ userId: string, online: boolean }> : []
-        for (const { userId, online } of recipients) if (!online) console.log(`push to ${userId}`)
+        // The offline get a push; so does whoever was mentioned ("*": everyone), online or not.
+        const mentions = new Set(entry.type === 'message.created' ? entry.data.mentions as string[] : [])
+        for (const { userId, online } of recipients) {
+          if (!online || mentions.has(userId) || mentions.has('*')) console.log(`push to ${userId}`)
+        }
       }
       await redis.xack(key, group, streamId)
     }

@@ -57,6 +57,7 @@ export const MessageSchema = Type.Object({
   attachments: Type.Array(AttachmentSchema),
   reactions: Type.Array(ReactionSchema),
   clientMsgId: Type.Optional(Type.String()),
+  mentions: Type.Optional(Type.Array(Type.String(), { description: 'users mentioned (members of the room when sent), or ["*"] for everyone; absent when none' })),
   editedAt: Type.Optional(Type.String()),
   deletedAt: Type.Optional(Type.String()),
   createdAt: Type.String(),
@@ -78,6 +79,8 @@ export interface MessageRecord {
   content: string
   attachments: Attachment[] | null
   clientMsgId: string | null
+  /** Absent in reads that do not select it (the room log's frames embed the message as sent). */
+  mentions?: string[] | null
   editedAt: Date | string | null
   deletedAt: Date | string | null
   createdAt: Date | string
@@ -128,6 +131,7 @@ export function toMessage (record: MessageRecord, extras: MessageExtras = {}): M
   }
   if (extras.replyTo != null) message.replyTo = extras.replyTo
   if (record.clientMsgId !== null) message.clientMsgId = record.clientMsgId
+  if (record.mentions != null && record.mentions.length > 0 && !deleted) message.mentions = record.mentions
   if (record.editedAt !== null) message.editedAt = isoOf(record.editedAt)
   if (record.deletedAt !== null) message.deletedAt = isoOf(record.deletedAt)
   return message

@@ -1,5 +1,8 @@
 import { Type, type Static } from 'typebox'
-import { UUID_PATTERN } from './room.js'
+import { UUID_PATTERN, UserId } from './room.js'
+
+/** Mentions one message may carry (protocol 11.6). */
+export const MAX_MENTIONS = 50
 import { AttachmentSchema, MessageSchema, MessageTypeSchema, ReactionSchema } from './message.js'
 
 export const Uuid = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'uuid' })
@@ -24,6 +27,10 @@ export const SendInput = Type.Object({
   replyToId: Type.Optional(Uuid),
   attachments: Type.Optional(Type.Array(AttachmentSchema, { maxItems: 10 })),
   clientMsgId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  mentions: Type.Optional(Type.Array(UserId, {
+    maxItems: MAX_MENTIONS,
+    description: `users mentioned (at most ${MAX_MENTIONS}); ids that are not members of the room are dropped; ["*"] mentions everyone (MODERATOR and above)`,
+  })),
 }, { additionalProperties: false })
 export type SendInput = Static<typeof SendInput>
 

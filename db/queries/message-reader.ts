@@ -36,6 +36,7 @@ const columns = {
   replyToId: messages.replyToId,
   attachments: messages.attachments,
   clientMsgId: messages.clientMsgId,
+  mentions: messages.mentions,
   editedAt: messages.editedAt,
   deletedAt: messages.deletedAt,
   createdAt: messages.createdAt,

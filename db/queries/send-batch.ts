@@ -12,6 +12,8 @@ export interface SendBatchRow {
   replyToId: string | null
   attachments: Attachment[]
   clientMsgId: string | null
+  /** Users mentioned as asked; the statement keeps the room's members among them, and `*`. */
+  mentions?: string[]
   /** A send made as the server (the host's code): written without a membership row. */
   asServer?: boolean
 }
@@ -29,6 +31,8 @@ export interface SendBatchResult {
   reply_deleted: boolean | null
   /** Only read for a send that was not written: false when its room does not exist. */
   room_exists: boolean | null
+  /** The mentions stored with the message (null when none were asked). */
+  mentions: string[] | null
   /** True when the send was refused because its sender is not a member of the room (now, under its lock). */
   not_member: boolean
 }
@@ -52,6 +56,8 @@ export interface SendBatchResult {
  *   own sends need no row), before any seq is taken;
  * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
  *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
+ * - `mentioned` keeps, for the sends that mention anyone (none in most batches), the mentioned who are
+ *   members as of the lock, and `*`;
  * - the messages are inserted, with the feed on their message.created entries are staged in the feed's
  *   outbox, and with `retention` the room events it no longer keeps are pruned.
  * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
@@ -74,6 +80,7 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
   if (row.replyToId !== null) compact.p = row.replyToId
   if (row.attachments.length > 0) compact.a = row.attachments
   if (row.clientMsgId !== null) compact.k = row.clientMsgId
+  if (row.mentions !== undefined && row.mentions.length > 0) compact.m = row.mentions
   if (row.asServer === true) compact.v = true
   return compact
 }
@@ -95,15 +102,16 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
         select 'message.created', l.tenant, n."roomId", n.seq, n."senderId",
           jsonb_build_object('message', jsonb_build_object('id', n.id, 'roomId', n."roomId", 'seq', n.seq, 'senderId', n."senderId",
             'type', n.type, 'content', n.content, 'replyToId', n."replyToId", 'attachments', n.attachments,
-            'clientMsgId', n."clientMsgId", 'createdAt', ${createdAt}::text)),
+            'clientMsgId', n."clientMsgId", 'createdAt', ${createdAt}::text),
+            'mentions', to_jsonb(coalesce(w.mentions, '{}'))),
           ${createdAt}::timestamptz
         -- Staged ids in seq order, which the relay keeps: a room's entries reach the sinks in seq order.
-        from numbered n join locked l on l.id = n."roomId" order by n."roomId", n.seq)`
+        from numbered n join locked l on l.id = n."roomId" left join mentioned w on w.i = n.i order by n."roomId", n.seq)`
     : sql``
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
-        coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer"
-      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text, v boolean)
+        coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer", m as mentions
+      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text, v boolean, m jsonb)
     ), replies as (
       select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
       from input x join ${messages} r on r.id = x."replyToId"
@@ -147,15 +155,24 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       select f.*, (b.last_seq - b.n + row_number() over (partition by f."roomId" order by f.i))::int as seq
       from checked f join bumped b on b.id = f."roomId"
       where f.member
+    ), mentioned as (
+      -- Only sends that mention anyone: the mentioned who are members now (under the room's lock), and *.
+      select n.i, array(
+        select u from jsonb_array_elements_text(n.mentions) u
+        where u = '*' or exists (select 1 from ${roomMembers} rm where rm.room_id = n."roomId" and rm.user_id = u)
+      ) as mentions
+      from numbered n where n.mentions is not null
     ), inserted as (
-      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, created_at)
-      select id, "roomId", seq, "senderId", type, content, "replyToId", attachments, "clientMsgId", ${createdAt}::timestamptz from numbered
+      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, mentions, created_at)
+      select n.id, n."roomId", n.seq, n."senderId", n.type, n.content, n."replyToId", n.attachments, n."clientMsgId",
+        coalesce(w.mentions, '{}'), ${createdAt}::timestamptz
+      from numbered n left join mentioned w on w.i = n.i
     )${prune}${staged}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
-      coalesce(not k.member, false) as not_member,
+      coalesce(not k.member, false) as not_member, w.mentions,
       case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
     from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i left join checked k on k.i = x.i
-      cross join (select ${deadline}::timestamptz as at) d`
+      left join mentioned w on w.i = x.i cross join (select ${deadline}::timestamptz as at) d`
 }

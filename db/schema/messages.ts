@@ -19,6 +19,8 @@ export const messages = chatSchema.table('messages', {
   replyToId: uuid('reply_to_id'),
   attachments: jsonb('attachments').$type<Attachment[]>().notNull().default([]),
   clientMsgId: text('client_msg_id'),
+  /** Users the sender mentioned (members of the room when sent), or `*` for everyone. */
+  mentions: text('mentions').array().notNull().default(sql`'{}'::text[]`),
   editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
   deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),

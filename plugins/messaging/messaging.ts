@@ -174,12 +174,16 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     if (ATTACHMENT_TYPES.has(type) && attachments.length === 0) {
       throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
     }
+    const mentions = [...new Set(input.mentions ?? [])]
     const rooms = roomsService()
     // The server's sends need no membership, but the room must be one it may see (its tenant).
     if (user.server === true) await rooms.requireMember(input.roomId, user)
     else {
       const { role } = await rooms.requireMember(input.roomId, user)
       if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
+      if (mentions.includes('*') && !rooms.can(role, 'message.mention.everyone')) {
+        throw chatError('FORBIDDEN', 'mentions: only a MODERATOR and above may mention everyone ("*")', [{ field: 'mentions', message: '"*" needs MODERATOR' }])
+      }
       await rooms.authorize(user, 'message.send', input.roomId, input)
     }
     return {
@@ -190,6 +194,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       attachments,
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
+      mentions,
       asServer: user.server === true,
       except: options.except ?? null,
     }

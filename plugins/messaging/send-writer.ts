@@ -34,6 +34,8 @@ export interface SendJob {
   attachments: Attachment[]
   replyToId: string | null
   clientMsgId: string | null
+  /** As asked (deduplicated); the statement keeps those who are members of the room, and `*`. */
+  mentions: string[]
   /** Sent as the server (the host's code): no membership row is asked for. */
   asServer: boolean
   /** The sending socket: it gets the ack, not the push (none for REST and the host's sends). */
@@ -97,6 +99,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         replyToId: job.replyToId,
         attachments: job.attachments,
         clientMsgId: job.clientMsgId,
+        mentions: job.mentions,
         asServer: job.asServer,
       })
     })
@@ -144,6 +147,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         replyToId: row.replyToId,
         attachments: row.attachments,
         clientMsgId: row.clientMsgId,
+        mentions: answer.mentions ?? [],
         editedAt: null,
         deletedAt: null,
         createdAt,

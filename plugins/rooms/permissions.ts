@@ -17,6 +17,8 @@ export const LEAST_ROLE: Readonly<Record<RoomAction, Role>> = {
   'message.delete.own': 'MEMBER',
   'member.add': 'MODERATOR',
   'message.delete.any': 'MODERATOR',
+  // `mentions: ["*"]` notifies every member: not for anyone to send.
+  'message.mention.everyone': 'MODERATOR',
   // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canKick).
   'member.kick': 'MODERATOR',
   'room.update': 'ADMIN',

@@ -34,7 +34,7 @@ export interface Membership {
  */
 export type RoomAction =
   | 'message.send' | 'message.react' | 'message.read' | 'room.leave' | 'message.edit.own' | 'message.delete.own'
-  | 'member.add' | 'message.delete.any'
+  | 'member.add' | 'message.delete.any' | 'message.mention.everyone'
   | 'room.update' | 'member.role' | 'member.kick'
   | 'room.delete' | 'member.role.admin' | 'room.transfer'
 

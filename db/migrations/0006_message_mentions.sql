@@ -1,0 +1,1 @@
+ALTER TABLE "chat"."messages" ADD COLUMN "mentions" text[] DEFAULT '{}'::text[] NOT NULL;
