@@ -2,6 +2,7 @@
  * Turns the raw results of one run into the summary numbers, the side-by-side markdown table, the
  * target checks (ratios within the run) and the chart's series.
  */
+import type { FeedLag } from './feed-lag.js'
 import type { ChartSeries } from './chart.js'
 import type { DurableResult, FanoutResult, FanoutStep, IdleResult } from './loadgen/types.js'
 import { median, round } from './lib.js'
@@ -14,7 +15,7 @@ export interface RunResults {
   fanout: Partial<Record<TargetKind, FanoutResult>>
   /** The fan-out over two nodes through Redis (the relay has no second node). */
   cluster: Partial<Record<TargetKind, FanoutResult>>
-  durable: Partial<Record<TargetKind, DurableResult & { rows: number | null }>>
+  durable: Partial<Record<TargetKind, DurableResult & { rows: number | null, feedLag?: FeedLag }>>
   idle: Partial<Record<TargetKind, IdleResult>>
 }
 

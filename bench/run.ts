@@ -4,7 +4,9 @@
  * time. Prints the side-by-side table and the raw JSON, writes bench/results/<date>.json and
  * bench/results/latest.svg. See docs/benchmarks.md.
  *   npm run bench [-- --scenarios fanout,cluster,durable,idle] [--targets chat,socketio,relay]
- *                 [--cpu-prof] [--quick] [--readme]
+ *                 [--cpu-prof] [--quick] [--readme] [--feed]
+ * --feed runs the chat target with the event feed on (the Redis Stream sink) and, in the durable
+ * scenario, samples the feed's lag (bench/feed-lag.ts).
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test: a scratch
  * database per server start, dropped at the end) and Redis (BENCH_REDIS_URL, default
  * redis://127.0.0.1:6379, a random prefix per start).
@@ -17,6 +19,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { lineChart } from './chart.js'
+import { FeedLagSampler } from './feed-lag.js'
 import { benchLimits, ROOT, round, scratchDatabase, startProcess, startServer, type Started } from './lib.js'
 import type { DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen/types.js'
 import type { TargetKind } from './protocols.js'
@@ -29,6 +32,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
+    feed: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
   },
 })
@@ -61,6 +65,7 @@ const DURABLE = { rooms: 100, inFlight: 4, warmMs: 1000, durationMs: quick ? 300
 const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 15_000 }
 
 const BENCH_LIMITS = benchLimits()
+const FEED_OPTIONS = values.feed ? { feed: { redisStream: true } } : {}
 
 const log = (message: string): void => {
   process.stderr.write(`[bench ${round((performance.now() - began) / 1000, 0)}s] ${message}\n`)
@@ -102,7 +107,7 @@ async function startTarget (target: TargetKind, nodes: number): Promise<Cluster>
           JWT_SECRET: SECRET,
           NODE_ENV: 'production',
           LOG_LEVEL: 'info',
-          CHAT_OPTIONS: JSON.stringify({ redisPrefix: prefix, nodeId: `bench-${index}`, ...BENCH_LIMITS }),
+          CHAT_OPTIONS: JSON.stringify({ redisPrefix: prefix, nodeId: `bench-${index}`, ...BENCH_LIMITS, ...FEED_OPTIONS }),
         }, profile))
       }
     }
@@ -165,12 +170,16 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
       results[scenario][target] = await loadgen(config) as never
     } else if (scenario === 'durable') {
       const config: DurableConfig = { scenario: 'durable', ...common, ...DURABLE }
+      const sampler = values.feed && target === 'chat' && cluster.database !== null ? new FeedLagSampler(cluster.database.url) : null
+      sampler?.start()
       const result = await loadgen(config)
       if (result.scenario !== 'durable') throw new Error('unexpected result')
+      const feedLag = await sampler?.finish()
       await cluster.stop()
       const rows = cluster.database === null ? null : await countRows(target, cluster.database.url)
-      results.durable[target] = { ...result, rows }
+      results.durable[target] = { ...result, rows, ...(feedLag !== undefined ? { feedLag } : {}) }
       log(`durable on ${TARGET_NAMES[target]}: ${result.ackedPerSecond} acked/s, p50 ${result.p50} p99 ${result.p99} ms, ${result.cpuMicrosPerAck} µs/ack (PostgreSQL ${result.databaseCpuMicrosPerAck}), ${rows ?? '—'} rows / ${result.totalAcked} acks`)
+      if (feedLag !== undefined) log(`feed lag (Redis Stream sink): oldest undelivered event p50 ${feedLag.ageP50Ms} p99 ${feedLag.ageP99Ms} max ${feedLag.ageMaxMs} ms, at most ${feedLag.behindMax} entries behind, caught up ${feedLag.drainMs} ms after the load, ${feedLag.delivered} delivered`)
     } else {
       const config: IdleConfig = { scenario: 'idle', ...common, ...IDLE }
       const result = await loadgen(config)
@@ -204,7 +213,7 @@ const raw = {
   date,
   durationSeconds: round((performance.now() - began) / 1000, 0),
   machine,
-  parameters: { fanout: FANOUT, durable: DURABLE, idle: IDLE, quick, chatOptions: BENCH_LIMITS },
+  parameters: { fanout: FANOUT, durable: DURABLE, idle: IDLE, quick, chatOptions: { ...BENCH_LIMITS, ...FEED_OPTIONS } },
   skipped,
   results,
   summary: report.summary,
