@@ -18,6 +18,7 @@ import { typingPlugin } from './plugins/typing/typing.js'
 import { feedPlugin } from './plugins/feed/feed.js'
 import presenceRoutes from './routes/presence/index.js'
 import roomsRoutes from './routes/rooms/index.js'
+import moderationRoutes from './routes/moderation/index.js'
 import favoritesRoutes from './routes/favorites/index.js'
 import { setChatErrorHandler } from './plugins/core/error-handler.js'
 import { messagingPlugin } from './plugins/messaging/messaging.js'
@@ -95,6 +96,7 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   await app.register(wsRoute)
   await app.register(healthRoutes)
   await app.register(roomsRoutes)
+  await app.register(moderationRoutes)
   if (config.concerns.messaging) await app.register(messagesConcern)
   if (config.concerns.presence) await app.register(presenceRoutes)
   await app.register(favoritesRoutes)

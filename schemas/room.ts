@@ -23,6 +23,7 @@ export const MAX_USER_ID = 128
 export const MAX_USER_IDS = 100
 /** A room's capacity may not be set above this (a room without maxMembers has no limit). */
 export const MAX_MEMBERS_LIMIT = 1_000_000
+export const MAX_SLOW_MODE_SEC = 3600
 
 export const RoomId = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'room id (uuid)' })
 export const UserId = Type.String({ minLength: 1, maxLength: MAX_USER_ID, description: 'user id (the token\'s sub)' })
@@ -49,6 +50,8 @@ export const RoomSchema = Type.Object({
   avatar: NullableString,
   isPrivate: Type.Boolean(),
   maxMembers: Type.Union([Type.Integer(), Type.Null()]),
+  frozen: Type.Boolean({ description: 'only ADMIN and above may send' }),
+  slowModeSec: Type.Integer({ description: 'a MEMBER may send one message per this many seconds (0: off)' }),
   memberCount: Type.Integer(),
   lastSeq: Type.Integer(),
   createdBy: Type.String(),
@@ -72,6 +75,7 @@ export const MemberSchema = Type.Object({
   user: UserRefSchema,
   role: RoleSchema,
   joinedAt: Type.String(),
+  mutedUntil: Type.Optional(Type.String({ description: 'muted (reads, cannot send, react or type) until then; 9999-12-31 for a mute without an end; absent when not muted' })),
 })
 
 /** A member as room.members and GET /rooms/:roomId list it, with presence. */
@@ -120,6 +124,8 @@ export const RoomPatch = Type.Object({
   avatar: Type.Optional(Type.Union([Avatar, Type.Null()])),
   isPrivate: Type.Optional(Type.Boolean()),
   maxMembers: Type.Optional(Type.Union([MaxMembers, Type.Null()], { description: 'null removes the limit' })),
+  slowModeSec: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SLOW_MODE_SEC, description: 'a MEMBER may send one message per this many seconds; 0 turns slow mode off' })),
+  frozen: Type.Optional(Type.Boolean({ description: 'true: only ADMIN and above may send' })),
 }, { additionalProperties: false })
 
 export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER_IDS })

@@ -18,6 +18,8 @@ export const ROOM_EVENT_FEED_TYPES: Readonly<Record<string, string>> = {
   'message.updated': 'message.updated',
   'message.deleted': 'message.deleted',
   'reaction.updated': 'reaction.updated',
+  'room.member_banned': 'member.banned',
+  'room.ban_lifted': 'member.unbanned',
 }
 
 const ROOM_EVENT_TYPES_JSON = JSON.stringify(Object.entries(ROOM_EVENT_FEED_TYPES).map(([event, type]) => ({ event, type })))
@@ -25,11 +27,18 @@ const ROOM_EVENT_TYPES_JSON = JSON.stringify(Object.entries(ROOM_EVENT_FEED_TYPE
 /**
  * The statement's last part that stages the feed entries of room events, for a statement that has the
  * events as a CTE named `events` (columns "roomId", seq, event, data): the type from the table above, the
- * tenant from the room, the actor from the event's `by` where it names one.
+ * tenant from the room, the actor from the event's `by` where it names one. A member who left by a ban
+ * is `member.banned`, a member updated by a mute `member.muted` / `member.unmuted` (the event's data says
+ * which: one room event per action, as clients see it).
  */
 export function stageRoomEvents (): SQL {
   return sql`insert into ${feedOutbox} (type, tenant, room_id, seq, actor_id, data)
-    select t.type, r.tenant, e."roomId", e.seq, e.data->>'by', e.data
+    select case
+        when e.event = 'room.member_left' and e.data->>'banned' = 'true' then 'member.banned'
+        when e.event = 'room.member_updated' and e.data->>'action' = 'muted' then 'member.muted'
+        when e.event = 'room.member_updated' and e.data->>'action' = 'unmuted' then 'member.unmuted'
+        else t.type end,
+      r.tenant, e."roomId", e.seq, e.data->>'by', e.data
     from events e
       join json_to_recordset(${ROOM_EVENT_TYPES_JSON}::text::json) as t(event text, type text) on t.event = e.event
       join chat.rooms r on r.id = e."roomId"

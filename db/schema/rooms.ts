@@ -6,6 +6,8 @@ export const ROOM_TYPES = ['DIRECT', 'GROUP', 'CHANNEL', 'SUPPORT'] as const
 export const ROLES = ['OWNER', 'ADMIN', 'MODERATOR', 'MEMBER'] as const
 export type RoomType = typeof ROOM_TYPES[number]
 export type Role = typeof ROLES[number]
+/** The end of a mute given without a duration: until unmuted. */
+export const MUTED_FOREVER = new Date('9999-12-31T00:00:00.000Z')
 
 export const rooms = chatSchema.table('rooms', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -16,6 +18,10 @@ export const rooms = chatSchema.table('rooms', {
   avatar: text('avatar'),
   isPrivate: boolean('is_private').notNull().default(false),
   maxMembers: integer('max_members'),
+  // Moderation (protocol 11.3): a frozen room takes messages from ADMIN and above only; slow mode lets a
+  // MEMBER send one message per slowModeSec seconds.
+  frozen: boolean('frozen').notNull().default(false),
+  slowModeSec: integer('slow_mode_sec').notNull().default(0),
   // Kept in the row so that a conditional UPDATE enforces maxMembers under concurrent joins.
   memberCount: integer('member_count').notNull().default(0),
   // The room's one sequence: every durable event takes last_seq + 1 under this row's lock.
@@ -40,9 +46,26 @@ export const roomMembers = chatSchema.table('room_members', {
   userId: text('user_id').notNull(),
   role: text('role').$type<Role>().notNull().default('MEMBER'),
   lastReadSeq: integer('last_read_seq').notNull().default(0),
+  // A muted member reads but cannot send, react or type until then (MUTED_FOREVER for no end).
+  mutedUntil: timestamp('muted_until', { withTimezone: true, mode: 'date' }),
   joinedAt: timestamp('joined_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 }, (table) => [
   primaryKey({ columns: [table.roomId, table.userId] }),
   index('room_members_user_idx').on(table.userId),
   check('room_members_role_check', sql`${table.role} in ('OWNER', 'ADMIN', 'MODERATOR', 'MEMBER')`),
+])
+
+/**
+ * Bans (protocol 11.3): a banned user cannot join or be added until `until` passes (null: until lifted).
+ * An ended ban is simply not read as one (`until > now()`); rows are replaced by the next ban or lifted.
+ */
+export const roomBans = chatSchema.table('room_bans', {
+  roomId: uuid('room_id').notNull().references(() => rooms.id, { onDelete: 'cascade' }),
+  userId: text('user_id').notNull(),
+  bannedBy: text('banned_by').notNull(),
+  reason: text('reason'),
+  until: timestamp('until', { withTimezone: true, mode: 'date' }),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  primaryKey({ columns: [table.roomId, table.userId] }),
 ])

@@ -9,6 +9,9 @@ const STATUS = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_MEMBER: 403,
+  // Moderation (protocol 11.3): banned from a room (no join, no add), muted in it (reads only).
+  BANNED: 403,
+  MUTED: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
   ROOM_FULL: 409,
@@ -67,6 +70,13 @@ export const refusals = {
   /** The server's own user: no one can talk to it or add it (protocol 11.3). */
   reservedUser: (field: string): ChatError =>
     chatError('VALIDATION_FAILED', `${field}: "system" is reserved for the server`, [{ field, message: 'reserved user' }]),
+  /** A ban in force: `until` is when it ends by itself (null: until lifted). */
+  banned: (until: string | null, userIds?: string[]): ChatError =>
+    chatError('BANNED', until === null ? 'banned from this room' : `banned from this room until ${until}`, { until, ...(userIds !== undefined ? { userIds } : {}) }),
+  muted: (until: number): ChatError =>
+    chatError('MUTED', `you are muted in this room until ${new Date(until).toISOString()}`, { until: new Date(until).toISOString() }),
+  slowMode: (retryAfterMs: number, slowModeSec: number): ChatError =>
+    chatError('RATE_LIMITED', `slow mode: one message per ${slowModeSec} s here`, { retryAfterMs }),
   replyTooLarge: refusal('REPLY_TOO_LARGE', 'the reply would be larger than maxReplyBytes: ask for less (a smaller page)'),
   /** Text a database cannot store (NUL, an unpaired surrogate), in a frame, a request or a host's send. */
   unstorableText: (field: string): ChatError =>

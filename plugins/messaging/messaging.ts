@@ -179,12 +179,16 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     // The server's sends need no membership, but the room must be one it may see (its tenant).
     if (user.server === true) await rooms.requireMember(input.roomId, user)
     else {
-      const { role } = await rooms.requireMember(input.roomId, user)
+      // Muted, a CHANNEL or a frozen room below ADMIN: refused from the cache, before anything is queued.
+      const membership = await rooms.requireVoice(input.roomId, user, 'send')
+      const { role } = membership
       if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
       if (mentions.includes('*') && !rooms.can(role, 'message.mention.everyone')) {
         throw chatError('FORBIDDEN', 'mentions: only a MODERATOR and above may mention everyone ("*")', [{ field: 'mentions', message: '"*" needs MODERATOR' }])
       }
       await rooms.authorize(user, 'message.send', input.roomId, input)
+      // Last: a send refused by any check above does not spend the member's slow-mode turn.
+      await rooms.takeSlowModeTurn(user, membership)
     }
     return {
       roomId: input.roomId,
@@ -226,6 +230,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       if (row.senderId !== user.id) throw chatError('FORBIDDEN', 'only the sender may edit a message')
       if (row.deletedAt !== null) throw refusals.messageDeleted()
       if (row.type === 'SYSTEM') throw chatError('FORBIDDEN', 'SYSTEM messages cannot be edited')
+      // Editing is speaking: not while muted, nor in a frozen room below ADMIN.
+      await roomsService().requireVoice(row.roomId, user, 'send')
       const text = checkContent(content)
       await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: text })
       const { message, events } = await db.transaction(async (tx) => {
@@ -268,6 +274,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       if (row.deletedAt !== null) throw refusals.messageDeleted()
       const rooms = roomsService()
       if (!rooms.can(role, 'message.react')) throw chatError('FORBIDDEN', 'your role may not react here')
+      await rooms.requireVoice(row.roomId, user, 'react')
       await rooms.authorize(user, add ? 'reaction.add' : 'reaction.remove', row.roomId, { messageId, emoji })
       const { list, events } = await db.transaction(async (tx) => {
         const changed = add

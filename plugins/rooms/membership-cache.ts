@@ -5,6 +5,8 @@ import type { CachedRoom } from './types.js'
 export interface RoomEntry {
   room: CachedRoom
   members: Map<string, Role>
+  /** Members muted when the entry was loaded, with the end of the mute (epoch ms). */
+  muted: Map<string, number>
 }
 
 export interface MembershipCacheOptions {

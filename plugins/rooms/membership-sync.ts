@@ -35,15 +35,26 @@ async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | n
     type: rooms.type,
     isPrivate: rooms.isPrivate,
     maxMembers: rooms.maxMembers,
+    frozen: rooms.frozen,
+    slowModeSec: rooms.slowModeSec,
     userId: roomMembers.userId,
     role: roomMembers.role,
+    mutedUntil: roomMembers.mutedUntil,
   }).from(rooms).leftJoin(roomMembers, eq(roomMembers.roomId, rooms.id)).where(eq(rooms.id, roomId))
   const first = found[0]
   if (first === undefined) return null
-  const room: CachedRoom = { id: first.id, tenant: first.tenant, type: first.type, isPrivate: first.isPrivate, maxMembers: first.maxMembers }
+  const room: CachedRoom = {
+    id: first.id, tenant: first.tenant, type: first.type, isPrivate: first.isPrivate, maxMembers: first.maxMembers,
+    frozen: first.frozen, slowModeSec: first.slowModeSec,
+  }
   const members = new Map<string, Role>()
-  for (const row of found) if (row.userId !== null && row.role !== null) members.set(row.userId, row.role)
-  return { room, members }
+  const muted = new Map<string, number>()
+  for (const row of found) {
+    if (row.userId === null || row.role === null) continue
+    members.set(row.userId, row.role)
+    if (row.mutedUntil !== null) muted.set(row.userId, row.mutedUntil.getTime())
+  }
+  return { room, members, muted }
 }
 
 /** The rooms of a user (by key): the sub's memberships in rooms of the key's tenant. */

@@ -19,7 +19,11 @@ export const LEAST_ROLE: Readonly<Record<RoomAction, Role>> = {
   'message.delete.any': 'MODERATOR',
   // `mentions: ["*"]` notifies every member: not for anyone to send.
   'message.mention.everyone': 'MODERATOR',
-  // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canKick).
+  // Bans and mutes, like kicks, act only on members of a strictly lower role (canActOn).
+  'member.ban': 'MODERATOR',
+  'member.mute': 'MODERATOR',
+  'room.bans': 'MODERATOR',
+  // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canActOn).
   'member.kick': 'MODERATOR',
   'room.update': 'ADMIN',
   'member.role': 'ADMIN',
@@ -36,10 +40,11 @@ export function outranks (role: Role, other: Role): boolean {
   return ROLE_RANK[role] > ROLE_RANK[other]
 }
 
-/** Kicking needs the kick permission and a strictly higher role than the member kicked. */
-export function canKick (actor: Role, target: Role): boolean {
-  return can(actor, 'member.kick') && outranks(actor, target)
+/** Kicking, banning and muting a member need the action's role and a strictly higher role than theirs. */
+export function canActOn (actor: Role, target: Role, action: 'member.kick' | 'member.ban' | 'member.mute'): boolean {
+  return can(actor, action) && outranks(actor, target)
 }
+
 
 /**
  * Whether `actor` may change a member from `current` to `next`. Only a member of a strictly lower role

@@ -19,8 +19,11 @@ export interface RoomAnnouncer {
    * user's summary of the room.
    */
   joined (roomId: string, userIds: string[], seqBefore: number, actor?: Actor): Promise<Map<string, RoomSummary>>
-  /** After a commit that took the room from a user: drop their sockets' subscriptions, push room.removed. */
-  left (roomId: string, user: TenantUser, except?: Connection): Promise<void>
+  /**
+   * After a commit that took the room from a user: drop their sockets' subscriptions, push room.removed
+   * (with `reason` "banned" after a ban).
+   */
+  left (roomId: string, user: TenantUser, except?: Connection, reason?: 'banned'): Promise<void>
   /**
    * After a room was deleted: one room.removed to every socket of the room on every node (one publish,
    * not one per member), then the invalidation that makes every node drop the room's subscriptions.
@@ -64,10 +67,10 @@ export function createRoomAnnouncer (app: FastifyInstance, sync: MembershipSync)
       return summaries
     },
 
-    async left (roomId, user, except) {
+    async left (roomId, user, except, reason) {
       const userKey = userKeyOf(user)
       await quietly('unsubscribing a former member', hub.controlUser(userKey, { type: ROOM_UNSUBSCRIBE, roomId }))
-      await quietly('room.removed', hub.publishUser(userKey, frame('room.removed', { roomId }), except))
+      await quietly('room.removed', hub.publishUser(userKey, frame('room.removed', reason === undefined ? { roomId } : { roomId, reason }), except))
     },
 
     async deleted (roomId, tenant, memberIds, except) {

@@ -118,6 +118,8 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       if (patch.avatar !== undefined) changes.avatar = patch.avatar
       if (patch.isPrivate !== undefined) changes.isPrivate = patch.isPrivate
       if (patch.maxMembers !== undefined) changes.maxMembers = patch.maxMembers
+      if (patch.slowModeSec !== undefined) changes.slowModeSec = patch.slowModeSec
+      if (patch.frozen !== undefined) changes.frozen = patch.frozen
       if (Object.keys(changes).length > 0) {
         const events = await db.transaction(async (tx) => {
           const room = await lockRoom(tx, roomId)
@@ -134,7 +136,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
             data: {
               room: roomOf({
                 id: updated.id, type: updated.type, name: updated.name, description: updated.description, avatar: updated.avatar,
-                is_private: updated.isPrivate, max_members: updated.maxMembers, member_count: updated.memberCount,
+                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, member_count: updated.memberCount,
                 last_seq: updated.lastSeq + 1, created_by: updated.createdBy, created_at: isoOf(updated.createdAt),
               }),
             },

@@ -8,10 +8,11 @@ import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget
 import type { RoomEvent } from '../messaging/room-log.js'
 import type { Actor, CachedRoom, MemberPage, RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
-import { canKick, canSetRole } from './permissions.js'
+import { canActOn, canSetRole } from './permissions.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { deleteRoom, freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
+import { refuseBanned } from './room-moderation.js'
 import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
 
 /** Messages in room.join's ack (the latest; fewer when they would not fit in maxReplyBytes). */
@@ -120,6 +121,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
           const room = await lockRoom(tx, roomId)
           if (room.type === 'DIRECT' || (room.isPrivate && !joinsPrivate)) throw chatError('FORBIDDEN', 'this room admits members by invitation only')
           if ((await rolesIn(tx, roomId, [user.id])).size > 0) return [] // joined meanwhile: idempotent
+          await refuseBanned(tx, roomId, [user.id])
           await quotas.admit(tx, room.tenant, [user.id])
           await takeSeats(tx, roomId, 1)
           const appended = await roomLog.append(tx, roomId, [{ event: 'room.member_joined', data: { user: userRef(user), role: 'MEMBER' } }])
@@ -166,6 +168,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
         requireRole(current, 'member.add', 'adding members')
         const added = ids.filter((id) => !roles.has(id))
         if (added.length === 0) return { added, events: [] as RoomEvent[] }
+        await refuseBanned(tx, roomId, added)
         await quotas.admit(tx, room.tenant, added)
         await takeSeats(tx, roomId, added.length)
         const events = await roomLog.append(tx, roomId, added.map((id) => {
@@ -190,7 +193,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       refuseDirect(entry, 'removing members')
       const target = entry.members.get(userId)
       if (target === undefined) throw refusals.targetNotMember()
-      if (!canKick(role, target)) throw chatError('FORBIDDEN', `a ${role} cannot remove a ${target}`)
+      if (!canActOn(role, target, 'member.kick')) throw chatError('FORBIDDEN', `a ${role} cannot remove a ${target}`)
       await access.authorize(user, 'room.member.remove', roomId, { userId })
       const events = await db.transaction(async (tx) => {
         await lockRoom(tx, roomId)
@@ -199,7 +202,7 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
         const targetRole = roles.get(userId)
         if (actorRole === null) throw refusals.notMember()
         if (targetRole === undefined) throw refusals.targetNotMember()
-        if (!canKick(actorRole, targetRole)) throw chatError('FORBIDDEN', `a ${actorRole} cannot remove a ${targetRole}`)
+        if (!canActOn(actorRole, targetRole, 'member.kick')) throw chatError('FORBIDDEN', `a ${actorRole} cannot remove a ${targetRole}`)
         await tx.delete(roomMembers).where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId)))
         await freeSeat(tx, roomId)
         return await roomLog.append(tx, roomId, [{ event: 'room.member_left', data: { userId, by: user.id } }])

@@ -94,13 +94,15 @@ interface RoomRow {
   avatar: string | null
   is_private: boolean
   max_members: number | null
+  frozen: boolean
+  slow_mode_sec: number
   member_count: number
   last_seq: number
   created_by: string
   created_at: string
 }
 
-const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.member_count,
+const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.member_count,
   r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
 
 export function roomOf (row: RoomRow): Room {
@@ -112,6 +114,8 @@ export function roomOf (row: RoomRow): Room {
     avatar: row.avatar,
     isPrivate: row.is_private,
     maxMembers: row.max_members,
+    frozen: row.frozen,
+    slowModeSec: row.slow_mode_sec,
     memberCount: row.member_count,
     lastSeq: row.last_seq,
     createdBy: row.created_by,
@@ -252,6 +256,7 @@ interface MemberRow {
   user_id: string
   role: Role
   joined_at: string
+  muted_until: string | null
   name: string | null
   avatar: string | null
 }
@@ -262,17 +267,18 @@ export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonl
   const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${list(userIds)})`
   const paged = page === undefined ? sql`` : sql` limit ${page.limit} offset ${page.offset}`
   const result = await db.execute(sql`
-    select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at, u.name, u.avatar
+    select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at,
+      case when m.muted_until > now() then ${sql.raw(iso('m.muted_until'))} end as muted_until, u.name, u.avatar
     from chat.room_members m
       join chat.rooms r on r.id = m.room_id
       left join chat.users u on u.tenant = r.tenant and u.id = m.user_id
     where m.room_id = ${roomId}${filter}
     order by m.joined_at, m.user_id${paged}`)
-  return rows<MemberRow>(result).map((row) => ({
-    user: { id: row.user_id, name: row.name, avatar: row.avatar },
-    role: row.role,
-    joinedAt: row.joined_at,
-  }))
+  return rows<MemberRow>(result).map((row) => {
+    const member: Member = { user: { id: row.user_id, name: row.name, avatar: row.avatar }, role: row.role, joinedAt: row.joined_at }
+    if (row.muted_until !== null) member.mutedUntil = row.muted_until
+    return member
+  })
 }
 
 /** The latest `limit` messages of a room (deleted ones keep their place), ascending by seq. */

@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { refusals } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
 import type { Membership, RoomsService } from './types.js'
-import { can } from './permissions.js'
+import { can, ROLE_RANK } from './permissions.js'
+import { createRoomModeration } from './room-moderation.js'
+import { localTurns, redisTurns } from './slow-mode.js'
 import { createRoomsContext } from './context.js'
 import { createRoomLifecycle } from './room-lifecycle.js'
 import { createRoomMembers } from './room-members.js'
@@ -35,6 +37,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
   const ctx = await createRoomsContext(app)
   const { claims, sync, access } = ctx
   const cache = sync.cache
+  const slowTurns = app.chatRedis === null ? localTurns() : redisTurns(app.chatRedis, app.chatConfig.redisPrefix)
 
   const service: RoomsApi = {
     cache,
@@ -44,7 +47,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const entry = await access.roomFor(user, roomId)
       // The server is OWNER in every room it may see (roomFor: its tenant, or every tenant for the host).
       const role = user.server === true ? 'OWNER' : entry.members.get(user.id)
-      return role === undefined ? null : { room: entry.room, role }
+      return role === undefined ? null : { room: entry.room, role, mutedUntil: entry.muted.get(user.id) ?? null }
     },
 
     async requireMember (roomId, user) {
@@ -64,6 +67,25 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
 
     can,
     authorize: access.authorize,
+
+    async requireVoice (roomId, user, voice) {
+      const membership = await service.requireMember(roomId, user)
+      if (user.server === true) return membership
+      if (membership.mutedUntil !== null && membership.mutedUntil > Date.now()) throw refusals.muted(membership.mutedUntil)
+      // Reactions stay open to every member of a CHANNEL or a frozen room: only speaking is ADMIN's.
+      if (voice !== 'react' && ROLE_RANK[membership.role] < ROLE_RANK.ADMIN) {
+        if (membership.room.type === 'CHANNEL') throw chatError('FORBIDDEN', 'in a CHANNEL only ADMIN and above post')
+        if (membership.room.frozen) throw chatError('FORBIDDEN', 'this room is frozen: only ADMIN and above may send')
+      }
+      return membership
+    },
+
+    async takeSlowModeTurn (user, membership) {
+      const seconds = membership.room.slowModeSec
+      if (seconds === 0 || user.server === true || ROLE_RANK[membership.role] >= ROLE_RANK.MODERATOR) return
+      const retryAfterMs = await slowTurns.take(`${membership.room.id}:${userKeyOf(user)}`, seconds * 1000)
+      if (retryAfterMs !== null) throw refusals.slowMode(retryAfterMs, seconds)
+    },
 
     async actingRole (user, roomId, action) {
       const entry = await cache.room(roomId)
@@ -95,6 +117,7 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     snapshot: createSnapshot(ctx),
     ...createRoomLifecycle(ctx),
     ...createRoomMembers(ctx),
+    ...createRoomModeration(ctx),
     ...createFavorites(ctx),
   }
 

@@ -1,6 +1,7 @@
 import type { FavoriteType, Role, RoomType } from '../../db/schema/index.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import type { CreateRoomData, Favorite, Member, MemberPage, MemberWithStatus, Person, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
+import type { Ban, ModerationOptions } from '../../schemas/moderation.js'
 export type { MemberPage, RoomsPage } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
 import type { MembershipCache } from './membership-cache.js'
@@ -14,6 +15,8 @@ export interface CachedRoom {
   type: RoomType
   isPrivate: boolean
   maxMembers: number | null
+  frozen: boolean
+  slowModeSec: number
 }
 
 /** Who asks about a room: a user is the pair (tenant, sub) (protocol 11.1); `server` for the host's own code. */
@@ -26,7 +29,12 @@ export interface TenantUser extends User {
 export interface Membership {
   room: CachedRoom
   role: Role
+  /** The end of the member's mute (epoch ms) as the cache knows it; null when not muted. */
+  mutedUntil: number | null
 }
+
+/** What a member is about to do that mutes, CHANNEL, frozen rooms and slow mode may refuse. */
+export type Voice = 'send' | 'react' | 'type'
 
 /**
  * Actions of the permission table (protocol section 5). One place decides them: `can(role, action)`.
@@ -34,7 +42,7 @@ export interface Membership {
  */
 export type RoomAction =
   | 'message.send' | 'message.react' | 'message.read' | 'room.leave' | 'message.edit.own' | 'message.delete.own'
-  | 'member.add' | 'message.delete.any' | 'message.mention.everyone'
+  | 'member.add' | 'message.delete.any' | 'message.mention.everyone' | 'member.ban' | 'member.mute' | 'room.bans'
   | 'room.update' | 'member.role' | 'member.kick'
   | 'room.delete' | 'member.role.admin' | 'room.transfer'
 
@@ -62,6 +70,16 @@ export interface RoomsService extends RoomsApiMethods {
   can (role: Role, action: RoomAction): boolean
   /** Consults the host's authorize hook; throws FORBIDDEN on a veto. */
   authorize (user: ChatUser, action: string, roomId?: string, data?: unknown): Promise<void>
+  /**
+   * Like requireMember, and the member may `voice` here now (protocol 11.3): MUTED while muted; to send
+   * or type, FORBIDDEN in a CHANNEL or a frozen room below ADMIN. From the cache: no database read.
+   */
+  requireVoice (roomId: string, user: TenantUser, voice: Voice): Promise<Membership>
+  /**
+   * Slow mode's turn for a send that passed every other check: RATE_LIMITED (details.retryAfterMs) when
+   * the MEMBER sent in the room less than slowModeSec ago, on any node. MODERATOR and above are exempt.
+   */
+  takeSlowModeTurn (user: TenantUser, membership: Membership): Promise<void>
 }
 
 /** Who does an action: the user, and the socket that asked (it gets the ack, not the push), if any. */
@@ -103,6 +121,15 @@ export interface RoomsApiMethods {
   /** Kicks a member; the actor's own id means leave. */
   removeMember (actor: Actor, roomId: string, userId: string): Promise<void>
   setRole (actor: Actor, roomId: string, userId: string, role: Role): Promise<Member>
+  /** Bans a user (a member of a lower role is removed): no join or add until it ends (protocol 11.3). */
+  ban (actor: Actor, roomId: string, userId: string, options: ModerationOptions): Promise<Ban>
+  /** Lifts a ban; nothing happens when there is none. */
+  unban (actor: Actor, roomId: string, userId: string): Promise<void>
+  /** The room's bans in force, newest first (MODERATOR and above). */
+  bans (actor: Actor, roomId: string): Promise<Ban[]>
+  /** Mutes a member of a lower role: reads, but cannot send, react or type until it ends. */
+  mute (actor: Actor, roomId: string, userId: string, options: ModerationOptions): Promise<Member>
+  unmute (actor: Actor, roomId: string, userId: string): Promise<Member>
   /** Every room of the user as they see it, most recently active first. */
   listForUser (user: ChatUser): Promise<RoomSummary[]>
   /** A page of them (room.list, GET /rooms): `limit` (default 100, at most 500) from `offset`, cut to fit maxReplyBytes. */

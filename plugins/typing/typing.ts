@@ -154,7 +154,8 @@ export const typingPlugin = fp(async function typingPlugin (app: FastifyInstance
     ack: Empty,
     rateClass: 'typing',
     async handler (ctx, data) {
-      await rooms.requireMember(data.roomId, ctx.user)
+      // Muted, or in a CHANNEL or frozen room below ADMIN: no typing (stop stays allowed, to end one).
+      await rooms.requireVoice(data.roomId, ctx.user, 'type')
       await start(ctx.connection, data.roomId, ctx.user.id)
     },
   })

@@ -6,6 +6,7 @@ import { refusals } from '../../plugins/core/errors.js'
 import { rateLimitPlugin } from '../../plugins/core/rate-limit.js'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import roomsRest from '../rooms/rest.js'
+import moderationRest from '../moderation/rest.js'
 import messagesRest from '../messages/rest.js'
 import { presenceRest } from '../presence/index.js'
 import favoritesRest from '../favorites/rest.js'
@@ -47,6 +48,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   await app.register(rateLimitPlugin)
 
   await app.register(roomsRest)
+  await app.register(moderationRest)
   if (concerns.messaging) await app.register(messagesRest)
   if (concerns.presence) await app.register(presenceRest)
   await app.register(favoritesRest)

@@ -59,7 +59,7 @@ export function registerRoomEvents (app: FastifyInstance): void {
   })
 
   gateway.on('room.update', {
-    summary: 'Changes the room\'s name, description, avatar, privacy or capacity (ADMIN and above).',
+    summary: 'Changes the room\'s name, description, avatar, privacy, capacity, slow mode (slowModeSec) or frozen state (ADMIN and above).',
     schema: Type.Object({ roomId: RoomId, ...RoomPatch.properties }, { additionalProperties: false }),
     ack: RoomAck,
     handler: async (ctx, data) => {
@@ -110,19 +110,25 @@ export function registerRoomEvents (app: FastifyInstance): void {
   })
   gateway.declarePush('room.removed', {
     summary: 'To every socket of a user who lost a room (left, kicked, room deleted).',
-    schema: Type.Object({ roomId: Type.String() }),
+    schema: Type.Object({ roomId: Type.String(), reason: Type.Optional(Type.Literal('banned')) }),
   })
   gateway.declarePush('room.member_joined', {
     summary: 'To the room: a member joined or was added.',
     schema: Type.Object({ roomId: Type.String(), seq: Seq, user: UserRefSchema, role: RoleSchema }),
   })
   gateway.declarePush('room.member_left', {
-    summary: 'To the room: a member left, or was removed by `by`.',
-    schema: Type.Object({ roomId: Type.String(), seq: Seq, userId: Type.String(), by: Type.Optional(Type.String()) }),
+    summary: 'To the room: a member left, or was removed by `by` (banned: true for a ban, with until and reason).',
+    schema: Type.Object({
+      roomId: Type.String(), seq: Seq, userId: Type.String(), by: Type.Optional(Type.String()),
+      banned: Type.Optional(Type.Boolean()), until: Type.Optional(Type.Union([Type.String(), Type.Null()])), reason: Type.Optional(Type.String()),
+    }),
   })
   gateway.declarePush('room.member_updated', {
-    summary: 'To the room: a member\'s role changed.',
-    schema: Type.Object({ roomId: Type.String(), seq: Seq, member: MemberSchema }),
+    summary: 'To the room: a member\'s role changed, or they were muted or unmuted (action, by, reason; member.mutedUntil).',
+    schema: Type.Object({
+      roomId: Type.String(), seq: Seq, member: MemberSchema,
+      by: Type.Optional(Type.String()), action: Type.Optional(Type.Union([Type.Literal('muted'), Type.Literal('unmuted')])), reason: Type.Optional(Type.String()),
+    }),
   })
   gateway.declarePush('room.updated', {
     summary: 'To the room: its settings changed.',

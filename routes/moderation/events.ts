@@ -1,0 +1,74 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from 'typebox'
+import type { EventContext } from '../../plugins/realtime/gateway.js'
+import type { Actor } from '../../plugins/rooms/types.js'
+import { BanAck, BanInput, BansAck, MuteInput, RoomUserInput } from '../../schemas/moderation.js'
+import { MemberSchema, RoomId } from '../../schemas/room.js'
+
+function actorOf (ctx: EventContext): Actor {
+  return { user: ctx.user, connection: ctx.connection }
+}
+
+const MemberAck = Type.Object({ member: MemberSchema })
+
+/** Moderation's WebSocket events and pushes (protocol 11.3); each calls the same service as its REST twin. */
+export function registerModerationEvents (app: FastifyInstance): void {
+  const gateway = app.chatGateway
+  const rooms = app.chatRooms
+
+  gateway.on('room.ban', {
+    summary: 'Bans a user from the room (MODERATOR over MEMBERs, ADMIN over lower roles): a member is removed; no join or add until it ends (durationSec) or is lifted.',
+    schema: BanInput,
+    ack: BanAck,
+    handler: async (ctx, data) => {
+      const { roomId, userId, ...options } = data
+      return { ban: await rooms.ban(actorOf(ctx), roomId, userId, options) }
+    },
+  })
+
+  gateway.on('room.unban', {
+    summary: 'Lifts a ban (as room.ban).',
+    schema: RoomUserInput,
+    ack: Type.Object({}),
+    handler: async (ctx, data) => { await rooms.unban(actorOf(ctx), data.roomId, data.userId) },
+  })
+
+  gateway.on('room.bans', {
+    summary: 'The bans in force in the room, newest first (MODERATOR and above).',
+    schema: Type.Object({ roomId: RoomId }, { additionalProperties: false }),
+    ack: BansAck,
+    handler: async (ctx, data) => ({ bans: await rooms.bans(actorOf(ctx), data.roomId) }),
+  })
+
+  gateway.on('room.mute', {
+    summary: 'Mutes a member of a lower role: they read, but cannot send, react or type (MUTED) until it ends (durationSec) or room.unmute.',
+    schema: MuteInput,
+    ack: MemberAck,
+    handler: async (ctx, data) => {
+      const { roomId, userId, ...options } = data
+      return { member: await rooms.mute(actorOf(ctx), roomId, userId, options) }
+    },
+  })
+
+  gateway.on('room.unmute', {
+    summary: 'Ends a member\'s mute (as room.mute).',
+    schema: RoomUserInput,
+    ack: MemberAck,
+    handler: async (ctx, data) => ({ member: await rooms.unmute(actorOf(ctx), data.roomId, data.userId) }),
+  })
+
+  const Seq = Type.Integer({ minimum: 1, description: 'the room\'s seq this event took' })
+  const BanDetail = {
+    by: Type.String(),
+    until: Type.Union([Type.String(), Type.Null()], { description: 'when the ban ends by itself; null: until lifted' }),
+    reason: Type.Optional(Type.String()),
+  }
+  gateway.declarePush('room.member_banned', {
+    summary: 'To the room: a user who was not a member was banned (a member\'s ban is room.member_left with banned: true).',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, userId: Type.String(), ...BanDetail }),
+  })
+  gateway.declarePush('room.ban_lifted', {
+    summary: 'To the room: a ban was lifted.',
+    schema: Type.Object({ roomId: Type.String(), seq: Seq, userId: Type.String(), by: Type.String() }),
+  })
+}
