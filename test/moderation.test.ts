@@ -1,0 +1,183 @@
+import t, { type Test } from 'tap'
+import { sql } from 'drizzle-orm'
+import { rows } from '../db/client.js'
+import { connect, groupRoom, uid, type Person } from './fixtures/chat.js'
+import { rest, scopeOf } from './fixtures/rooms.js'
+import { onOneAndTwoNodes, type TestNode } from './fixtures/server.js'
+import { until } from './fixtures/timing.js'
+
+// Moderation (protocol 11.3, issue 23): bans, mutes, slow mode, frozen rooms and CHANNELs, each over the
+// WebSocket and REST, on one node and across two (the moderator on A, the moderated on B).
+
+function close (t: Test, ...people: Person[]): void {
+  t.teardown(() => { for (const person of people) person.client.close() })
+}
+
+async function feedTypes (node: TestNode, roomId: string): Promise<string[]> {
+  const found = await scopeOf(node).chatDb.execute(sql`
+    select type from (select 0 as part, id as n, type from chat.feed where room_id = ${roomId}
+      union all select 1, staged_id, type from chat.feed_outbox where room_id = ${roomId}) entries order by part, n`)
+  return rows<{ type: string }>(found).map((row) => row.type)
+}
+
+onOneAndTwoNodes(t, 'a ban removes the member, keeps them out of join and add until lifted, and replays in sync', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const mod = await connect(nodeA, uid('mod'))
+  const bob = await connect(nodeB, uid('bob'))
+  const watcher = await connect(nodeB, uid('watcher'))
+  close(t, owner, mod, bob, watcher)
+  const roomId = await groupRoom(owner, [mod.id, bob.id, watcher.id])
+  await owner.client.ack('room.member.role', { roomId, userId: mod.id, role: 'MODERATOR' })
+
+  const removed = bob.client.next((frame) => frame.event === 'room.removed' && frame.data?.roomId === roomId)
+  const left = watcher.client.next((frame) => frame.event === 'room.member_left' && frame.data?.userId === bob.id)
+  const { ban } = await mod.client.ack('room.ban', { roomId, userId: bob.id, reason: 'spam' }) as { ban: { userId: string, by: string, until: string | null, reason: string } }
+  t.same([ban.userId, ban.by, ban.until, ban.reason], [bob.id, mod.id, null, 'spam'], 'the ack: a permanent ban by the moderator')
+  t.equal((await removed).data?.reason, 'banned', 'bob is told why he lost the room')
+  const leftData = (await left).data ?? {}
+  t.same([leftData.banned, leftData.by], [true, mod.id], 'the room hears member_left with banned: true')
+
+  t.equal((await bob.client.request('room.join', { roomId })).error?.code, 'BANNED', 'bob cannot rejoin')
+  t.equal((await owner.client.request('room.member.add', { roomId, userIds: [bob.id] })).error?.code, 'BANNED', 'nor be added')
+  const byRest = await rest(nodeB, owner.token, 'POST', `/api/rooms/${roomId}/members`, { userIds: [bob.id] })
+  t.same([byRest.status, byRest.body?.code], [403, 'BANNED'], 'nor over REST')
+
+  const bans = await rest(nodeB, mod.token, 'GET', `/api/rooms/${roomId}/bans`)
+  t.same((bans.body as { bans: Array<{ userId: string }> }).bans.map((row) => row.userId), [bob.id], 'room.bans / GET bans lists it')
+  t.equal((await watcher.client.request('room.bans', { roomId })).error?.code, 'FORBIDDEN', 'a MEMBER may not read the bans')
+
+  const lifted = watcher.client.next((frame) => frame.event === 'room.ban_lifted' && frame.data?.userId === bob.id)
+  const unban = await rest(nodeB, mod.token, 'DELETE', `/api/rooms/${roomId}/bans/${bob.id}`)
+  t.equal(unban.status, 204, 'lifted over REST')
+  await lifted
+  await bob.client.ack('room.join', { roomId })
+  t.pass('bob joins again once the ban is lifted')
+
+  const synced = await watcher.client.ack('sync', { cursors: [{ roomId, seq: 0 }] }) as { rooms: Array<{ events: Array<{ event: string, data: Record<string, unknown> }> }> }
+  const names = synced.rooms[0]?.events.map((event) => event.event) ?? []
+  t.ok(names.includes('room.ban_lifted') && synced.rooms[0]?.events.some((event) => event.event === 'room.member_left' && event.data.banned === true), 'the ban and its lifting replay in sync')
+})
+
+onOneAndTwoNodes(t, 'who may ban whom; a timed ban ends by itself; a ban before joining', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const admin = await connect(nodeA, uid('admin'))
+  const mod = await connect(nodeB, uid('mod'))
+  const member = await connect(nodeB, uid('member'))
+  const stranger = await connect(nodeB, uid('stranger'))
+  close(t, owner, admin, mod, member, stranger)
+  const roomId = await groupRoom(owner, [admin.id, mod.id, member.id])
+  await owner.client.ack('room.member.role', { roomId, userId: admin.id, role: 'ADMIN' })
+  await owner.client.ack('room.member.role', { roomId, userId: mod.id, role: 'MODERATOR' })
+
+  t.equal((await mod.client.request('room.ban', { roomId, userId: admin.id })).error?.code, 'FORBIDDEN', 'a MODERATOR cannot ban an ADMIN')
+  t.equal((await member.client.request('room.ban', { roomId, userId: stranger.id })).error?.code, 'FORBIDDEN', 'a MEMBER bans no one')
+  t.equal((await mod.client.request('room.ban', { roomId, userId: mod.id })).error?.code, 'FORBIDDEN', 'nor oneself')
+  t.equal((await mod.client.request('room.ban', { roomId, userId: 'system' })).error?.code, 'VALIDATION_FAILED', 'the server\'s user is reserved')
+  t.equal((await mod.client.request('room.ban', { roomId, userId: member.id, durationSec: 0 })).error?.code, 'VALIDATION_FAILED', 'a duration of at least a second')
+
+  const heard = member.client.next((frame) => frame.event === 'room.member_banned' && frame.data?.userId === stranger.id)
+  const timed = await rest(nodeA, admin.token, 'PUT', `/api/rooms/${roomId}/bans/${stranger.id}`, { durationSec: 1 })
+  t.equal(timed.status, 200, 'an ADMIN bans a non-member for a second over REST')
+  t.ok(typeof timed.body?.ban?.until === 'string', 'with its end')
+  t.equal((await heard).data?.by, admin.id, 'the room hears room.member_banned')
+  t.equal((await stranger.client.request('room.join', { roomId })).error?.code, 'BANNED', 'the stranger cannot join meanwhile')
+  await until('the timed ban ends by itself', async () => (await stranger.client.request('room.join', { roomId })).error === undefined, { timeoutMs: 5000, everyMs: 200 })
+  t.same(((await rest(nodeA, owner.token, 'GET', `/api/rooms/${roomId}/bans`)).body as { bans: unknown[] }).bans, [], 'an ended ban is not listed')
+})
+
+onOneAndTwoNodes(t, 'a muted member reads but cannot send, edit, react or type, on every node, until unmuted or it ends', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const bob = await connect(nodeB, uid('bob'))
+  close(t, owner, bob)
+  const roomId = await groupRoom(owner, [bob.id])
+  const sent = await bob.client.ack('message.send', { roomId, content: 'before' }) as { message: { id: string } }
+
+  const updated = bob.client.next((frame) => frame.event === 'room.member_updated' && frame.data?.action === 'muted')
+  const muted = await rest(nodeA, owner.token, 'PUT', `/api/rooms/${roomId}/mutes/${bob.id}`, { reason: 'calm down' })
+  t.equal(muted.status, 200)
+  t.equal(muted.body?.member?.mutedUntil, '9999-12-31T00:00:00.000Z', 'muted until unmuted')
+  t.equal(((await updated).data?.member as { mutedUntil?: string }).mutedUntil, '9999-12-31T00:00:00.000Z', 'the room hears member_updated with mutedUntil')
+  // The invalidation reaches node B within a second: bob's next send there is refused.
+  await until('bob\'s send is refused on his node', async () => (await bob.client.request('message.send', { roomId, content: 'x' })).error?.code === 'MUTED', { timeoutMs: 1000, everyMs: 50 })
+  t.equal((await bob.client.request('message.edit', { messageId: sent.message.id, content: 'edited' })).error?.code, 'MUTED', 'no edit')
+  t.equal((await bob.client.request('reaction.add', { messageId: sent.message.id, emoji: '👍' })).error?.code, 'MUTED', 'no reaction')
+  t.equal((await bob.client.request('typing.start', { roomId })).error?.code, 'MUTED', 'no typing')
+  const restSend = await rest(nodeB, bob.token, 'POST', `/api/rooms/${roomId}/messages`, { content: 'over REST' })
+  t.same([restSend.status, restSend.body?.code], [403, 'MUTED'], 'nor over REST')
+  const history = await bob.client.ack('history.fetch', { roomId }) as { messages: unknown[] }
+  t.equal(history.messages.length, 1, 'he still reads; nothing of his was written')
+
+  const unmuted = await owner.client.ack('room.unmute', { roomId, userId: bob.id }) as { member: { mutedUntil?: string } }
+  t.notOk('mutedUntil' in unmuted.member, 'unmuted')
+  await until('bob sends again', async () => (await bob.client.request('message.send', { roomId, content: 'after' })).error === undefined, { timeoutMs: 1000, everyMs: 50 })
+
+  await owner.client.ack('room.mute', { roomId, userId: bob.id, durationSec: 1 })
+  await until('muted for a second', async () => (await bob.client.request('message.send', { roomId, content: 'x' })).error?.code === 'MUTED', { timeoutMs: 1000, everyMs: 50 })
+  await until('the mute ends by itself', async () => (await bob.client.request('message.send', { roomId, content: 'free' })).error === undefined, { timeoutMs: 5000, everyMs: 200 })
+  t.equal((await bob.client.request('room.mute', { roomId, userId: owner.id })).error?.code, 'FORBIDDEN', 'a MEMBER mutes no one')
+  t.same(await feedTypes(nodeA, roomId), [], 'feed off: nothing staged')
+})
+
+onOneAndTwoNodes(t, 'slow mode: one send per member per slowModeSec, across two sockets; moderators exempt', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const bobId = uid('bob')
+  const bobA = await connect(nodeA, bobId)
+  const bobB = await connect(nodeB, bobId)
+  close(t, owner, bobA, bobB)
+  const roomId = await groupRoom(owner, [bobId])
+  const { room } = await rest(nodeA, owner.token, 'PATCH', `/api/rooms/${roomId}`, { slowModeSec: 30 }).then((reply) => reply.body as { room: { slowModeSec: number } })
+  t.equal(room.slowModeSec, 30, 'set over REST')
+  await until('both nodes know', async () => {
+    const entry = await scopeOf(nodeB).chatRooms.cache.room(roomId)
+    return entry?.room.slowModeSec === 30
+  }, { timeoutMs: 2000 })
+  const answers = await Promise.all([
+    bobA.client.request('message.send', { roomId, content: 'one' }),
+    bobB.client.request('message.send', { roomId, content: 'two' }),
+  ])
+  const codes = answers.map((answer) => answer.error?.code ?? 'ok').sort()
+  t.same(codes, ['RATE_LIMITED', 'ok'], 'two sockets at once: one send, one refusal')
+  const refused = answers.find((answer) => answer.error !== undefined)
+  t.ok(((refused?.error?.details as { retryAfterMs?: number }).retryAfterMs ?? 0) > 0, 'with retryAfterMs')
+  await owner.client.ack('message.send', { roomId, content: 'owner 1' })
+  await owner.client.ack('message.send', { roomId, content: 'owner 2' })
+  t.pass('the OWNER is exempt')
+  const history = await owner.client.ack('history.fetch', { roomId }) as { messages: unknown[] }
+  t.equal(history.messages.length, 3, 'one of bob\'s, two of the owner\'s')
+})
+
+onOneAndTwoNodes(t, 'a frozen room and a CHANNEL take posts from ADMIN and above; members still read and react', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const bob = await connect(nodeB, uid('bob'))
+  close(t, owner, bob)
+  const roomId = await groupRoom(owner, [bob.id])
+  const before = await bob.client.ack('message.send', { roomId, content: 'hi' }) as { message: { id: string } }
+  const { room } = await owner.client.ack('room.update', { roomId, frozen: true }) as { room: { frozen: boolean } }
+  t.equal(room.frozen, true)
+  await until('bob is refused on his node', async () => (await bob.client.request('message.send', { roomId, content: 'x' })).error?.code === 'FORBIDDEN', { timeoutMs: 1000, everyMs: 50 })
+  await bob.client.ack('reaction.add', { messageId: before.message.id, emoji: '👍' })
+  await owner.client.ack('message.send', { roomId, content: 'the owner speaks' })
+  await owner.client.ack('room.update', { roomId, frozen: false })
+  await until('thawed', async () => (await bob.client.request('message.send', { roomId, content: 'back' })).error === undefined, { timeoutMs: 1000, everyMs: 50 })
+
+  const channel = (await owner.client.ack('room.create', { name: uid('news'), type: 'CHANNEL', memberIds: [bob.id] }) as { room: { id: string } }).room.id
+  const post = await owner.client.ack('message.send', { roomId: channel, content: 'news' }) as { message: { id: string } }
+  t.equal((await bob.client.request('message.send', { roomId: channel, content: 'me too' })).error?.code, 'FORBIDDEN', 'a MEMBER does not post in a CHANNEL')
+  t.equal((await bob.client.request('typing.start', { roomId: channel })).error?.code, 'FORBIDDEN', 'nor types there')
+  await bob.client.ack('reaction.add', { messageId: post.message.id, emoji: '👍' })
+  t.pass('but reacts')
+})
+
+onOneAndTwoNodes(t, 'the feed names moderation actions', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const bob = await connect(nodeB, uid('bob'))
+  const carol = uid('carol')
+  close(t, owner, bob)
+  const roomId = await groupRoom(owner, [bob.id])
+  await owner.client.ack('room.mute', { roomId, userId: bob.id })
+  await owner.client.ack('room.unmute', { roomId, userId: bob.id })
+  await owner.client.ack('room.ban', { roomId, userId: bob.id })
+  await owner.client.ack('room.ban', { roomId, userId: carol })
+  await owner.client.ack('room.unban', { roomId, userId: carol })
+  t.same(await feedTypes(nodeA, roomId), ['room.created', 'member.muted', 'member.unmuted', 'member.banned', 'member.banned', 'member.unbanned'])
+}, { options: { feed: {} } })
