@@ -7,6 +7,8 @@ export type ChatErrorCode =
   | 'PAYLOAD_TOO_LARGE' | 'RATE_LIMITED' | 'UNAVAILABLE' | 'INTERNAL' | 'BAD_FRAME' | 'UNKNOWN_EVENT'
   /** A per-user quota (room creations a minute, rooms per user): `details.limit`. */
   | 'QUOTA_EXCEEDED'
+  /** Moderation (docs/moderation.md): banned from the room, or muted in it; `details.until`. */
+  | 'BANNED' | 'MUTED'
   /** The reply would have been larger than the server's maxReplyBytes: ask for a smaller page. */
   | 'REPLY_TOO_LARGE'
   /** No reply within `requestTimeoutMs` (a send: within `sendTimeoutMs`). */
