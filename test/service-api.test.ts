@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { connect, uid } from './fixtures/chat.js'
 import { rest } from './fixtures/rooms.js'
 import { onOneAndTwoNodes, startNode, type TestNode } from './fixtures/server.js'
+import { until } from './fixtures/timing.js'
 import { ChatService, onBookingCancelled, onBookingConfirmed } from '../examples/booking-service/booking.js'
 
 // The service API (protocol 11.5, issue 22): a token with chats:service drives its tenant's rooms over
@@ -44,10 +45,11 @@ async function bookingFlow (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<
   const presence = await chat.call<{ users: Array<{ userId: string, status: string }> }>('GET', `/presence?userIds=${studentId},${uid('absent')}`)
   t.same(presence.users.map((user) => user.status), ['online', 'offline'], 'presence of the tenant\'s users, no shared room needed')
 
-  await onBookingCancelled(chat, { roomId, bookingId: booking.bookingId, studentId })
-  t.match((await student.client.next((frame) => frame.event === 'room.removed', 10_000)).data, { roomId }, 'the student leaves the conversation on cancel')
-  const after = await student.client.request('message.send', { roomId, content: 'still here?' })
-  t.equal(after.error?.code, 'NOT_MEMBER', 'and can no longer post in it')
+  await onBookingCancelled(chat, { roomId, bookingId: booking.bookingId })
+  t.match((await student.client.next((frame) => frame.event === 'room.updated', 10_000)).data, { roomId, room: { frozen: true } }, 'the student hears the room closed on cancel')
+  await until('the student can no longer post, on his node', async () => (await student.client.request('message.send', { roomId, content: 'still here?' })).error?.code === 'FORBIDDEN', { timeoutMs: 2000, everyMs: 50 })
+  const kept = await student.client.ack('history.fetch', { roomId }) as { messages: Array<{ content: string }> }
+  t.equal(kept.messages.at(-1)?.content, 'Booking cancelled.', 'but still reads the conversation, ending with the cancellation')
 }
 
 onOneAndTwoNodes(t, 'a booking service: confirm, remind, cancel', bookingFlow)

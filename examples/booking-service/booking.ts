@@ -5,7 +5,7 @@
  *
  *   const chat = new ChatService('http://127.0.0.1:3000', serviceToken)
  *   const roomId = await onBookingConfirmed(chat, { bookingId: 'b-42', studentId: 'stu-1', tutorId: 'tut-9', when: '…' })
- *   await onBookingCancelled(chat, { roomId, studentId: 'stu-1', tutorId: 'tut-9' })
+ *   await onBookingCancelled(chat, { roomId, bookingId: 'b-42' })
  */
 export interface Booking {
   bookingId: string
@@ -39,8 +39,11 @@ export async function onBookingConfirmed (chat: ChatService, booking: Booking): 
   return room.id
 }
 
-/** Cancelled: a SYSTEM message, then the student leaves the conversation (the tutor keeps its record). */
-export async function onBookingCancelled (chat: ChatService, booking: { roomId: string, bookingId: string, studentId: string }): Promise<void> {
+/**
+ * Cancelled: a SYSTEM message, then the room is closed to new messages (frozen: only ADMIN and above,
+ * here the tutor who owns it, may still post). Both keep the conversation to read.
+ */
+export async function onBookingCancelled (chat: ChatService, booking: { roomId: string, bookingId: string }): Promise<void> {
   await chat.call('POST', `/rooms/${booking.roomId}/messages`, { content: 'Booking cancelled.', clientMsgId: `cancelled-${booking.bookingId}` })
-  await chat.call('DELETE', `/rooms/${booking.roomId}/members/${encodeURIComponent(booking.studentId)}`)
+  await chat.call('PATCH', `/rooms/${booking.roomId}`, { frozen: true })
 }

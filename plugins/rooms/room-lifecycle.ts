@@ -7,7 +7,7 @@ import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { deleteRoom, lockRoom, rolesIn } from './room-rows.js'
-import { roomOf, summaryOfRoom } from './room-summaries.js'
+import { roomOf, serverSummaryOfRoom, summaryOfRoom } from './room-summaries.js'
 import { userKeysOf } from '../../lib/user-key.js'
 import { stageEntry } from '../../db/queries/feed-outbox.js'
 
@@ -146,7 +146,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
         await sync.invalidate({ rooms: [roomId] })
         await roomLog.publish(events)
       }
-      return await summaryOfRoom(db, user.id, roomId)
+      return user.server === true ? await serverSummaryOfRoom(db, roomId) : await summaryOfRoom(db, user.id, roomId)
     },
 
     async delete (actor, roomId) {

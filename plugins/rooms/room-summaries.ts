@@ -222,6 +222,17 @@ export async function summaryOfRoom (db: ChatDb, userId: string, roomId: string)
   return summary
 }
 
+/**
+ * One room as the server sees it (the host's API, the service API): OWNER, nothing unread. The server is
+ * no member, so the room's fields come from its oldest member's summary; NOT_FOUND for an empty room.
+ */
+export async function serverSummaryOfRoom (db: ChatDb, roomId: string): Promise<RoomSummary> {
+  const [oldest] = await loadMembers(db, roomId, undefined, { offset: 0, limit: 1 })
+  if (oldest === undefined) throw refusals.roomNotFound()
+  const summary = await summaryOfRoom(db, oldest.user.id, roomId)
+  return { ...summary, myRole: 'OWNER', lastReadSeq: summary.lastSeq, unreadCount: 0 }
+}
+
 interface FavoriteRow {
   type: 'ROOM' | 'USER'
   id: string
