@@ -108,6 +108,16 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
         -- Staged ids in seq order, which the relay keeps: a room's entries reach the sinks in seq order.
         from numbered n join locked l on l.id = n."roomId" left join mentioned w on w.i = n.i order by n."roomId", n.seq)`
     : sql``
+  // Most batches mention no one: their statement's text (one of two) has no work for mentions at all.
+  const mentioned = batch.some((row) => row.mentions !== undefined && row.mentions.length > 0)
+    ? sql`
+      -- Only sends that mention anyone: the mentioned who are members now (under the room's lock), and *.
+      select n.i, array(
+        select u from jsonb_array_elements_text(n.mentions) u
+        where u = '*' or exists (select 1 from ${roomMembers} rm where rm.room_id = n."roomId" and rm.user_id = u)
+      ) as mentions
+      from numbered n where n.mentions is not null`
+    : sql`select null::int as i, null::text[] as mentions where false`
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
         coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer", m as mentions
@@ -155,14 +165,7 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       select f.*, (b.last_seq - b.n + row_number() over (partition by f."roomId" order by f.i))::int as seq
       from checked f join bumped b on b.id = f."roomId"
       where f.member
-    ), mentioned as (
-      -- Only sends that mention anyone: the mentioned who are members now (under the room's lock), and *.
-      select n.i, array(
-        select u from jsonb_array_elements_text(n.mentions) u
-        where u = '*' or exists (select 1 from ${roomMembers} rm where rm.room_id = n."roomId" and rm.user_id = u)
-      ) as mentions
-      from numbered n where n.mentions is not null
-    ), inserted as (
+    ), mentioned as (${mentioned}), inserted as (
       insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, mentions, created_at)
       select n.id, n."roomId", n.seq, n."senderId", n.type, n.content, n."replyToId", n.attachments, n."clientMsgId",
         coalesce(w.mentions, '{}'), ${createdAt}::timestamptz

@@ -18,6 +18,7 @@ import type { RoomAction, RoomsService } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
+const NO_MENTIONS: string[] = []
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
 const checkSendInput = Compile(SendInput)
 /** Events read from the log at a time while filling a sync reply. */
@@ -174,7 +175,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     if (ATTACHMENT_TYPES.has(type) && attachments.length === 0) {
       throw chatError('VALIDATION_FAILED', `attachments: a ${type} message needs at least one`, [{ field: 'attachments', message: `required for ${type}` }])
     }
-    const mentions = [...new Set(input.mentions ?? [])]
+    const mentions = input.mentions === undefined ? NO_MENTIONS : [...new Set(input.mentions)]
     const rooms = roomsService()
     // The server's sends need no membership, but the room must be one it may see (its tenant).
     if (user.server === true) await rooms.requireMember(input.roomId, user)
@@ -188,7 +189,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       }
       await rooms.authorize(user, 'message.send', input.roomId, input)
       // Last: a send refused by any check above does not spend the member's slow-mode turn.
-      await rooms.takeSlowModeTurn(user, membership)
+      const turn = rooms.takeSlowModeTurn(user, membership)
+      if (turn !== null) await turn
     }
     return {
       roomId: input.roomId,

@@ -68,23 +68,27 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
     can,
     authorize: access.authorize,
 
-    async requireVoice (roomId, user, voice) {
-      const membership = await service.requireMember(roomId, user)
-      if (user.server === true) return membership
-      if (membership.mutedUntil !== null && membership.mutedUntil > Date.now()) throw refusals.muted(membership.mutedUntil)
-      // Reactions stay open to every member of a CHANNEL or a frozen room: only speaking is ADMIN's.
-      if (voice !== 'react' && ROLE_RANK[membership.role] < ROLE_RANK.ADMIN) {
-        if (membership.room.type === 'CHANNEL') throw chatError('FORBIDDEN', 'in a CHANNEL only ADMIN and above post')
-        if (membership.room.frozen) throw chatError('FORBIDDEN', 'this room is frozen: only ADMIN and above may send')
-      }
-      return membership
+    // On every send: no async step of its own beyond the membership lookup it extends.
+    requireVoice (roomId, user, voice) {
+      return service.requireMember(roomId, user).then((membership) => {
+        if (user.server === true) return membership
+        if (membership.mutedUntil !== null && membership.mutedUntil > Date.now()) throw refusals.muted(membership.mutedUntil)
+        // Reactions stay open to every member of a CHANNEL or a frozen room: only speaking is ADMIN's.
+        if (voice !== 'react' && ROLE_RANK[membership.role] < ROLE_RANK.ADMIN) {
+          if (membership.room.type === 'CHANNEL') throw chatError('FORBIDDEN', 'in a CHANNEL only ADMIN and above post')
+          if (membership.room.frozen) throw chatError('FORBIDDEN', 'this room is frozen: only ADMIN and above may send')
+        }
+        return membership
+      })
     },
 
-    async takeSlowModeTurn (user, membership) {
+    takeSlowModeTurn (user, membership) {
       const seconds = membership.room.slowModeSec
-      if (seconds === 0 || user.server === true || ROLE_RANK[membership.role] >= ROLE_RANK.MODERATOR) return
-      const retryAfterMs = await slowTurns.take(`${membership.room.id}:${userKeyOf(user)}`, seconds * 1000)
-      if (retryAfterMs !== null) throw refusals.slowMode(retryAfterMs, seconds)
+      // Most rooms: nothing to wait for, not even a promise.
+      if (seconds === 0 || user.server === true || ROLE_RANK[membership.role] >= ROLE_RANK.MODERATOR) return null
+      return slowTurns.take(`${membership.room.id}:${userKeyOf(user)}`, seconds * 1000).then((retryAfterMs) => {
+        if (retryAfterMs !== null) throw refusals.slowMode(retryAfterMs, seconds)
+      })
     },
 
     async actingRole (user, roomId, action) {

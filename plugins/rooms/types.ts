@@ -78,8 +78,9 @@ export interface RoomsService extends RoomsApiMethods {
   /**
    * Slow mode's turn for a send that passed every other check: RATE_LIMITED (details.retryAfterMs) when
    * the MEMBER sent in the room less than slowModeSec ago, on any node. MODERATOR and above are exempt.
+   * Null when the room has no slow mode for this user (nothing to await).
    */
-  takeSlowModeTurn (user: TenantUser, membership: Membership): Promise<void>
+  takeSlowModeTurn (user: TenantUser, membership: Membership): Promise<void> | null
 }
 
 /** Who does an action: the user, and the socket that asked (it gets the ack, not the push), if any. */
