@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { RoomId, UserId } from './room.js'
+import { RoomId, UUID_PATTERN, UserId } from './room.js'
 
 /** The longest timed ban or mute: a year (longer is a permanent one: leave durationSec out). */
 export const MAX_MODERATION_SEC = 366 * 24 * 3600
@@ -27,3 +27,27 @@ export const BanSchema = Type.Object({
 export type Ban = Static<typeof BanSchema>
 export const BanAck = Type.Object({ ban: BanSchema })
 export const BansAck = Type.Object({ bans: Type.Array(BanSchema) })
+
+export const ReportSchema = Type.Object({
+  id: Type.String(),
+  roomId: Type.String(),
+  messageId: Type.String(),
+  reporterId: Type.String(),
+  reason: Type.String(),
+  status: Type.Union([Type.Literal('open'), Type.Literal('dismissed'), Type.Literal('actioned')]),
+  excerpt: Type.String({ description: 'the start of the reported message (empty once deleted)' }),
+  resolvedBy: Type.Union([Type.String(), Type.Null()]),
+  resolvedAt: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+})
+export type Report = Static<typeof ReportSchema>
+export const ReportStatusSchema = Type.Union([Type.Literal('open'), Type.Literal('dismissed'), Type.Literal('actioned')])
+export const ReportBody = Type.Object({ reason: Reason }, { additionalProperties: false })
+export const ReportInput = Type.Object({ messageId: Type.String({ pattern: UUID_PATTERN, maxLength: 36 }), reason: Reason }, { additionalProperties: false })
+export const ReportsQuery = Type.Object({ status: Type.Optional(ReportStatusSchema) }, { additionalProperties: false })
+export const ReportsInput = Type.Object({ roomId: RoomId, ...ReportsQuery.properties }, { additionalProperties: false })
+export const ResolveAction = Type.Union([Type.Literal('dismiss'), Type.Literal('delete')], { description: 'dismiss: keep the message; delete: delete it (as message.delete by a moderator)' })
+export const ResolveBody = Type.Object({ action: ResolveAction }, { additionalProperties: false })
+export const ResolveInput = Type.Object({ reportId: Type.String({ pattern: UUID_PATTERN, maxLength: 36 }), action: ResolveAction }, { additionalProperties: false })
+export const ReportAck = Type.Object({ report: ReportSchema })
+export const ReportsAck = Type.Object({ reports: Type.Array(ReportSchema) })

@@ -24,6 +24,8 @@ export const MAX_USER_IDS = 100
 /** A room's capacity may not be set above this (a room without maxMembers has no limit). */
 export const MAX_MEMBERS_LIMIT = 1_000_000
 export const MAX_SLOW_MODE_SEC = 3600
+/** Messages one room may have pinned at once. */
+export const MAX_PINS = 50
 
 export const RoomId = Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'room id (uuid)' })
 export const UserId = Type.String({ minLength: 1, maxLength: MAX_USER_ID, description: 'user id (the token\'s sub)' })
@@ -52,6 +54,7 @@ export const RoomSchema = Type.Object({
   maxMembers: Type.Union([Type.Integer(), Type.Null()]),
   frozen: Type.Boolean({ description: 'only ADMIN and above may send' }),
   slowModeSec: Type.Integer({ description: 'a MEMBER may send one message per this many seconds (0: off)' }),
+  pinnedMessageIds: Type.Array(Type.String(), { description: 'pinned messages, oldest pin first (message.pin)' }),
   memberCount: Type.Integer(),
   lastSeq: Type.Integer(),
   createdBy: Type.String(),

@@ -181,3 +181,75 @@ onOneAndTwoNodes(t, 'the feed names moderation actions', async (t, nodeA, nodeB)
   await owner.client.ack('room.unban', { roomId, userId: carol })
   t.same(await feedTypes(nodeA, roomId), ['room.created', 'member.muted', 'member.unmuted', 'member.banned', 'member.banned', 'member.unbanned'])
 }, { options: { feed: {} } })
+
+onOneAndTwoNodes(t, 'reports reach the moderators live, not the room; resolved by dismissing or deleting', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const mod = await connect(nodeA, uid('mod'))
+  const bob = await connect(nodeB, uid('bob'))
+  const carol = await connect(nodeB, uid('carol'))
+  close(t, owner, mod, bob, carol)
+  const roomId = await groupRoom(owner, [mod.id, bob.id, carol.id])
+  await owner.client.ack('room.member.role', { roomId, userId: mod.id, role: 'MODERATOR' })
+  const rude = await bob.client.ack('message.send', { roomId, content: 'something rude' }) as { message: { id: string } }
+  const fine = await bob.client.ack('message.send', { roomId, content: 'something fine' }) as { message: { id: string } }
+
+  const toMod = mod.client.next((frame) => frame.event === 'message.reported' && frame.data?.roomId === roomId)
+  const { report } = await carol.client.ack('message.report', { messageId: rude.message.id, reason: 'rude' }) as { report: { id: string, status: string, reporterId: string, excerpt: string } }
+  t.same([report.status, report.reporterId, report.excerpt], ['open', carol.id, 'something rude'], 'the ack: an open report')
+  t.equal(((await toMod).data?.report as { id: string }).id, report.id, 'the moderator (on the other node) hears it live')
+  t.notOk(await receivesReport(bob), 'the reported member does not')
+  const byRest = await rest(nodeB, bob.token, 'POST', `/api/messages/${fine.message.id}/reports`, { reason: 'testing' })
+  t.equal(byRest.status, 201, 'a report over REST')
+  t.equal((await carol.client.request('message.report', { messageId: fine.message.id, reason: '' })).error?.code, 'VALIDATION_FAILED', 'a reason is required')
+
+  t.equal((await carol.client.request('room.reports', { roomId })).error?.code, 'FORBIDDEN', 'a MEMBER does not read reports')
+  const open = await rest(nodeA, mod.token, 'GET', `/api/rooms/${roomId}/reports`)
+  t.same((open.body as { reports: Array<{ messageId: string }> }).reports.map((one) => one.messageId), [fine.message.id, rude.message.id], 'the open queue, newest first')
+
+  const dismissed = await mod.client.ack('room.report.resolve', { reportId: (byRest.body as { report: { id: string } }).report.id, action: 'dismiss' }) as { report: { status: string } }
+  t.equal(dismissed.report.status, 'dismissed')
+  const deleted = bob.client.next((frame) => frame.event === 'message.deleted' && frame.data?.messageId === rude.message.id)
+  const actioned = await rest(nodeA, mod.token, 'POST', `/api/reports/${report.id}/resolve`, { action: 'delete' })
+  t.same([actioned.status, actioned.body?.report?.status, actioned.body?.report?.excerpt], [200, 'actioned', ''], 'resolved by deleting the message')
+  await deleted
+  t.pass('the room hears the deletion like any moderator delete')
+  t.same(((await mod.client.ack('room.reports', { roomId })) as { reports: unknown[] }).reports, [], 'nothing open any more')
+})
+
+async function receivesReport (person: Person): Promise<boolean> {
+  try {
+    await person.client.next((frame) => frame.event === 'message.reported', 300)
+    return true
+  } catch {
+    return false
+  }
+}
+
+onOneAndTwoNodes(t, 'pins: a moderator pins, the room hears room.updated with pinnedMessageIds, in sync too', async (t, nodeA, nodeB) => {
+  const owner = await connect(nodeA, uid('owner'))
+  const bob = await connect(nodeB, uid('bob'))
+  close(t, owner, bob)
+  const roomId = await groupRoom(owner, [bob.id])
+  const first = await bob.client.ack('message.send', { roomId, content: 'pin me' }) as { message: { id: string } }
+  const second = await owner.client.ack('message.send', { roomId, content: 'and me' }) as { message: { id: string } }
+  t.equal((await bob.client.request('message.pin', { messageId: first.message.id })).error?.code, 'FORBIDDEN', 'a MEMBER does not pin in a group')
+
+  const heard = bob.client.next((frame) => frame.event === 'room.updated' && frame.data?.roomId === roomId)
+  const ack = await owner.client.ack('message.pin', { messageId: first.message.id }) as { seq: number }
+  t.ok(ack.seq > 0, 'the pin took a seq')
+  t.same(((await heard).data?.room as { pinnedMessageIds: string[] }).pinnedMessageIds, [first.message.id], 'bob hears it on his node')
+  t.equal((await rest(nodeB, owner.token, 'PUT', `/api/messages/${second.message.id}/pin`)).status, 200, 'pinned over REST')
+  t.same(((await owner.client.ack('message.pin', { messageId: first.message.id })) as { seq?: number }).seq, undefined, 'pinning again changes nothing')
+  await owner.client.ack('message.unpin', { messageId: first.message.id })
+  const room = await rest(nodeB, bob.token, 'GET', `/api/rooms/${roomId}`)
+  t.same((room.body as { room: { pinnedMessageIds: string[] } }).room.pinnedMessageIds, [second.message.id], 'the room shows what is pinned')
+  const synced = await bob.client.ack('sync', { cursors: [{ roomId, seq: 0 }] }) as { rooms: Array<{ events: Array<{ event: string }> }> }
+  t.equal(synced.rooms[0]?.events.filter((event) => event.event === 'room.updated').length, 3, 'the three pin changes replay in sync')
+
+  const peer = await connect(nodeA, uid('peer'))
+  close(t, peer)
+  const dm = ((await peer.client.ack('dm.open', { userId: bob.id })) as { room: { id: string } }).room.id
+  const hello = await peer.client.ack('message.send', { roomId: dm, content: 'hello' }) as { message: { id: string } }
+  await bob.client.ack('message.pin', { messageId: hello.message.id })
+  t.pass('any member pins in a DIRECT room')
+})

@@ -40,3 +40,23 @@ export const reactions = chatSchema.table('reactions', {
   primaryKey({ columns: [table.messageId, table.userId, table.emoji] }),
   index('reactions_message_idx').on(table.messageId),
 ])
+
+export const REPORT_STATUSES = ['open', 'dismissed', 'actioned'] as const
+export type ReportStatus = typeof REPORT_STATUSES[number]
+
+/** Reports of messages to a room's moderators (protocol 11.3); one per reporter and message. */
+export const messageReports = chatSchema.table('message_reports', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  roomId: uuid('room_id').notNull().references(() => rooms.id, { onDelete: 'cascade' }),
+  messageId: uuid('message_id').notNull().references(() => messages.id, { onDelete: 'cascade' }),
+  reporterId: text('reporter_id').notNull(),
+  reason: text('reason').notNull(),
+  status: text('status').$type<ReportStatus>().notNull().default('open'),
+  resolvedBy: text('resolved_by'),
+  resolvedAt: timestamp('resolved_at', { withTimezone: true, mode: 'date' }),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+}, (table) => [
+  uniqueIndex('message_reports_reporter_idx').on(table.messageId, table.reporterId),
+  index('message_reports_room_status_idx').on(table.roomId, table.status, table.createdAt),
+  check('message_reports_status_check', sql`${table.status} in ('open', 'dismissed', 'actioned')`),
+])

@@ -22,6 +22,8 @@ export const rooms = chatSchema.table('rooms', {
   // MEMBER send one message per slowModeSec seconds.
   frozen: boolean('frozen').notNull().default(false),
   slowModeSec: integer('slow_mode_sec').notNull().default(0),
+  // Pinned messages, oldest pin first (at most MAX_PINS): the room row, so every summary carries them.
+  pinnedMessageIds: uuid('pinned_message_ids').array().notNull().default(sql`'{}'::uuid[]`),
   // Kept in the row so that a conditional UPDATE enforces maxMembers under concurrent joins.
   memberCount: integer('member_count').notNull().default(0),
   // The room's one sequence: every durable event takes last_seq + 1 under this row's lock.

@@ -24,7 +24,7 @@ export const REQUIRED_CLAIM: Readonly<Record<string, PermissionClaim>> = {
 }
 
 /** Room actions that `chats:moderate` allows in every room of the user's tenant, member or not. */
-export const MODERATOR_ACTIONS: ReadonlySet<string> = new Set(['message.delete.any', 'member.kick', 'member.ban', 'member.mute', 'room.bans'])
+export const MODERATOR_ACTIONS: ReadonlySet<string> = new Set(['message.delete.any', 'member.kick', 'member.ban', 'member.mute', 'room.bans', 'room.reports'])
 
 /**
  * Grants (protocol 11.1): permissions that give more than an ordinary user has, honoured whether or not

@@ -16,6 +16,10 @@ import { frameOf } from '../../db/queries/room-events.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { RoomAction, RoomsService } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
+import { createReports } from './reports.js'
+import { createPins } from './pins.js'
+import type { Report } from '../../schemas/moderation.js'
+import type { ReportStatus } from '../../db/schema/index.js'
 
 const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'])
 const NO_MENTIONS: string[] = []
@@ -99,6 +103,12 @@ export interface MessagingService {
   sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
   /** Resolves when every queued send is committed (graceful shutdown). */
   drain (): Promise<void>
+  /** Reports a message to its room's moderators (protocol 11.3; plugins/messaging/reports.ts). */
+  report (user: ChatUser, messageId: string, reason: string): Promise<Report>
+  reports (user: ChatUser, roomId: string, status: ReportStatus): Promise<Report[]>
+  resolveReport (user: ChatUser, reportId: string, action: 'dismiss' | 'delete'): Promise<Report>
+  /** Pins or unpins a message; where the room.updated landed (nothing when nothing changed). */
+  pin (user: ChatUser, messageId: string, pinned: boolean, except?: Connection): Promise<Partial<EventPlace>>
 }
 
 declare module 'fastify' {
@@ -209,6 +219,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   /** A sender's sends into one room reach the writer in the order they began (see turns.ts). */
   const sendTurns = new Turns()
 
+  // Resolving a report with "delete" is the moderator's message.delete (service.remove, below).
+  const reports = createReports(app, (user, messageId) => service.remove(user, messageId))
+  const pin = createPins(app)
   const service: MessagingService = {
     async send (user, input, options = {}) {
       const turn = sendTurns.take(`${input.roomId}\u0000${user.id}`)
@@ -404,6 +417,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     },
 
     drain: () => writer.drain(),
+    report: reports.report,
+    reports: reports.reports,
+    resolveReport: reports.resolve,
+    pin: async (user, messageId, pinned, except) => placeOf(await pin(user, messageId, pinned, except)),
   }
   app.decorate('chatMessaging', service)
 }, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics'] })

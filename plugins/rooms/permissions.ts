@@ -23,6 +23,10 @@ export const LEAST_ROLE: Readonly<Record<RoomAction, Role>> = {
   'member.ban': 'MODERATOR',
   'member.mute': 'MODERATOR',
   'room.bans': 'MODERATOR',
+  // Any member reports; moderators read and resolve; pins are a moderator's (any member's in DIRECT).
+  'message.report': 'MEMBER',
+  'room.reports': 'MODERATOR',
+  'message.pin': 'MODERATOR',
   // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canActOn).
   'member.kick': 'MODERATOR',
   'room.update': 'ADMIN',

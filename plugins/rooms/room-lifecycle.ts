@@ -136,7 +136,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
             data: {
               room: roomOf({
                 id: updated.id, type: updated.type, name: updated.name, description: updated.description, avatar: updated.avatar,
-                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, member_count: updated.memberCount,
+                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, pinned_message_ids: updated.pinnedMessageIds, member_count: updated.memberCount,
                 last_seq: updated.lastSeq + 1, created_by: updated.createdBy, created_at: isoOf(updated.createdAt),
               }),
             },

@@ -96,14 +96,21 @@ interface RoomRow {
   max_members: number | null
   frozen: boolean
   slow_mode_sec: number
+  pinned_message_ids: string[] | string
   member_count: number
   last_seq: number
   created_by: string
   created_at: string
 }
 
-const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.member_count,
+const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.member_count,
   r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
+
+/** A uuid[] as the drivers give it: an array (postgres.js, PGlite) or its text form in some raw reads. */
+function uuidsOf (value: string[] | string): string[] {
+  if (Array.isArray(value)) return value
+  return value === '{}' ? [] : value.slice(1, -1).split(',')
+}
 
 export function roomOf (row: RoomRow): Room {
   return {
@@ -116,6 +123,7 @@ export function roomOf (row: RoomRow): Room {
     maxMembers: row.max_members,
     frozen: row.frozen,
     slowModeSec: row.slow_mode_sec,
+    pinnedMessageIds: uuidsOf(row.pinned_message_ids),
     memberCount: row.member_count,
     lastSeq: row.last_seq,
     createdBy: row.created_by,

@@ -43,6 +43,7 @@ export type Voice = 'send' | 'react' | 'type'
 export type RoomAction =
   | 'message.send' | 'message.react' | 'message.read' | 'room.leave' | 'message.edit.own' | 'message.delete.own'
   | 'member.add' | 'message.delete.any' | 'message.mention.everyone' | 'member.ban' | 'member.mute' | 'room.bans'
+  | 'message.report' | 'room.reports' | 'message.pin'
   | 'room.update' | 'member.role' | 'member.kick'
   | 'room.delete' | 'member.role.admin' | 'room.transfer'
 

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
-import { BanAck, BanInput, BansAck, MuteInput, RoomUserInput } from '../../schemas/moderation.js'
+import { BanAck, BanInput, BansAck, MuteInput, ReportAck, ReportInput, ReportsAck, ReportSchema, ReportsInput, ResolveInput, RoomUserInput } from '../../schemas/moderation.js'
+import { MessageIdInput } from '../../schemas/messaging.js'
 import { MemberSchema, RoomId } from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
@@ -57,6 +58,8 @@ export function registerModerationEvents (app: FastifyInstance): void {
     handler: async (ctx, data) => ({ member: await rooms.unmute(actorOf(ctx), data.roomId, data.userId) }),
   })
 
+  if (app.chatConfig.concerns.messaging) registerReportAndPinEvents(app)
+
   const Seq = Type.Integer({ minimum: 1, description: 'the room\'s seq this event took' })
   const BanDetail = {
     by: Type.String(),
@@ -70,5 +73,47 @@ export function registerModerationEvents (app: FastifyInstance): void {
   gateway.declarePush('room.ban_lifted', {
     summary: 'To the room: a ban was lifted.',
     schema: Type.Object({ roomId: Type.String(), seq: Seq, userId: Type.String(), by: Type.String() }),
+  })
+}
+
+/** Reports and pins: messaging's part of moderation (plugins/messaging/reports.ts, pins.ts). */
+function registerReportAndPinEvents (app: FastifyInstance): void {
+  const gateway = app.chatGateway
+  const messaging = app.chatMessaging
+  const PinAck = Type.Object({ roomId: Type.Optional(Type.String()), seq: Type.Optional(Type.Integer()) })
+
+  gateway.on('message.report', {
+    summary: 'Reports a message to the room\'s moderators (any member; reporting again replaces the reason).',
+    schema: ReportInput,
+    ack: ReportAck,
+    handler: async (ctx, data) => ({ report: await messaging.report(ctx.user, data.messageId, data.reason) }),
+  })
+  gateway.on('room.reports', {
+    summary: 'The room\'s reports of one status (open by default), newest first (MODERATOR and above).',
+    schema: ReportsInput,
+    ack: ReportsAck,
+    handler: async (ctx, data) => ({ reports: await messaging.reports(ctx.user, data.roomId, data.status ?? 'open') }),
+  })
+  gateway.on('room.report.resolve', {
+    summary: 'Resolves a report: dismiss, or delete the message (every open report of it is then actioned).',
+    schema: ResolveInput,
+    ack: ReportAck,
+    handler: async (ctx, data) => ({ report: await messaging.resolveReport(ctx.user, data.reportId, data.action) }),
+  })
+  gateway.on('message.pin', {
+    summary: 'Pins a message (MODERATOR and above; any member in a DIRECT room): room.updated with pinnedMessageIds.',
+    schema: MessageIdInput,
+    ack: PinAck,
+    handler: async (ctx, data) => await messaging.pin(ctx.user, data.messageId, true, ctx.connection),
+  })
+  gateway.on('message.unpin', {
+    summary: 'Unpins a message (as message.pin).',
+    schema: MessageIdInput,
+    ack: PinAck,
+    handler: async (ctx, data) => await messaging.pin(ctx.user, data.messageId, false, ctx.connection),
+  })
+  gateway.declarePush('message.reported', {
+    summary: 'To the room\'s MODERATORs and above: a message was reported (ephemeral: no seq).',
+    schema: Type.Object({ roomId: Type.String(), report: ReportSchema }),
   })
 }

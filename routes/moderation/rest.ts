@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ClientErrors } from '../../schemas/error.js'
-import { BanAck, BanBody, BansAck, MuteBody } from '../../schemas/moderation.js'
+import { BanAck, BanBody, BansAck, MuteBody, ReportAck, ReportBody, ReportsAck, ReportsQuery, ResolveBody } from '../../schemas/moderation.js'
+import { Uuid } from '../../schemas/messaging.js'
+import { callerOf } from '../../plugins/auth/request-auth.js'
 import { MemberSchema, RoomId, UserId } from '../../schemas/room.js'
 import { actorOf } from '../rooms/rest.js'
 
@@ -37,6 +39,31 @@ const moderationRest: FastifyPluginAsyncTypebox = async function moderationRest 
   app.delete('/rooms/:roomId/mutes/:userId', {
     schema: { ...common, summary: 'End a member\'s mute', params: MemberParams, response: { 200: MemberReply, ...ClientErrors } },
   }, async (request) => ({ member: await rooms.unmute(actorOf(request), request.params.roomId, request.params.userId) }))
+
+  if (!app.chatConfig.concerns.messaging) return
+  const messaging = app.chatMessaging
+  const MessageParams = Type.Object({ messageId: Uuid })
+  const PinReply = Type.Object({ roomId: Type.Optional(Type.String()), seq: Type.Optional(Type.Integer()) })
+
+  app.post('/messages/:messageId/reports', {
+    schema: { ...common, summary: 'Report a message to the room\'s moderators', params: MessageParams, body: ReportBody, response: { 201: ReportAck, ...ClientErrors } },
+  }, async (request, reply) => reply.code(201).send({ report: await messaging.report(callerOf(request), request.params.messageId, request.body.reason) }))
+
+  app.get('/rooms/:roomId/reports', {
+    schema: { ...common, summary: 'The room\'s reports of one status (open by default), newest first (MODERATOR and above)', params: RoomParams, querystring: ReportsQuery, response: { 200: ReportsAck, ...ClientErrors } },
+  }, async (request) => ({ reports: await messaging.reports(callerOf(request), request.params.roomId, request.query.status ?? 'open') }))
+
+  app.post('/reports/:reportId/resolve', {
+    schema: { ...common, summary: 'Resolve a report: dismiss, or delete the message', params: Type.Object({ reportId: Uuid }), body: ResolveBody, response: { 200: ReportAck, ...ClientErrors } },
+  }, async (request) => ({ report: await messaging.resolveReport(callerOf(request), request.params.reportId, request.body.action) }))
+
+  app.put('/messages/:messageId/pin', {
+    schema: { ...common, summary: 'Pin a message (MODERATOR and above; any member in a DIRECT room)', params: MessageParams, response: { 200: PinReply, ...ClientErrors } },
+  }, async (request) => await messaging.pin(callerOf(request), request.params.messageId, true))
+
+  app.delete('/messages/:messageId/pin', {
+    schema: { ...common, summary: 'Unpin a message', params: MessageParams, response: { 200: PinReply, ...ClientErrors } },
+  }, async (request) => await messaging.pin(callerOf(request), request.params.messageId, false))
 }
 
 export default moderationRest
