@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 
 /** The routing-key word of the default tenant (''): an empty first word would make keys like `.message.created`. */
-export const DEFAULT_TENANT_WORD = '_default'
+const DEFAULT_TENANT_WORD = '_default'
 
 /**
  * AMQP routing keys are short strings (at most 255 bytes). A tenant word longer than this is replaced by
