@@ -7,6 +7,9 @@ import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
 
+/** The feed's RabbitMQ exchange when `feed.rabbitmq.exchange` is not given. */
+export const FEED_RABBITMQ_EXCHANGE = 'chat.feed'
+
 /** A browser origin as browsers send it (scheme, host, optional port; no path), or "*". */
 const ORIGIN_PATTERN = '^(\\*|[A-Za-z][A-Za-z0-9+.-]*://[^/?#\\s]+)$'
 
@@ -92,6 +95,13 @@ export const ChatOptionsSchema = Type.Object({
       redisStream: Type.Union([Type.Boolean(), Type.Object({
         maxLen: Type.Integer({ minimum: 1000, default: 1000000, description: 'approximate length the stream is trimmed to (XADD MAXLEN ~)' }),
       }, { additionalProperties: false })], { default: false, description: 'relay the feed to the Redis Stream <redisPrefix>feed (needs redis)' }),
+      rabbitmq: Type.Optional(Type.Object({
+        url: Type.String({ pattern: '^amqps?://', description: 'amqp:// or amqps:// URL of the broker (credentials, vhost and query options as amqplib takes them)' }),
+        exchange: Type.Optional(Type.String({
+          pattern: '^(?!amq\\.)[A-Za-z0-9_.:-]{1,255}$', default: FEED_RABBITMQ_EXCHANGE,
+          description: 'the durable topic exchange entries are published to (routing key <tenant>.<type>); amq.* names are the broker\'s',
+        })),
+      }, { additionalProperties: false, description: 'relay the feed to a RabbitMQ topic exchange with publisher confirms (needs the optional package amqplib)' })),
       keepHours: Type.Number({ minimum: 0, default: 24, description: 'feed entries every sink has confirmed are deleted after this many hours' }),
       leaseMs: Type.Integer({ minimum: 500, maximum: 60000, default: 5000, description: 'the relay lease: a node that stops renewing it is replaced within this time' }),
       batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'entries moved and delivered per relay step' }),

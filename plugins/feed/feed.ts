@@ -1,8 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
+import { FEED_RABBITMQ_EXCHANGE } from '../core/config.js'
 import { releaseLease, takeLease } from './lease.js'
 import { FeedRelay } from './relay.js'
+import { RabbitMqSink } from './sinks/rabbitmq.js'
 import { RedisStreamSink } from './sinks/redis-stream.js'
 import type { FeedSink } from './types.js'
 
@@ -42,6 +44,9 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
     if (app.chatRedis === null) throw new Error('feed.redisStream needs redis')
     const maxLen = options.redisStream === true ? 1_000_000 : options.redisStream.maxLen
     sinks.push(new RedisStreamSink(app.chatRedis, app.chatConfig.redisPrefix, maxLen))
+  }
+  if (options.rabbitmq !== undefined) {
+    sinks.push(await RabbitMqSink.create({ url: options.rabbitmq.url, exchange: options.rabbitmq.exchange ?? FEED_RABBITMQ_EXCHANGE }))
   }
 
   const registry = app.chatMetrics.registry
