@@ -6,6 +6,7 @@ import type { ChatDb } from '../../db/client.js'
 import { chatError, refusals, toWireError } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
+import { createScreening } from './screening.js'
 import { Turns } from '../../lib/turns.js'
 import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
 import { SendInput, type Message } from '../../schemas/messaging.js'
@@ -136,6 +137,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   const writer = createSendWriter(app)
+  /** Null when nothing is configured to screen content: then no send or edit waits for it. */
+  const screening = createScreening(app)
 
   /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
   async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
@@ -190,7 +193,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       roomId: input.roomId,
       sender: { id: user.id, name: user.name, avatar: user.avatar },
       type,
-      content,
+      content: screening === null ? content : await screening.screen(user, input.roomId, content),
       attachments,
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
@@ -226,8 +229,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       if (row.senderId !== user.id) throw chatError('FORBIDDEN', 'only the sender may edit a message')
       if (row.deletedAt !== null) throw refusals.messageDeleted()
       if (row.type === 'SYSTEM') throw chatError('FORBIDDEN', 'SYSTEM messages cannot be edited')
-      const text = checkContent(content)
-      await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: text })
+      const checked = checkContent(content)
+      await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: checked })
+      const text = screening === null ? checked : await screening.screen(user, row.roomId, checked, messageId)
       const { message, events } = await db.transaction(async (tx) => {
         const updated = await tx.update(messages).set({ content: text, editedAt: new Date() })
           .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
