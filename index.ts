@@ -59,6 +59,7 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
     config,
     hooks: {
       authorize: raw.authorize,
+      moderateMessage: raw.moderateMessage,
       verifyToken: raw.verifyToken,
       authenticate: raw.authenticate,
       resolveUser: raw.resolveUser,
@@ -157,7 +158,7 @@ declare module 'fastify' {
 export default chatSuite
 export { chatSuite, resolveConfig }
 export type { ChatOptions, DevTokenClaims }
-export type { ChatConfig, AuthorizeRequest } from './plugins/core/config.js'
+export type { ChatConfig, AuthorizeRequest, ModerationRequest, ModerationVerdict } from './plugins/core/config.js'
 export type { ChatUser } from './plugins/realtime/connection.js'
 export { CloseCodes } from './plugins/realtime/connection.js'
 export { ERROR_CODES, chatError, type ErrorCode } from './plugins/core/errors.js'

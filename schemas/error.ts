@@ -11,7 +11,7 @@ export const ErrorReply = Type.Object({
   code: Type.String({ enum: [...ERROR_CODES], description: 'protocol error code (FORBIDDEN, NOT_MEMBER, NOT_FOUND, ROOM_FULL, ...)' }),
   error: Type.String(),
   message: Type.String(),
-  details: Type.Optional(Type.Unknown({ description: 'QUOTA_EXCEEDED only: as in the socket\'s error frame, {limit, ...}' })),
+  details: Type.Optional(Type.Unknown({ description: 'as in the socket\'s error frame, for QUOTA_EXCEEDED ({limit, ...}) and content screening\'s refusals ({reason})' })),
 })
 
 /** The client errors a REST route of rooms or favorites documents with their own status. */

@@ -55,6 +55,14 @@ export const ChatOptionsSchema = Type.Object({
   maxConnectionsPerIp: Type.Integer({ minimum: 0, default: 0, description: 'open sockets per client address on one node (IPv6 by /64), authenticated or not; 0 is no limit; over it close 4409' }),
   maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576 }),
   maxMessageLength: Type.Integer({ minimum: 1, maximum: 100000, default: 4000 }),
+  blockedWords: Type.Array(Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), {
+    default: [], maxItems: 10000,
+    description: 'words (or phrases) a send or an edit may not contain: whole words, case-insensitive, in any script, after NFKC normalization; a match is FORBIDDEN (details.reason "blocked word")',
+  }),
+  moderationTimeoutMs: Type.Integer({
+    minimum: 10, maximum: 60000, default: 1000,
+    description: 'how long the moderateMessage hook may take for one send or edit; past it (or when it throws) the send is refused with UNAVAILABLE',
+  }),
   maxReplyBytes: Type.Integer({
     minimum: 65536, default: 1048576,
     description: 'the largest reply frame (an ack, an error) the server writes, in UTF-8 bytes: sync, history, member lists and joins are paged below it; anything else past it is refused with REPLY_TOO_LARGE',
@@ -171,6 +179,24 @@ export interface AuthorizeRequest {
   user?: { id: string, roles: string[], permissions: string[], tenant: string }
 }
 
+/** What the host's moderateMessage hook is asked about: a send, or an edit (then `messageId` is set). */
+export interface ModerationRequest {
+  tenant: string
+  userId: string
+  roomId: string
+  /** Trimmed, within maxMessageLength, and past blockedWords. */
+  content: string
+  /** The message being edited; absent for a send. */
+  messageId?: string
+}
+
+/** The hook's answer: allow as sent, reject (FORBIDDEN, `details.reason` = reason), or store `content` instead. */
+export interface ModerationVerdict {
+  action: 'allow' | 'reject' | 'replace'
+  content?: string
+  reason?: string
+}
+
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
 export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed'>> & {
   feed?: false | Partial<Exclude<ChatConfig['feed'], false>>
@@ -190,6 +216,11 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
   /** Veto hook: return false (or throw) to refuse an action with FORBIDDEN. */
   authorize?: (request: AuthorizeRequest) => boolean | Promise<boolean>
   /**
+   * Screens the content of every user's send and edit before it is written (docs/messaging.md, Content
+   * screening): sync or async, bounded by moderationTimeoutMs. Not asked for the server's SYSTEM messages.
+   */
+  moderateMessage?: (request: ModerationRequest) => ModerationVerdict | Promise<ModerationVerdict>
+  /**
    * Verifies a token with the host's own means (for example `(token) => app.jwt.verify(token)` to reuse
    * the host's @fastify/jwt); returns its claims (`sub` required) or throws. Replaces `jwt` when given.
    */
@@ -207,7 +238,7 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
 }
 
 const SERIALIZABLE_KEYS = new Set(Object.keys(ChatOptionsSchema.properties))
-const HOOK_KEYS = new Set(['databaseClient', 'redisClient', 'authorize', 'verifyToken', 'authenticate', 'resolveUser', 'prefix', 'decorator', 'logLevel', 'logSerializers'])
+const HOOK_KEYS = new Set(['databaseClient', 'redisClient', 'authorize', 'moderateMessage', 'verifyToken', 'authenticate', 'resolveUser', 'prefix', 'decorator', 'logLevel', 'logSerializers'])
 const checkOptions = Compile(ChatOptionsSchema)
 
 /** An origin as a browser serializes it (lower case, no default port); "*" stays. */
@@ -261,6 +292,7 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
 
 export interface ChatHooks {
   authorize?: ChatOptions['authorize']
+  moderateMessage?: ChatOptions['moderateMessage']
   verifyToken?: ChatOptions['verifyToken']
   authenticate?: ChatOptions['authenticate']
   resolveUser?: ChatOptions['resolveUser']

@@ -3,13 +3,18 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { isChatError, toWireError, type ErrorCode } from './errors.js'
 
 // The codes whose details the contract gives over REST too (protocol 11: QUOTA_EXCEEDED's limit); the
-// others keep Fastify's four fields (RATE_LIMITED says when in Retry-After).
+// others keep Fastify's four fields (RATE_LIMITED says when in Retry-After), except a refusal that says
+// why in `details.reason` (protocol 11.3: content screening's FORBIDDEN, and its UNAVAILABLE).
 const REST_DETAILS = new Set<ErrorCode>(['QUOTA_EXCEEDED'])
+
+function restShowsDetails (code: ErrorCode, details: unknown): boolean {
+  return REST_DETAILS.has(code) || typeof (details as { reason?: unknown } | null)?.reason === 'string'
+}
 
 /** Fastify's error shape with a protocol code; `error` is the status's standard reason phrase. */
 function sendError (reply: FastifyReply, statusCode: number, code: ErrorCode, message: string, details?: unknown): FastifyReply {
   const body: Record<string, unknown> = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Internal Server Error', message }
-  if (details !== undefined && REST_DETAILS.has(code)) body.details = details
+  if (details !== undefined && restShowsDetails(code, details)) body.details = details
   return reply.code(statusCode).send(body)
 }
 

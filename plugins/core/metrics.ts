@@ -27,7 +27,18 @@ export interface ChatMetrics {
    * right after the commit, to the last local write): call this only for deliveries it does not see.
    */
   delivery (ms: number): void
+  /** A send or edit that content screening refused or changed (plugins/messaging/screening.ts). */
+  messageScreened (action: ScreeningAction): void
+  /** The host's moderateMessage hook did not give a usable verdict: the send or edit was refused. */
+  moderationHookFailed (reason: ModerationHookFailure): void
 }
+
+/** blocked: a blockedWords match; reject and replace: the moderateMessage hook's verdicts. */
+export type ScreeningAction = 'blocked' | 'reject' | 'replace'
+/** timeout: past moderationTimeoutMs; error: it threw or rejected; invalid: a verdict that cannot be used. */
+export type ModerationHookFailure = 'timeout' | 'error' | 'invalid'
+const SCREENING_ACTIONS: readonly ScreeningAction[] = ['blocked', 'reject', 'replace']
+const HOOK_FAILURES: readonly ModerationHookFailure[] = ['timeout', 'error', 'invalid']
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,7 +50,7 @@ const NOOP = (): void => {}
 
 /** A ChatMetrics that records nothing, for concern plugins registered without the metrics plugin. */
 export function noopMetrics (): ChatMetrics {
-  return { registry: new Registry(), messagePersisted: NOOP, groupCommitBatch: NOOP, sendToAck: NOOP, delivery: NOOP }
+  return { registry: new Registry(), messagePersisted: NOOP, groupCommitBatch: NOOP, sendToAck: NOOP, delivery: NOOP, messageScreened: NOOP, moderationHookFailed: NOOP }
 }
 
 // Close codes get a label of their own when the protocol or RFC 6455 names them; anything a client
@@ -145,6 +156,8 @@ export function createMetrics (options: MetricsSources): BuiltMetrics {
   const brokerReconnects = new Counter({ name: 'chat_broker_reconnects_total', help: 'Times the broker reconnected to Redis and resubscribed', registers })
   const rateLimited = new Counter({ name: 'chat_rate_limited_frames_total', help: 'Frames refused with RATE_LIMITED by the per-socket token buckets', registers })
   const slowConsumers = new Counter({ name: 'chat_slow_consumers_cut_total', help: 'Sockets closed with 1013 because their send buffer passed maxBufferedBytes', registers })
+  const screened = new Counter({ name: 'chat_messages_screened_total', help: 'Sends and edits that content screening refused (blocked: blockedWords; reject: the moderateMessage hook) or changed (replace)', labelNames: ['action'], registers })
+  const hookFailures = new Counter({ name: 'chat_moderation_hook_failures_total', help: 'Sends and edits refused because the moderateMessage hook timed out, threw, or answered with an unusable verdict', labelNames: ['reason'], registers })
   // eslint-disable-next-line no-new
   new Gauge({
     name: 'chat_online_users',
@@ -158,6 +171,10 @@ export function createMetrics (options: MetricsSources): BuiltMetrics {
   const closedOther = socketsClosed.labels('other')
   const wsErrors = new Map(ERROR_CODES.map((code) => [code, errors.labels(code, 'ws')] as const))
   const restErrors = new Map(ERROR_CODES.map((code) => [code, errors.labels(code, 'rest')] as const))
+  // Every label value is exposed from the start, at 0: a rate() over a series that appears later misses its first step.
+  const screenedBy = new Map(SCREENING_ACTIONS.map((action) => [action, screened.labels(action)] as const))
+  const hookFailuresBy = new Map(HOOK_FAILURES.map((reason) => [reason, hookFailures.labels(reason)] as const))
+  for (const series of [...screenedBy.values(), ...hookFailuresBy.values()]) series.inc(0)
   const publishCells = { room: brokerPublishes.cell('room'), user: brokerPublishes.cell('user'), control: brokerPublishes.cell('control') }
 
   // Broadcasts hand the same string to every socket: the event is read from the frame once per frame.
@@ -212,6 +229,8 @@ export function createMetrics (options: MetricsSources): BuiltMetrics {
     },
     sendToAck (ms) { sendToAck.observe(ms / SECONDS) },
     delivery (ms) { delivery.observe(ms / SECONDS) },
+    messageScreened (action) { screenedBy.get(action)?.inc() },
+    moderationHookFailed (reason) { hookFailuresBy.get(reason)?.inc() },
   }
 
   return {

@@ -6,6 +6,7 @@ import type { ChatDb } from '../../db/client.js'
 import { chatError, refusals, toWireError } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
+import { createScreening } from './screening.js'
 import { Turns } from '../../lib/turns.js'
 import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
 import { SendInput, type Message } from '../../schemas/messaging.js'
@@ -14,7 +15,7 @@ import { unstorableField } from '../../lib/input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
 import { frameOf } from '../../db/queries/room-events.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
-import type { RoomAction, RoomsService } from '../rooms/types.js'
+import type { Membership, RoomAction, RoomsService } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
 import { createReports } from './reports.js'
 import { createPins } from './pins.js'
@@ -147,6 +148,8 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   const writer = createSendWriter(app)
+  /** Null when nothing is configured to screen content: then no send or edit waits for it. */
+  const screening = createScreening(app)
 
   /** A message by id, visible only to members of its room (others get NOT_FOUND, as if it did not exist). */
   async function visibleMessage (user: ChatUser, messageId: string, action?: 'message.delete.any'): Promise<{ row: MessageRow, role: Awaited<ReturnType<RoomsService['requireMember']>>['role'] }> {
@@ -187,18 +190,22 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     }
     const mentions = input.mentions === undefined ? NO_MENTIONS : [...new Set(input.mentions)]
     const rooms = roomsService()
+    let membership: Membership | null = null
     // The server's sends need no membership, but the room must be one it may see (its tenant).
     if (user.server === true) await rooms.requireMember(input.roomId, user)
     else {
       // Muted, a CHANNEL or a frozen room below ADMIN: refused from the cache, before anything is queued.
-      const membership = await rooms.requireVoice(input.roomId, user, 'send')
+      membership = await rooms.requireVoice(input.roomId, user, 'send')
       const { role } = membership
       if (!rooms.can(role, 'message.send')) throw chatError('FORBIDDEN', 'your role may not send here')
       if (mentions.includes('*') && !rooms.can(role, 'message.mention.everyone')) {
         throw chatError('FORBIDDEN', 'mentions: only a MODERATOR and above may mention everyone ("*")', [{ field: 'mentions', message: '"*" needs MODERATOR' }])
       }
       await rooms.authorize(user, 'message.send', input.roomId, input)
-      // Last: a send refused by any check above does not spend the member's slow-mode turn.
+    }
+    const screened = screening === null ? content : await screening.screen(user, input.roomId, content)
+    if (membership !== null) {
+      // Last: a send refused by any check above (screening too) does not spend the member's slow-mode turn.
       const turn = rooms.takeSlowModeTurn(user, membership)
       if (turn !== null) await turn
     }
@@ -206,7 +213,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       roomId: input.roomId,
       sender: { id: user.id, name: user.name, avatar: user.avatar },
       type,
-      content,
+      content: screened,
       attachments,
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
@@ -247,8 +254,9 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       if (row.type === 'SYSTEM') throw chatError('FORBIDDEN', 'SYSTEM messages cannot be edited')
       // Editing is speaking: not while muted, nor in a frozen room below ADMIN.
       await roomsService().requireVoice(row.roomId, user, 'send')
-      const text = checkContent(content)
-      await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: text })
+      const checked = checkContent(content)
+      await roomsService().authorize(user, 'message.edit', row.roomId, { messageId, content: checked })
+      const text = screening === null ? checked : await screening.screen(user, row.roomId, checked, messageId)
       const { message, events } = await db.transaction(async (tx) => {
         const updated = await tx.update(messages).set({ content: text, editedAt: new Date() })
           .where(and(eq(messages.id, messageId), isNull(messages.deletedAt))).returning({ id: messages.id })
