@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
+import { FeedWebhookSchema, checkWebhooks, type FeedWebhookConfig } from '../feed/webhook-options.js'
 
 /** A browser origin as browsers send it (scheme, host, optional port; no path), or "*". */
 const ORIGIN_PATTERN = '^(\\*|[A-Za-z][A-Za-z0-9+.-]*://[^/?#\\s]+)$'
@@ -92,6 +93,7 @@ export const ChatOptionsSchema = Type.Object({
       redisStream: Type.Union([Type.Boolean(), Type.Object({
         maxLen: Type.Integer({ minimum: 1000, default: 1000000, description: 'approximate length the stream is trimmed to (XADD MAXLEN ~)' }),
       }, { additionalProperties: false })], { default: false, description: 'relay the feed to the Redis Stream <redisPrefix>feed (needs redis)' }),
+      webhooks: Type.Array(FeedWebhookSchema, { default: [], maxItems: 20, description: 'webhook sinks: signed JSON batches POSTed to each URL (docs/feed.md, Webhooks)' }),
       keepHours: Type.Number({ minimum: 0, default: 24, description: 'feed entries every sink has confirmed are deleted after this many hours' }),
       leaseMs: Type.Integer({ minimum: 500, maximum: 60000, default: 5000, description: 'the relay lease: a node that stops renewing it is replaced within this time' }),
       batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'entries moved and delivered per relay step' }),
@@ -163,7 +165,9 @@ export interface AuthorizeRequest {
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
 export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed'>> & {
-  feed?: false | Partial<Exclude<ChatConfig['feed'], false>>
+  feed?: false | (Partial<Omit<Exclude<ChatConfig['feed'], false>, 'webhooks'>> & {
+    webhooks?: Array<Pick<FeedWebhookConfig, 'url' | 'secret'> & Partial<FeedWebhookConfig>>
+  })
   quotas?: Partial<ChatConfig['quotas']>
   cors?: false | (Pick<Exclude<ChatConfig['cors'], false>, 'origins'> & Partial<Exclude<ChatConfig['cors'], false>>)
   concerns?: Partial<ChatConfig['concerns']>
@@ -241,6 +245,7 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
     // A credentialed answer cannot name every origin: any site would act with the user's cookies.
     if (config.cors.credentials && config.cors.origins.includes('*')) throw new Error('chat: invalid option "cors": origins "*" with credentials would let any site use the caller\'s cookies')
   }
+  if (config.feed !== false) checkWebhooks(config.feed.webhooks)
   config.allowedOrigins = config.allowedOrigins.map((origin) => normalOrigin(origin, 'allowedOrigins'))
   if (options.databaseClient === undefined) {
     const problem = databaseUrlProblem(config.database)

@@ -4,6 +4,7 @@ import { Counter, Gauge } from 'prom-client'
 import { releaseLease, takeLease } from './lease.js'
 import { FeedRelay } from './relay.js'
 import { RedisStreamSink } from './sinks/redis-stream.js'
+import { WebhookSink } from './sinks/webhook.js'
 import type { FeedSink } from './types.js'
 
 export type { FeedEntry, FeedSink } from './types.js'
@@ -43,11 +44,14 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
     const maxLen = options.redisStream === true ? 1_000_000 : options.redisStream.maxLen
     sinks.push(new RedisStreamSink(app.chatRedis, app.chatConfig.redisPrefix, maxLen))
   }
+  for (const webhook of options.webhooks) sinks.push(new WebhookSink(webhook))
 
   const registry = app.chatMetrics.registry
   const movedCounter = new Counter({ name: 'chat_feed_moved_total', help: 'outbox rows moved into the feed', registers: [registry] })
   const deliveredCounter = new Counter({ name: 'chat_feed_delivered_total', help: 'feed entries confirmed by a sink', labelNames: ['sink'], registers: [registry] })
-  const failedCounter = new Counter({ name: 'chat_feed_delivery_failures_total', help: 'failed feed deliveries (retried)', labelNames: ['sink'], registers: [registry] })
+  // Every failure is retried after a backoff, or parks its batch: this counts the retries too.
+  const failedCounter = new Counter({ name: 'chat_feed_delivery_failures_total', help: 'failed feed deliveries (each retried, or parked)', labelNames: ['sink'], registers: [registry] })
+  const parkedCounter = new Counter({ name: 'chat_feed_parked_total', help: 'feed entries a sink gave up on after its maximum age (chat.feed_parked)', labelNames: ['sink'], registers: [registry] })
   const relay = new FeedRelay({
     db: app.chatDb,
     sinks,
@@ -58,6 +62,7 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
       moved: (count) => movedCounter.inc(count),
       delivered: (sink, count) => deliveredCounter.inc({ sink }, count),
       failed: (sink) => failedCounter.inc({ sink }),
+      parked: (sink, count) => parkedCounter.inc({ sink }, count),
     },
     onError: (error, what) => log.warn({ err: error }, what),
   })
