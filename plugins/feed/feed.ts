@@ -125,11 +125,12 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
     clearTimeout(leaseTimer)
     clearTimeout(stepTimer)
     await running
+    // Closing the sinks first ends a delivery waiting on a slow webhook, which the step in flight awaits.
+    await relay.close()
     await inFlight
     const held = heldUntil > 0
     heldUntil = 0
     if (held) await releaseLease(app.chatDb, LEASE_NAME, holder).catch((error: unknown) => log.warn({ err: error }, 'feed: lease release failed'))
-    await relay.close()
   })
 
   app.decorate('chatFeed', { relaying: holding })

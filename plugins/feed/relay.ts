@@ -86,6 +86,7 @@ function entryOf (row: FeedRow): FeedEntry {
 export class FeedRelay {
   private readonly states: SinkState[]
   newestId = 0
+  private closing = false
 
   constructor (private readonly options: RelayOptions) {
     this.states = options.sinks.map((sink) => ({ sink, position: null, failures: 0, retryAt: 0, inFlight: null, more: false, failing: null }))
@@ -190,7 +191,7 @@ export class FeedRelay {
     const now = Date.now()
     if (state.failing?.firstId !== firstId) state.failing = { firstId, since: now }
     const { parkAfterMs } = state.sink
-    return parkAfterMs !== undefined && now - state.failing.since >= parkAfterMs
+    return !this.closing && parkAfterMs !== undefined && now - state.failing.since >= parkAfterMs
   }
 
   private moved (state: SinkState, position: number): void {
@@ -246,9 +247,16 @@ export class FeedRelay {
     return deleted.length
   }
 
-  /** Waits for the deliveries under way, then closes the sinks. */
+  /**
+   * Closes the sinks, which may cut short what they are sending (a webhook waiting out its timeout), and
+   * waits for the deliveries under way to end. A delivery cut short this way is not confirmed, and does
+   * not park its batch: the next relay delivers it again.
+   */
   async close (): Promise<void> {
-    await Promise.all(this.states.map((state) => state.inFlight))
-    for (const { sink } of this.states) await sink.close()
+    this.closing = true
+    await Promise.all(this.states.map(async (state) => {
+      await state.sink.close()
+      await state.inFlight
+    }))
   }
 }

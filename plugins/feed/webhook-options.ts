@@ -5,7 +5,7 @@ import { FEED_TYPES } from './types.js'
 export const FeedWebhookSchema = Type.Object({
   url: Type.String({ pattern: '^https?://', maxLength: 2048, description: 'where the batches are POSTed (http or https); redirects are not followed' }),
   secret: Type.String({ minLength: 16, maxLength: 1024, description: 'the HMAC-SHA256 key of the X-Chat-Signature header' }),
-  events: Type.Optional(Type.Array(Type.Union(FEED_TYPES.map((type) => Type.Literal(type))), {
+  events: Type.Optional(Type.Array(Type.Enum(FEED_TYPES), {
     minItems: 1, uniqueItems: true, description: 'the feed types this webhook gets; all when absent',
   })),
   timeoutMs: Type.Integer({ minimum: 100, maximum: 60000, default: 5000, description: 'one POST, from sending to the answer\'s status' }),

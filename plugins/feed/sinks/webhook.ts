@@ -25,6 +25,8 @@ export class WebhookSink implements FeedSink {
   readonly name: string
   readonly parkAfterMs: number
   private readonly events: ReadonlySet<string> | null
+  /** Aborted by close(): a shutdown does not wait out a slow receiver's timeout. */
+  private readonly closing = new AbortController()
 
   constructor (private readonly options: FeedWebhookConfig) {
     this.name = webhookSinkName(options.url)
@@ -46,7 +48,7 @@ export class WebhookSink implements FeedSink {
         headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: webhookSignature(secret, body, Math.floor(Date.now() / 1000)) },
         body,
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.closing.signal]),
       })
     } catch (error) {
       throw new WebhookRequestError(this.name, reasonOf(error, timeoutMs))
@@ -56,5 +58,7 @@ export class WebhookSink implements FeedSink {
     if (response.status < 200 || response.status > 299) throw new WebhookStatusError(this.name, response.status)
   }
 
-  async close (): Promise<void> {}
+  async close (): Promise<void> {
+    this.closing.abort(new Error('the feed relay is closing'))
+  }
 }
