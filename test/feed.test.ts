@@ -2,11 +2,10 @@ import t, { type Test } from 'tap'
 import { sql } from 'drizzle-orm'
 import { Redis } from 'ioredis'
 import postgres from 'postgres'
-import { rows } from '../db/client.js'
 import { connect, groupRoom, uid } from './fixtures/chat.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
+import { feedCounter, position, query, stage } from './fixtures/feed.js'
 import { RedisServer, hasRedisServer } from './fixtures/redis-server.js'
-import { scopeOf } from './fixtures/rooms.js'
 import { sharedServicesSkip, startCluster, startNode, type TestNode } from './fixtures/server.js'
 import { until } from './fixtures/timing.js'
 
@@ -18,27 +17,12 @@ const hasPostgres = (process.env.DATABASE_URL ?? '') !== ''
 
 interface Entry { id: number, type: string, tenant: string, roomId: string | null, actorId: string | null, data: Record<string, unknown> }
 
-async function query<T> (node: TestNode, statement: ReturnType<typeof sql>): Promise<T[]> {
-  return rows<T>(await scopeOf(node).chatDb.execute(statement))
-}
-
-async function stage (node: TestNode, count: number, extra: { type?: string, roomId?: string, actorId?: string } = {}): Promise<void> {
-  for (let index = 0; index < count; index += 1) {
-    await query(node, sql`insert into chat.feed_outbox (type, tenant, room_id, seq, actor_id, data)
-      values (${extra.type ?? 'room.updated'}, '', ${extra.roomId ?? null}, ${index + 1}, ${extra.actorId ?? null}, ${JSON.stringify({ n: index })}::jsonb)`)
-  }
-}
-
 async function feedIds (node: TestNode): Promise<number[]> {
   return (await query<{ id: string | number }>(node, sql`select id from chat.feed order by id`)).map(({ id }) => Number(id))
 }
 
 async function outboxSize (node: TestNode): Promise<number> {
   return Number((await query<{ n: string | number }>(node, sql`select count(*) as n from chat.feed_outbox`))[0]?.n)
-}
-
-async function position (node: TestNode, sink: string): Promise<number> {
-  return Number((await query<{ position: string | number }>(node, sql`select position from chat.feed_positions where sink = ${sink}`))[0]?.position ?? 0)
 }
 
 async function streamOf (redis: Redis, node: TestNode): Promise<Entry[]> {
@@ -144,11 +128,7 @@ t.test('a Redis outage holds the position; after the restart all arrive in order
   await server.stop()
   await stage(node, 4)
   await until('moved into the feed', async () => (await feedIds(node)).length === 7)
-  const failures = async (): Promise<number> => {
-    const metric = await node.app.chat.scope.chatMetrics.registry.getSingleMetric('chat_feed_delivery_failures_total')?.get()
-    return metric?.values.reduce((sum, { value }) => sum + value, 0) ?? 0
-  }
-  await until('a failed delivery is counted', async () => (await failures()) > 0)
+  await until('a failed delivery is counted', async () => (await feedCounter(node, 'chat_feed_delivery_failures_total')) > 0)
   t.equal(await position(node, 'redis-stream'), 3, 'the position did not advance')
   await server.restart()
   const redis = new Redis(server.url)

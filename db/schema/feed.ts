@@ -1,4 +1,4 @@
-import { bigint, bigserial, index, integer, jsonb, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { bigint, bigserial, index, integer, jsonb, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 import { chatSchema } from './chat-schema.js'
 
 /**
@@ -51,3 +51,18 @@ export const feedLease = chatSchema.table('feed_lease', {
   holder: text('holder').notNull(),
   expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
 })
+
+/**
+ * Entries a sink gave up on (a webhook failing past its maxAgeSec): the sink's position moved past them so
+ * later entries flow. Each row keeps the whole entry, since chat.feed prunes it after keepHours, so an
+ * operator can look at it and replay it.
+ */
+export const feedParked = chatSchema.table('feed_parked', {
+  sink: text('sink').notNull(),
+  entryId: bigint('entry_id', { mode: 'number' }).notNull(),
+  entry: jsonb('entry').$type<Record<string, unknown>>().notNull(),
+  parkedAt: timestamp('parked_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  lastError: text('last_error').notNull(),
+}, (table) => [
+  primaryKey({ columns: [table.sink, table.entryId] }),
+])

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
+import { FeedWebhookSchema, checkWebhooks, type FeedWebhookConfig } from '../feed/webhook-options.js'
 
 /** The feed's RabbitMQ exchange when `feed.rabbitmq.exchange` is not given. */
 export const FEED_RABBITMQ_EXCHANGE = 'chat.feed'
@@ -110,6 +111,7 @@ export const ChatOptionsSchema = Type.Object({
           description: 'the durable topic exchange entries are published to (routing key <tenant>.<type>); amq.* names are the broker\'s',
         })),
       }, { additionalProperties: false, description: 'relay the feed to a RabbitMQ topic exchange with publisher confirms (needs the optional package amqplib)' })),
+      webhooks: Type.Array(FeedWebhookSchema, { default: [], maxItems: 20, description: 'webhook sinks: signed JSON batches POSTed to each URL (docs/feed.md, Webhooks)' }),
       keepHours: Type.Number({ minimum: 0, default: 24, description: 'feed entries every sink has confirmed are deleted after this many hours' }),
       leaseMs: Type.Integer({ minimum: 500, maximum: 60000, default: 5000, description: 'the relay lease: a node that stops renewing it is replaced within this time' }),
       batchSize: Type.Integer({ minimum: 1, maximum: 10000, default: 500, description: 'entries moved and delivered per relay step' }),
@@ -199,7 +201,9 @@ export interface ModerationVerdict {
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
 export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed'>> & {
-  feed?: false | Partial<Exclude<ChatConfig['feed'], false>>
+  feed?: false | (Partial<Omit<Exclude<ChatConfig['feed'], false>, 'webhooks'>> & {
+    webhooks?: Array<Pick<FeedWebhookConfig, 'url' | 'secret'> & Partial<FeedWebhookConfig>>
+  })
   quotas?: Partial<ChatConfig['quotas']>
   cors?: false | (Pick<Exclude<ChatConfig['cors'], false>, 'origins'> & Partial<Exclude<ChatConfig['cors'], false>>)
   concerns?: Partial<ChatConfig['concerns']>
@@ -282,6 +286,7 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
     // A credentialed answer cannot name every origin: any site would act with the user's cookies.
     if (config.cors.credentials && config.cors.origins.includes('*')) throw new Error('chat: invalid option "cors": origins "*" with credentials would let any site use the caller\'s cookies')
   }
+  if (config.feed !== false) checkWebhooks(config.feed.webhooks)
   config.allowedOrigins = config.allowedOrigins.map((origin) => normalOrigin(origin, 'allowedOrigins'))
   if (options.databaseClient === undefined) {
     const problem = databaseUrlProblem(config.database)

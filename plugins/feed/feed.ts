@@ -6,6 +6,7 @@ import { releaseLease, takeLease } from './lease.js'
 import { FeedRelay } from './relay.js'
 import { RabbitMqSink } from './sinks/rabbitmq.js'
 import { RedisStreamSink } from './sinks/redis-stream.js'
+import { WebhookSink } from './sinks/webhook.js'
 import type { FeedSink } from './types.js'
 
 export type { FeedEntry, FeedSink } from './types.js'
@@ -48,11 +49,14 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
   if (options.rabbitmq !== undefined) {
     sinks.push(await RabbitMqSink.create({ url: options.rabbitmq.url, exchange: options.rabbitmq.exchange ?? FEED_RABBITMQ_EXCHANGE }))
   }
+  for (const webhook of options.webhooks) sinks.push(new WebhookSink(webhook))
 
   const registry = app.chatMetrics.registry
   const movedCounter = new Counter({ name: 'chat_feed_moved_total', help: 'outbox rows moved into the feed', registers: [registry] })
   const deliveredCounter = new Counter({ name: 'chat_feed_delivered_total', help: 'feed entries confirmed by a sink', labelNames: ['sink'], registers: [registry] })
-  const failedCounter = new Counter({ name: 'chat_feed_delivery_failures_total', help: 'failed feed deliveries (retried)', labelNames: ['sink'], registers: [registry] })
+  // Every failure is retried after a backoff, or parks its batch: this counts the retries too.
+  const failedCounter = new Counter({ name: 'chat_feed_delivery_failures_total', help: 'failed feed deliveries (each retried, or parked)', labelNames: ['sink'], registers: [registry] })
+  const parkedCounter = new Counter({ name: 'chat_feed_parked_total', help: 'feed entries a sink gave up on after its maximum age (chat.feed_parked)', labelNames: ['sink'], registers: [registry] })
   const relay = new FeedRelay({
     db: app.chatDb,
     sinks,
@@ -63,6 +67,7 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
       moved: (count) => movedCounter.inc(count),
       delivered: (sink, count) => deliveredCounter.inc({ sink }, count),
       failed: (sink) => failedCounter.inc({ sink }),
+      parked: (sink, count) => parkedCounter.inc({ sink }, count),
     },
     onError: (error, what) => log.warn({ err: error }, what),
   })
@@ -125,11 +130,12 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
     clearTimeout(leaseTimer)
     clearTimeout(stepTimer)
     await running
+    // Closing the sinks first ends a delivery waiting on a slow webhook, which the step in flight awaits.
+    await relay.close()
     await inFlight
     const held = heldUntil > 0
     heldUntil = 0
     if (held) await releaseLease(app.chatDb, LEASE_NAME, holder).catch((error: unknown) => log.warn({ err: error }, 'feed: lease release failed'))
-    await relay.close()
   })
 
   app.decorate('chatFeed', { relaying: holding })

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { rows, type ChatDb } from '../../db/client.js'
 import type { PresenceInfo } from '../presence/presence-store.js'
 import type { FeedEntry, FeedSink } from './types.js'
@@ -7,6 +7,7 @@ export interface RelayObserver {
   moved (count: number): void
   delivered (sink: string, count: number): void
   failed (sink: string): void
+  parked (sink: string, count: number): void
 }
 
 export interface RelayOptions {
@@ -30,10 +31,39 @@ interface FeedRow {
   data: Record<string, unknown>
 }
 
-interface SinkState { sink: FeedSink, position: number | null, failures: number, retryAt: number }
+interface SinkState {
+  sink: FeedSink
+  /** The last confirmed (or parked) entry id; null until read from chat.feed_positions. */
+  position: number | null
+  failures: number
+  retryAt: number
+  /** The sink's delivery under way: one at a time per sink keeps its order. */
+  inFlight: Promise<void> | null
+  /** Whether the last delivery left more entries right behind it. */
+  more: boolean
+  /** The first entry of the batch the sink keeps refusing, and since when (for parking). */
+  failing: { firstId: number, since: number } | null
+}
 
 const BACKOFF_BASE_MS = 200
 const BACKOFF_CAP_MS = 30_000
+const MAX_ERROR_LENGTH = 1000
+
+/** Stores a sink's position (the upsert of chat.feed_positions), alone or after a CTE. */
+function positionStatement (sink: string, position: number): SQL {
+  return sql`
+    insert into chat.feed_positions (sink, position, updated_at) values (${sink}, ${position}, now())
+    on conflict (sink) do update set position = excluded.position, updated_at = now()`
+}
+
+/** Records entries a sink gave up on, each with the whole entry (chat.feed prunes its copy later). */
+function parkStatement (sink: string, entries: FeedEntry[], error: unknown): SQL {
+  const lastError = (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_LENGTH)
+  return sql`
+    insert into chat.feed_parked (sink, entry_id, entry, last_error)
+    select ${sink}, (entry->>'id')::bigint, entry, ${lastError} from jsonb_array_elements(${JSON.stringify(entries)}::jsonb) as entry
+    on conflict do nothing`
+}
 
 function entryOf (row: FeedRow): FeedEntry {
   const occurredAt = row.occurred_at instanceof Date ? row.occurred_at : new Date(row.occurred_at)
@@ -56,9 +86,10 @@ function entryOf (row: FeedRow): FeedEntry {
 export class FeedRelay {
   private readonly states: SinkState[]
   newestId = 0
+  private closing = false
 
   constructor (private readonly options: RelayOptions) {
-    this.states = options.sinks.map((sink) => ({ sink, position: null, failures: 0, retryAt: 0 }))
+    this.states = options.sinks.map((sink) => ({ sink, position: null, failures: 0, retryAt: 0, inFlight: null, more: false, failing: null }))
   }
 
   /** Each sink's confirmed position (null until read), for the lag gauge. */
@@ -84,45 +115,88 @@ export class FeedRelay {
     return moved.length
   }
 
-  /** One delivery round for every sink not waiting out a backoff; true when some sink has more to do. */
+  /**
+   * Starts a delivery for every sink that is idle and not waiting out a backoff, then waits until one
+   * delivery (a new one or one still under way) ends. Each sink has one delivery at a time (its own order);
+   * sinks run side by side, so a slow webhook does not hold the others back across steps. True when some
+   * idle sink has more to deliver right away.
+   */
   async deliver (): Promise<boolean> {
-    let more = false
     for (const state of this.states) {
-      if (Date.now() < state.retryAt) continue
-      try {
-        more = await this.deliverTo(state) || more
-        state.failures = 0
-      } catch (error) {
-        state.failures += 1
-        const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.failures, 20))
-        state.retryAt = Date.now() + ceiling / 2 + Math.random() * ceiling / 2
-        this.options.observer.failed(state.sink.name)
-        this.options.onError(error, `feed: delivery to ${state.sink.name} failed (retry ${state.failures})`)
+      if (state.inFlight === null && Date.now() >= state.retryAt) {
+        state.inFlight = this.attempt(state).finally(() => { state.inFlight = null })
       }
     }
-    return more
+    const running = this.states.flatMap((state) => state.inFlight ?? [])
+    if (running.length > 0) await Promise.race(running)
+    return this.states.some((state) => state.inFlight === null && state.more)
   }
 
+  /** One delivery to one sink; a failure is counted and backed off (exponentially, with jitter), never thrown. */
+  private async attempt (state: SinkState): Promise<void> {
+    try {
+      state.more = await this.deliverTo(state)
+      state.failures = 0
+      state.failing = null
+    } catch (error) {
+      state.more = false
+      state.failures += 1
+      const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(state.failures, 20))
+      state.retryAt = Date.now() + ceiling / 2 + Math.random() * ceiling / 2
+      // A sink that parks gets its last try when its time is up, not up to a whole backoff later.
+      const { parkAfterMs } = state.sink
+      if (parkAfterMs !== undefined && state.failing !== null) state.retryAt = Math.min(state.retryAt, state.failing.since + parkAfterMs)
+      this.options.observer.failed(state.sink.name)
+      this.options.onError(error, `feed: delivery to ${state.sink.name} failed (retry ${state.failures})`)
+    }
+  }
+
+  /** Delivers the batch after the sink's position and stores the new position; true when more follow. */
   private async deliverTo (state: SinkState): Promise<boolean> {
     const { db, batchSize } = this.options
+    const { sink } = state
     if (state.position === null) {
-      const stored = rows<{ position: number | string }>(await db.execute(sql`select position from chat.feed_positions where sink = ${state.sink.name}`))
+      const stored = rows<{ position: number | string }>(await db.execute(sql`select position from chat.feed_positions where sink = ${sink.name}`))
       state.position = Number(stored[0]?.position ?? 0)
     }
     const batch = rows<FeedRow>(await db.execute(sql`
       select id, type, tenant, room_id, seq, occurred_at, actor_id, data from chat.feed
       where id > ${state.position} order by id limit ${batchSize}`)).map(entryOf)
-    if (batch.length === 0) return false
-    await this.withRecipients(batch)
-    await state.sink.deliver(batch)
-    const position = batch[batch.length - 1]?.id ?? state.position
-    await db.execute(sql`
-      insert into chat.feed_positions (sink, position, updated_at) values (${state.sink.name}, ${position}, now())
-      on conflict (sink) do update set position = excluded.position, updated_at = now()`)
+    const last = batch[batch.length - 1]
+    if (last === undefined) return false
+    const wanted = sink.accepts === undefined ? batch : batch.filter((entry) => sink.accepts?.(entry) === true)
+    const first = wanted[0]
+    if (first !== undefined) {
+      await this.withRecipients(wanted)
+      try {
+        await sink.deliver(wanted)
+      } catch (error) {
+        if (!this.parkingDue(state, first.id)) throw error
+        this.options.observer.failed(sink.name)
+        await db.execute(sql`with parked as (${parkStatement(sink.name, wanted, error)}) ${positionStatement(sink.name, last.id)}`)
+        this.options.observer.parked(sink.name, wanted.length)
+        this.options.onError(error, `feed: ${sink.name} failed past its maximum age, ${wanted.length} entries parked (ids ${first.id}..${wanted[wanted.length - 1]?.id ?? first.id})`)
+        this.moved(state, last.id)
+        return batch.length === batchSize
+      }
+    }
+    await db.execute(positionStatement(sink.name, last.id))
+    this.moved(state, last.id)
+    this.options.observer.delivered(sink.name, wanted.length)
+    return batch.length === batchSize
+  }
+
+  /** Whether a sink that parks has failed on a batch starting at `firstId` for longer than it allows. */
+  private parkingDue (state: SinkState, firstId: number): boolean {
+    const now = Date.now()
+    if (state.failing?.firstId !== firstId) state.failing = { firstId, since: now }
+    const { parkAfterMs } = state.sink
+    return !this.closing && parkAfterMs !== undefined && now - state.failing.since >= parkAfterMs
+  }
+
+  private moved (state: SinkState, position: number): void {
     state.position = position
     this.newestId = Math.max(this.newestId, position)
-    this.options.observer.delivered(state.sink.name, batch.length)
-    return batch.length === batchSize
   }
 
   /**
@@ -173,7 +247,16 @@ export class FeedRelay {
     return deleted.length
   }
 
+  /**
+   * Closes the sinks, which may cut short what they are sending (a webhook waiting out its timeout), and
+   * waits for the deliveries under way to end. A delivery cut short this way is not confirmed, and does
+   * not park its batch: the next relay delivers it again.
+   */
   async close (): Promise<void> {
-    for (const { sink } of this.states) await sink.close()
+    this.closing = true
+    await Promise.all(this.states.map(async (state) => {
+      await state.sink.close()
+      await state.inFlight
+    }))
   }
 }
