@@ -6,7 +6,7 @@ import { PendingRequests } from './requests.js'
 import { RoomCursors } from './resume.js'
 import { Transport, type StopCode } from './transport.js'
 import type {
-  CreateRoomInput, HistoryPage, Message, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
+  CreateRoomInput, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
 } from './types.js'
 
 /**
@@ -193,6 +193,51 @@ export class ChatClient {
 
   setRole (roomId: string, userId: string, role: Role): Promise<Requests['room.member.role']['ack']> {
     return this.request('room.member.role', { roomId, userId, role })
+  }
+
+  // Moderation (docs/moderation.md): each refused with FORBIDDEN below the role it takes.
+
+  /** Bans a user (a member of a lower role is removed); `durationSec` for a timed ban. */
+  ban (roomId: string, userId: string, options: ModerationOptions = {}): Promise<Requests['room.ban']['ack']> {
+    return this.request('room.ban', { roomId, userId, ...options })
+  }
+
+  unban (roomId: string, userId: string): Promise<Record<string, never>> {
+    return this.request('room.unban', { roomId, userId })
+  }
+
+  bans (roomId: string): Promise<Requests['room.bans']['ack']> {
+    return this.request('room.bans', { roomId })
+  }
+
+  /** Mutes a member of a lower role: they read, but cannot send, react or type (MUTED). */
+  mute (roomId: string, userId: string, options: ModerationOptions = {}): Promise<Requests['room.mute']['ack']> {
+    return this.request('room.mute', { roomId, userId, ...options })
+  }
+
+  unmute (roomId: string, userId: string): Promise<Requests['room.unmute']['ack']> {
+    return this.request('room.unmute', { roomId, userId })
+  }
+
+  /** Reports a message to the room's moderators. */
+  report (messageId: string, reason: string): Promise<Requests['message.report']['ack']> {
+    return this.request('message.report', { messageId, reason })
+  }
+
+  reports (roomId: string, status?: Report['status']): Promise<Requests['room.reports']['ack']> {
+    return this.request('room.reports', status === undefined ? { roomId } : { roomId, status })
+  }
+
+  resolveReport (reportId: string, action: 'dismiss' | 'delete'): Promise<Requests['room.report.resolve']['ack']> {
+    return this.request('room.report.resolve', { reportId, action })
+  }
+
+  pin (messageId: string): Promise<Requests['message.pin']['ack']> {
+    return this.request('message.pin', { messageId })
+  }
+
+  unpin (messageId: string): Promise<Requests['message.unpin']['ack']> {
+    return this.request('message.unpin', { messageId })
   }
 
   setPresence (status: PresenceStatus): Promise<Record<string, never>> {

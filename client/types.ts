@@ -8,6 +8,7 @@ import type { Static } from 'typebox'
 import type { Attachment, Message, MessageSender, MessageType, Reaction } from '../schemas/message.js'
 import type { PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
 import type { UserPresence } from '../schemas/presence.js'
+import type { Ban, ModerationOptions, Report } from '../schemas/moderation.js'
 import type {
   CreateRoomData, Favorite, Member, MemberWithStatus, Person, PresenceStatus, RoleSchema, Room, RoomPatchData,
   RoomSummary, RoomTypeSchema,
@@ -22,6 +23,7 @@ export type RoomPatch = RoomPatchData
 export type RoomType = Static<typeof RoomTypeSchema>
 export type Role = Static<typeof RoleSchema>
 export type { Attachment, Message, MessageType, UserPresence }
+export type { Ban, ModerationOptions, Report }
 
 /** Where a change (edit, delete, reaction) landed in its room's log: the acting socket's ack carries it. */
 export interface EventPlace {
@@ -53,10 +55,13 @@ export interface PushEvents {
   'message.deleted': { roomId: string, seq: number, messageId: string }
   'reaction.updated': { roomId: string, seq: number, messageId: string, reactions: Reaction[] }
   'room.added': { room: RoomSummary }
-  'room.removed': { roomId: string }
+  'room.removed': { roomId: string, reason?: 'banned' }
   'room.member_joined': { roomId: string, seq: number, user: UserRef, role: Role }
-  'room.member_left': { roomId: string, seq: number, userId: string, by?: string }
-  'room.member_updated': { roomId: string, seq: number, member: Member }
+  'room.member_left': { roomId: string, seq: number, userId: string, by?: string, banned?: boolean, until?: string | null, reason?: string }
+  'room.member_updated': { roomId: string, seq: number, member: Member, by?: string, action?: 'muted' | 'unmuted', reason?: string }
+  'room.member_banned': { roomId: string, seq: number, userId: string, by: string, until: string | null, reason?: string }
+  'room.ban_lifted': { roomId: string, seq: number, userId: string, by: string }
+  'message.reported': { roomId: string, report: Report }
   'room.updated': { roomId: string, seq: number, room: Room }
   'receipt.read': { roomId: string, userId: string, seq: number }
   'unread.updated': { roomId: string, lastReadSeq: number, unreadCount: number }
@@ -69,6 +74,7 @@ export interface PushEvents {
 export const DURABLE_EVENTS: ReadonlySet<string> = new Set([
   'message.new', 'message.updated', 'message.deleted', 'reaction.updated',
   'room.member_joined', 'room.member_left', 'room.member_updated', 'room.updated',
+  'room.member_banned', 'room.ban_lifted',
 ])
 
 export interface SendOptions {
@@ -114,4 +120,14 @@ export interface Requests {
   'presence.get': { data: { userIds: string[] }, ack: { users: UserPresence[] } }
   'favorite.toggle': { data: { type: 'ROOM' | 'USER', id: string }, ack: { favorites: Favorite[] } }
   'auth': { data: { token: string }, ack: { exp: number | null } }
+  'room.ban': { data: { roomId: string, userId: string } & ModerationOptions, ack: { ban: Ban } }
+  'room.unban': { data: { roomId: string, userId: string }, ack: Record<string, never> }
+  'room.bans': { data: { roomId: string }, ack: { bans: Ban[] } }
+  'room.mute': { data: { roomId: string, userId: string } & ModerationOptions, ack: { member: Member } }
+  'room.unmute': { data: { roomId: string, userId: string }, ack: { member: Member } }
+  'message.report': { data: { messageId: string, reason: string }, ack: { report: Report } }
+  'room.reports': { data: { roomId: string, status?: Report['status'] }, ack: { reports: Report[] } }
+  'room.report.resolve': { data: { reportId: string, action: 'dismiss' | 'delete' }, ack: { report: Report } }
+  'message.pin': { data: { messageId: string }, ack: Partial<EventPlace> }
+  'message.unpin': { data: { messageId: string }, ack: Partial<EventPlace> }
 }

@@ -3,7 +3,8 @@ import { sql } from 'drizzle-orm'
 import { rows } from '../db/client.js'
 import { connect, groupRoom, uid, type Person } from './fixtures/chat.js'
 import { rest, scopeOf } from './fixtures/rooms.js'
-import { onOneAndTwoNodes, type TestNode } from './fixtures/server.js'
+import { onOneAndTwoNodes, startNode, type TestNode } from './fixtures/server.js'
+import { clientFor } from './fixtures/chat-client.js'
 import { until } from './fixtures/timing.js'
 
 // Moderation (protocol 11.3, issue 23): bans, mutes, slow mode, frozen rooms and CHANNELs, each over the
@@ -252,4 +253,30 @@ onOneAndTwoNodes(t, 'pins: a moderator pins, the room hears room.updated with pi
   const hello = await peer.client.ack('message.send', { roomId: dm, content: 'hello' }) as { message: { id: string } }
   await bob.client.ack('message.pin', { messageId: hello.message.id })
   t.pass('any member pins in a DIRECT room')
+})
+
+t.test('the client\'s typed moderation methods', async (t) => {
+  const node = await startNode(t)
+  const ownerId = uid('owner')
+  const bobId = uid('bob')
+  const owner = clientFor(t, node, ownerId)
+  const bob = clientFor(t, node, bobId)
+  await owner.connect()
+  await bob.connect()
+  const { room } = await owner.createRoom({ name: 'moderated', type: 'GROUP', memberIds: [bobId] })
+  const { message } = await bob.sendMessage(room.id, 'hello', { mentions: [ownerId] })
+  t.same(message.mentions, [ownerId], 'sendMessage takes mentions')
+  const { member } = await owner.mute(room.id, bobId, { durationSec: 60 })
+  t.ok(member.mutedUntil !== undefined, 'mute')
+  await t.rejects(bob.react(message.id, '👍'), { code: 'MUTED' }, 'a muted member\'s reaction rejects with MUTED')
+  await owner.unmute(room.id, bobId)
+  const { report } = await bob.report(message.id, 'testing the client')
+  t.equal((await owner.reports(room.id)).reports[0]?.id, report.id, 'report and reports')
+  t.equal((await owner.resolveReport(report.id, 'dismiss')).report.status, 'dismissed', 'resolveReport')
+  t.ok((await owner.pin(message.id)).seq !== undefined, 'pin')
+  await owner.unpin(message.id)
+  t.equal((await owner.ban(room.id, bobId, { reason: 'done' })).ban.reason, 'done', 'ban')
+  t.equal((await owner.bans(room.id)).bans.length, 1, 'bans')
+  await owner.unban(room.id, bobId)
+  t.same((await owner.bans(room.id)).bans, [], 'unban')
 })
