@@ -240,6 +240,11 @@ export class ChatClient {
     return this.request('message.unpin', { messageId })
   }
 
+  /** The tenant's open SUPPORT rooms, for holders of chats:support (who join them as MODERATOR). */
+  supportQueue (page: { offset?: number, limit?: number } = {}): Promise<Requests['support.queue']['ack']> {
+    return this.request('support.queue', page)
+  }
+
   setPresence (status: PresenceStatus): Promise<Record<string, never>> {
     return this.request('presence.set', { status })
   }

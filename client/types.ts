@@ -130,4 +130,5 @@ export interface Requests {
   'room.report.resolve': { data: { reportId: string, action: 'dismiss' | 'delete' }, ack: { report: Report } }
   'message.pin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'message.unpin': { data: { messageId: string }, ack: Partial<EventPlace> }
+  'support.queue': { data: { offset?: number, limit?: number }, ack: { rooms: Room[], hasMore: boolean, nextOffset: number | null } }
 }

@@ -38,6 +38,7 @@ export const RoomTypeSchema = Type.Union([Type.Literal('DIRECT'), Type.Literal('
 /** The types room.create accepts: DIRECT rooms come from dm.open only. */
 export const CreatableRoomType = Type.Union([Type.Literal('GROUP'), Type.Literal('CHANNEL'), Type.Literal('SUPPORT')])
 export const RoleSchema = Type.Union([Type.Literal('OWNER'), Type.Literal('ADMIN'), Type.Literal('MODERATOR'), Type.Literal('MEMBER')])
+export const RoomStatusSchema = Type.Union([Type.Literal('open'), Type.Literal('closed')], { description: 'a SUPPORT room\'s state: open ones are in the support queue (other rooms stay open)' })
 export const FavoriteTypeSchema = Type.Union([Type.Literal('ROOM'), Type.Literal('USER')])
 
 const NullableString = Type.Union([Type.String(), Type.Null()])
@@ -55,6 +56,7 @@ export const RoomSchema = Type.Object({
   frozen: Type.Boolean({ description: 'only ADMIN and above may send' }),
   slowModeSec: Type.Integer({ description: 'a MEMBER may send one message per this many seconds (0: off)' }),
   pinnedMessageIds: Type.Array(Type.String(), { description: 'pinned messages, oldest pin first (message.pin)' }),
+  status: RoomStatusSchema,
   memberCount: Type.Integer(),
   lastSeq: Type.Integer(),
   createdBy: Type.String(),
@@ -129,6 +131,7 @@ export const RoomPatch = Type.Object({
   maxMembers: Type.Optional(Type.Union([MaxMembers, Type.Null()], { description: 'null removes the limit' })),
   slowModeSec: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SLOW_MODE_SEC, description: 'a MEMBER may send one message per this many seconds; 0 turns slow mode off' })),
   frozen: Type.Optional(Type.Boolean({ description: 'true: only ADMIN and above may send' })),
+  status: Type.Optional(RoomStatusSchema),
 }, { additionalProperties: false })
 
 export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER_IDS })
@@ -165,3 +168,6 @@ export const RoomsPageQuery = pageQuery('rooms', 'most recently active first')
 export const RoomsPageSchema = Type.Object({ rooms: Type.Array(RoomSummarySchema), ...pageEnd('rooms') })
 export type RoomsPage = Static<typeof RoomsPageSchema>
 export const MembersHasMore = Type.Boolean({ description: 'more members than `members` holds (at most 100 here): page the rest with room.members / GET /rooms/:roomId/members' })
+/** The support queue (support.queue, GET /support/queue): the tenant's open SUPPORT rooms, oldest first. */
+export const SupportQueueQuery = pageQuery('rooms', 'oldest first')
+export const SupportQueueAck = Type.Object({ rooms: Type.Array(RoomSchema), ...pageEnd('rooms') })

@@ -280,3 +280,34 @@ t.test('the client\'s typed moderation methods', async (t) => {
   await owner.unban(room.id, bobId)
   t.same((await owner.bans(room.id)).bans, [], 'unban')
 })
+
+onOneAndTwoNodes(t, 'SUPPORT rooms: the customer\'s, with staff who hold chats:support; a queue of the open ones', async (t, nodeA, nodeB) => {
+  const tenant = uid('shop')
+  const customer = await connect(nodeA, uid('customer'), { tenant })
+  const agent = await connect(nodeB, uid('agent'), { tenant, permissions: ['chats:support'] })
+  const other = await connect(nodeB, uid('other'), { tenant })
+  const foreignAgent = await connect(nodeB, uid('agent'), { tenant: uid('elsewhere'), permissions: ['chats:support'] })
+  close(t, customer, agent, other, foreignAgent)
+  const { room } = await customer.client.ack('room.create', { name: 'my order is late', type: 'SUPPORT', isPrivate: false }) as { room: { id: string, isPrivate: boolean, status: string } }
+  t.same([room.isPrivate, room.status], [true, 'open'], 'a SUPPORT room is private and open')
+
+  const queue = await agent.client.ack('support.queue', {}) as { rooms: Array<{ id: string }> }
+  t.same(queue.rooms.map((one) => one.id), [room.id], 'the agent sees it in the queue')
+  t.equal((await other.client.request('support.queue', {})).error?.code, 'FORBIDDEN', 'a user without chats:support has no queue')
+  t.same(((await rest(nodeB, foreignAgent.token, 'GET', '/api/support/queue')).body as { rooms: unknown[] }).rooms, [], 'staff of another tenant see none of it')
+  t.equal((await foreignAgent.client.request('room.join', { roomId: room.id })).error?.code, 'NOT_FOUND', 'nor may join it')
+  t.equal((await other.client.request('room.join', { roomId: room.id })).error?.code, 'FORBIDDEN', 'an ordinary user may not join')
+
+  const joined = customer.client.next((frame) => frame.event === 'room.member_joined' && (frame.data?.user as { id: string }).id === agent.id)
+  const join = await agent.client.ack('room.join', { roomId: room.id }) as { room: { myRole: string } }
+  t.equal(join.room.myRole, 'MODERATOR', 'the agent enters as MODERATOR')
+  t.equal((await joined).data?.role, 'MODERATOR', 'the customer sees the agent join')
+  await agent.client.ack('message.send', { roomId: room.id, content: 'how can I help?' })
+
+  const closed = await agent.client.ack('room.update', { roomId: room.id, status: 'closed' }) as { room: { status: string } }
+  t.equal(closed.room.status, 'closed', 'the agent closes it')
+  t.same(((await agent.client.ack('support.queue', {})) as { rooms: unknown[] }).rooms, [], 'a closed room leaves the queue')
+  t.equal((await agent.client.request('room.update', { roomId: room.id, name: 'renamed' })).error?.code, 'FORBIDDEN', 'the rest of room.update stays ADMIN\'s')
+  const group = await groupRoom(customer, [])
+  t.equal((await customer.client.request('room.update', { roomId: group, status: 'closed' })).error?.code, 'VALIDATION_FAILED', 'only SUPPORT rooms have a status')
+})

@@ -52,6 +52,7 @@ const WS_CASES: Record<string, WsCase> = {
   'room.bans': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'room.mute': { data: (x) => ({ roomId: x.roomId, userId: x.aliceId }), expect: 'NOT_FOUND' },
   'room.unmute': { data: (x) => ({ roomId: x.roomId, userId: x.aliceId }), expect: 'NOT_FOUND' },
+  'support.queue': { data: () => ({}), expect: 'own-only' },
   'message.report': { data: (x) => ({ messageId: x.messageId, reason: 'probe' }), expect: 'NOT_FOUND' },
   'room.reports': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'room.report.resolve': { data: () => ({ reportId: '00000000-0000-4000-8000-000000000000', action: 'dismiss' }), expect: 'NOT_FOUND' },
@@ -93,6 +94,7 @@ const REST_CASES: Record<string, RestCase> = {
   'POST /api/rooms/:roomId/members': { path: (x) => `/api/rooms/${x.roomId}/members`, body: () => ({ userIds: [uid('friend')] }), expect: 'NOT_FOUND' },
   'DELETE /api/rooms/:roomId/members/:userId': { path: (x) => `/api/rooms/${x.roomId}/members/${x.aliceId}`, expect: 'NOT_FOUND' },
   'PATCH /api/rooms/:roomId/members/:userId': { path: (x) => `/api/rooms/${x.roomId}/members/${x.aliceId}`, body: () => ({ role: 'MEMBER' }), expect: 'NOT_FOUND' },
+  'GET /api/support/queue': { path: () => '/api/support/queue', expect: 'own-only' },
   'POST /api/messages/:messageId/reports': { path: (x) => `/api/messages/${x.messageId}/reports`, body: () => ({ reason: 'probe' }), expect: 'NOT_FOUND' },
   'GET /api/rooms/:roomId/reports': { path: (x) => `/api/rooms/${x.roomId}/reports`, expect: 'NOT_FOUND' },
   'POST /api/reports/:reportId/resolve': { path: () => '/api/reports/00000000-0000-4000-8000-000000000000/resolve', body: () => ({ action: 'dismiss' }), expect: 'NOT_FOUND' },
@@ -172,7 +174,8 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const carolId = uid('carol')
   const carolA = await connect(nodeA, carolId, { tenant: 'A' })
   const victimId = uid('victim')
-  const created = await alice.client.ack('room.create', { name: 'A only', type: 'GROUP', isPrivate: true, memberIds: [victimId, carolId] })
+  // A SUPPORT room: B's support staff (chats:support) would see it in their queue if the tenant were forgotten.
+  const created = await alice.client.ack('room.create', { name: 'A only', type: 'SUPPORT', isPrivate: true, memberIds: [victimId, carolId] })
   const roomId = (created.room as { id: string }).id
   // The member of the room's own tenant is told (room.added reaches the sockets of the room's tenant).
   await carolA.client.next((frame) => frame.event === 'room.added' && JSON.stringify(frame).includes(roomId), 10_000)
@@ -181,8 +184,9 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   const sent = await alice.client.ack('message.send', { roomId, content: secret })
   const target: Target = { roomId, messageId: (sent.message as { id: string }).id, aliceId: alice.id }
 
-  const victim = await connect(nodeB, victimId, { tenant: 'B' })
-  const carolB = await connect(nodeB, carolId, { tenant: 'B' })
+  // Support staff of B (chats:support): the support queue and a SUPPORT room's join must stay B's too.
+  const victim = await connect(nodeB, victimId, { tenant: 'B', permissions: ['chats:support'] })
+  const carolB = await connect(nodeB, carolId, { tenant: 'B', permissions: ['chats:support'] })
   // A service of tenant B (the service API's grant): its routes act for tenant B only.
   const serviceB = nodeB.token(uid('booking'), { tenant: 'B', permissions: ['chats:service'] })
   const strangers: Array<[string, Person]> = [['victim (tenant B, never seen in A)', victim], ['carol (the same sub in tenant B)', carolB]]
@@ -263,4 +267,5 @@ function scopeOfConnections (node: TestNode, userId: string): Array<ReadonlySet<
   return [...scopeOf(node).chatHub.connectionsOf(userKeyOf({ id: userId, tenant: 'B' }))].map((connection) => connection.rooms)
 }
 
-onOneAndTwoNodes(t, 'nothing of tenant A reaches tenant B', walk)
+// Every event from one socket in a few hundred ms: past the default 30/s of `other`, which is not under test.
+onOneAndTwoNodes(t, 'nothing of tenant A reaches tenant B', walk, { options: { rateLimits: { other: { rate: 1000, burst: 1000 } } } })

@@ -6,6 +6,8 @@ export const ROOM_TYPES = ['DIRECT', 'GROUP', 'CHANNEL', 'SUPPORT'] as const
 export const ROLES = ['OWNER', 'ADMIN', 'MODERATOR', 'MEMBER'] as const
 export type RoomType = typeof ROOM_TYPES[number]
 export type Role = typeof ROLES[number]
+export const ROOM_STATUSES = ['open', 'closed'] as const
+export type RoomStatus = typeof ROOM_STATUSES[number]
 /** The end of a mute given without a duration: until unmuted. */
 export const MUTED_FOREVER = new Date('9999-12-31T00:00:00.000Z')
 
@@ -23,6 +25,8 @@ export const rooms = chatSchema.table('rooms', {
   frozen: boolean('frozen').notNull().default(false),
   slowModeSec: integer('slow_mode_sec').notNull().default(0),
   // Pinned messages, oldest pin first (at most MAX_PINS): the room row, so every summary carries them.
+  // A SUPPORT room's state: open ones are in the tenant's support queue (other types stay open).
+  status: text('status').$type<RoomStatus>().notNull().default('open'),
   pinnedMessageIds: uuid('pinned_message_ids').array().notNull().default(sql`'{}'::uuid[]`),
   // Kept in the row so that a conditional UPDATE enforces maxMembers under concurrent joins.
   memberCount: integer('member_count').notNull().default(0),
@@ -40,6 +44,9 @@ export const rooms = chatSchema.table('rooms', {
   uniqueIndex('rooms_direct_key_idx').on(table.directKey),
   index('rooms_tenant_idx').on(table.tenant),
   check('rooms_type_check', sql`${table.type} in ('DIRECT', 'GROUP', 'CHANNEL', 'SUPPORT')`),
+  check('rooms_status_check', sql`${table.status} in ('open', 'closed')`),
+  // The support queue: a tenant's open SUPPORT rooms, oldest first.
+  index('rooms_support_queue_idx').on(table.tenant, table.createdAt).where(sql`${table.type} = 'SUPPORT' and ${table.status} = 'open'`),
   check('rooms_member_count_check', sql`${table.maxMembers} is null or ${table.memberCount} <= ${table.maxMembers}`),
 ])
 

@@ -27,6 +27,8 @@ export const LEAST_ROLE: Readonly<Record<RoomAction, Role>> = {
   'message.report': 'MEMBER',
   'room.reports': 'MODERATOR',
   'message.pin': 'MODERATOR',
+  // Open or close a SUPPORT room: the staff who joined it (as MODERATOR) may.
+  'room.status': 'MODERATOR',
   // A MODERATOR may kick MEMBERs; who may kick whom is further limited by rank (canActOn).
   'member.kick': 'MODERATOR',
   'room.update': 'ADMIN',

@@ -50,7 +50,8 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
           name,
           description: data.description ?? null,
           avatar: data.avatar ?? null,
-          isPrivate: data.isPrivate ?? false,
+          // A SUPPORT room is the customer's with staff: never open to anyone's join (protocol 11.3).
+          isPrivate: data.type === 'SUPPORT' ? true : data.isPrivate ?? false,
           maxMembers: data.maxMembers ?? null,
           memberCount: memberIds.length + 1,
           createdBy: user.id,
@@ -108,7 +109,11 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       const { user } = actor
       const { entry, role } = await access.memberOf(user, roomId)
       refuseDirect(entry, 'updating the room')
-      requireRole(role, 'room.update', 'updating the room')
+      // Opening and closing a SUPPORT room is the staff's (MODERATOR, as they join); the rest is ADMIN's.
+      const action = Object.keys(patch).every((key) => key === 'status') ? 'room.status' : 'room.update'
+      requireRole(role, action, 'updating the room')
+      if (patch.status !== undefined && entry.room.type !== 'SUPPORT') throw chatError('VALIDATION_FAILED', 'status: only a SUPPORT room is opened and closed', [{ field: 'status', message: 'SUPPORT rooms only' }])
+      if (patch.isPrivate === false && entry.room.type === 'SUPPORT') throw chatError('VALIDATION_FAILED', 'isPrivate: a SUPPORT room stays private', [{ field: 'isPrivate', message: 'SUPPORT rooms are private' }])
       const name = patch.name?.trim()
       if (name !== undefined && name.length === 0) throw chatError('VALIDATION_FAILED', 'name: must not be blank', [{ field: 'name', message: 'must not be blank' }])
       await access.authorize(user, 'room.update', roomId, patch)
@@ -120,12 +125,13 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       if (patch.maxMembers !== undefined) changes.maxMembers = patch.maxMembers
       if (patch.slowModeSec !== undefined) changes.slowModeSec = patch.slowModeSec
       if (patch.frozen !== undefined) changes.frozen = patch.frozen
+      if (patch.status !== undefined) changes.status = patch.status
       if (Object.keys(changes).length > 0) {
         const events = await db.transaction(async (tx) => {
           const room = await lockRoom(tx, roomId)
           const current = (await rolesIn(tx, roomId, [user.id])).get(user.id)
           if (current === undefined) throw refusals.notMember()
-          requireRole(current, 'room.update', 'updating the room')
+          requireRole(current, action, 'updating the room')
           if (changes.maxMembers != null && changes.maxMembers < room.memberCount) {
             throw chatError('VALIDATION_FAILED', `maxMembers: the room has ${room.memberCount} members`, [{ field: 'maxMembers', message: 'below the current member count' }])
           }
@@ -136,7 +142,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
             data: {
               room: roomOf({
                 id: updated.id, type: updated.type, name: updated.name, description: updated.description, avatar: updated.avatar,
-                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, pinned_message_ids: updated.pinnedMessageIds, member_count: updated.memberCount,
+                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, pinned_message_ids: updated.pinnedMessageIds, status: updated.status, member_count: updated.memberCount,
                 last_seq: updated.lastSeq + 1, created_by: updated.createdBy, created_at: isoOf(updated.createdAt),
               }),
             },

@@ -13,6 +13,7 @@ import { refuseDirect, refuseReservedUser, requireRole } from './room-access.js'
 import { deleteRoom, freeSeat, lockRoom, rolesIn, takeSeats } from './room-rows.js'
 import { latestMessages, loadMembers, summaryOfRoom } from './room-summaries.js'
 import { refuseBanned } from './room-moderation.js'
+import { holdsGrant } from '../auth/permission-claims.js'
 import { userKeyOf, userKeysOf } from '../../lib/user-key.js'
 
 /** Messages in room.join's ack (the latest; fewer when they would not fit in maxReplyBytes). */
@@ -110,8 +111,11 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
       // Any join of a DIRECT room, a member's included: its two members are fixed (protocol section 5).
       refuseDirect(entry, 'joining')
       const already = entry.members.has(user.id)
-      // The permissions claim chats:join_private (with requirePermissions) admits without an invitation.
-      const joinsPrivate = claims.grants(user, 'chats:join_private')
+      // The permissions claim chats:join_private (with requirePermissions) admits without an invitation;
+      // support staff (the chats:support grant) join a SUPPORT room of their tenant, as MODERATOR.
+      const staff = entry.room.type === 'SUPPORT' && holdsGrant(user, 'chats:support')
+      const joinsPrivate = claims.grants(user, 'chats:join_private') || staff
+      const role = staff ? 'MODERATOR' as const : 'MEMBER' as const
       if (!already) {
         if (entry.room.isPrivate && !joinsPrivate) throw chatError('FORBIDDEN', 'this room is private: members are added by invitation only')
       }
@@ -124,9 +128,9 @@ export function createRoomMembers (ctx: RoomsContext): RoomMembers {
           await refuseBanned(tx, roomId, [user.id])
           await quotas.admit(tx, room.tenant, [user.id])
           await takeSeats(tx, roomId, 1)
-          const appended = await roomLog.append(tx, roomId, [{ event: 'room.member_joined', data: { user: userRef(user), role: 'MEMBER' } }])
+          const appended = await roomLog.append(tx, roomId, [{ event: 'room.member_joined', data: { user: userRef(user), role } }])
           const lastSeq = appended[appended.length - 1]?.seq ?? room.lastSeq
-          await tx.insert(roomMembers).values({ roomId, userId: user.id, role: 'MEMBER', lastReadSeq: lastSeq })
+          await tx.insert(roomMembers).values({ roomId, userId: user.id, role, lastReadSeq: lastSeq })
           return appended
         })
         if (events.length > 0) {

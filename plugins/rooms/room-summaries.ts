@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rows, type ChatDb } from '../../db/client.js'
-import type { Attachment, MessageType, Role, RoomType } from '../../db/schema/index.js'
+import type { Attachment, MessageType, Role, RoomStatus, RoomType } from '../../db/schema/index.js'
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
 import { refusals } from '../core/errors.js'
@@ -97,13 +97,14 @@ interface RoomRow {
   frozen: boolean
   slow_mode_sec: number
   pinned_message_ids: string[] | string
+  status: RoomStatus
   member_count: number
   last_seq: number
   created_by: string
   created_at: string
 }
 
-const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.member_count,
+const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.status, r.member_count,
   r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
 
 /** A uuid[] as the drivers give it: an array (postgres.js, PGlite) or its text form in some raw reads. */
@@ -124,6 +125,7 @@ export function roomOf (row: RoomRow): Room {
     frozen: row.frozen,
     slowModeSec: row.slow_mode_sec,
     pinnedMessageIds: uuidsOf(row.pinned_message_ids),
+    status: row.status,
     memberCount: row.member_count,
     lastSeq: row.last_seq,
     createdBy: row.created_by,
@@ -316,6 +318,14 @@ export async function loadRoom (db: ChatDb, roomId: string): Promise<Room | null
   const result = await db.execute(sql`select ${sql.raw(ROOM_COLUMNS)} from chat.rooms r where r.id = ${roomId}`)
   const [row] = rows<RoomRow>(result)
   return row === undefined ? null : roomOf(row)
+}
+
+/** The tenant's open SUPPORT rooms, oldest first (the support queue; rooms_support_queue_idx). */
+export async function loadSupportQueue (db: ChatDb, tenant: string, offset: number, limit: number): Promise<Room[]> {
+  const result = await db.execute(sql`select ${sql.raw(ROOM_COLUMNS)} from chat.rooms r
+    where r.tenant = ${tenant} and r.type = 'SUPPORT' and r.status = 'open'
+    order by r.created_at, r.id limit ${limit} offset ${offset}`)
+  return rows<RoomRow>(result).map(roomOf)
 }
 
 /** Which of `userIds` share at least one room with the user (rooms of the user's tenant): one query. */

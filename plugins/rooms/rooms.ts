@@ -12,7 +12,8 @@ import { PAGE_LIMIT, PAGE_LIMIT_MAX } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
-import { loadSummaries, usersSharingARoom } from './room-summaries.js'
+import { loadSummaries, loadSupportQueue, usersSharingARoom } from './room-summaries.js'
+import { holdsGrant } from '../auth/permission-claims.js'
 import { rolesIn } from './room-rows.js'
 import { userKeyOf } from '../../lib/user-key.js'
 
@@ -116,6 +117,17 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const fitted = fitList(wanted, new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
       const hasMore = offset + fitted.length < all.length
       return { rooms: fitted, hasMore, nextOffset: hasMore ? offset + fitted.length : null }
+    },
+
+    async supportQueue (user, page = {}) {
+      if (!holdsGrant(user, 'chats:support')) throw chatError('FORBIDDEN', 'the support queue is for holders of chats:support')
+      await access.authorize(user, 'support.queue')
+      const offset = page.offset ?? 0
+      const limit = Math.min(page.limit ?? PAGE_LIMIT, PAGE_LIMIT_MAX)
+      const found = await loadSupportQueue(app.chatDb, user.tenant, offset, limit + 1)
+      const rooms = fitList(found.slice(0, limit), new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
+      const hasMore = rooms.length < found.length
+      return { rooms, hasMore, nextOffset: hasMore ? offset + rooms.length : null }
     },
 
     snapshot: createSnapshot(ctx),

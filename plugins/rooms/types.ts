@@ -1,6 +1,6 @@
 import type { FavoriteType, Role, RoomType } from '../../db/schema/index.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
-import type { CreateRoomData, Favorite, Member, MemberPage, MemberWithStatus, Person, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
+import type { CreateRoomData, Favorite, Member, MemberPage, MemberWithStatus, Person, Room, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
 import type { Ban, ModerationOptions } from '../../schemas/moderation.js'
 export type { MemberPage, RoomsPage } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
@@ -43,7 +43,7 @@ export type Voice = 'send' | 'react' | 'type'
 export type RoomAction =
   | 'message.send' | 'message.react' | 'message.read' | 'room.leave' | 'message.edit.own' | 'message.delete.own'
   | 'member.add' | 'message.delete.any' | 'message.mention.everyone' | 'member.ban' | 'member.mute' | 'room.bans'
-  | 'message.report' | 'room.reports' | 'message.pin'
+  | 'message.report' | 'room.reports' | 'message.pin' | 'room.status'
   | 'room.update' | 'member.role' | 'member.kick'
   | 'room.delete' | 'member.role.admin' | 'room.transfer'
 
@@ -123,6 +123,8 @@ export interface RoomsApiMethods {
   /** Kicks a member; the actor's own id means leave. */
   removeMember (actor: Actor, roomId: string, userId: string): Promise<void>
   setRole (actor: Actor, roomId: string, userId: string, role: Role): Promise<Member>
+  /** The tenant's open SUPPORT rooms, oldest first, for holders of chats:support (FORBIDDEN otherwise). */
+  supportQueue (user: ChatUser, page?: { offset?: number, limit?: number }): Promise<{ rooms: Room[], hasMore: boolean, nextOffset: number | null }>
   /** Bans a user (a member of a lower role is removed): no join or add until it ends (protocol 11.3). */
   ban (actor: Actor, roomId: string, userId: string, options: ModerationOptions): Promise<Ban>
   /** Lifts a ban; nothing happens when there is none. */

@@ -4,7 +4,7 @@ import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
 import { BanAck, BanInput, BansAck, MuteInput, ReportAck, ReportInput, ReportsAck, ReportSchema, ReportsInput, ResolveInput, RoomUserInput } from '../../schemas/moderation.js'
 import { MessageIdInput } from '../../schemas/messaging.js'
-import { MemberSchema, RoomId } from '../../schemas/room.js'
+import { MemberSchema, RoomId, SupportQueueAck, SupportQueueQuery } from '../../schemas/room.js'
 
 function actorOf (ctx: EventContext): Actor {
   return { user: ctx.user, connection: ctx.connection }
@@ -56,6 +56,13 @@ export function registerModerationEvents (app: FastifyInstance): void {
     schema: RoomUserInput,
     ack: MemberAck,
     handler: async (ctx, data) => ({ member: await rooms.unmute(actorOf(ctx), data.roomId, data.userId) }),
+  })
+
+  gateway.on('support.queue', {
+    summary: 'The tenant\'s open SUPPORT rooms, oldest first, for holders of chats:support (who join them as MODERATOR): offset, limit; hasMore, nextOffset.',
+    schema: Type.Object(SupportQueueQuery, { additionalProperties: false }),
+    ack: SupportQueueAck,
+    handler: async (ctx, data) => await rooms.supportQueue(ctx.user, data),
   })
 
   if (app.chatConfig.concerns.messaging) registerReportAndPinEvents(app)

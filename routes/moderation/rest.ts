@@ -4,7 +4,7 @@ import { ClientErrors } from '../../schemas/error.js'
 import { BanAck, BanBody, BansAck, MuteBody, ReportAck, ReportBody, ReportsAck, ReportsQuery, ResolveBody } from '../../schemas/moderation.js'
 import { Uuid } from '../../schemas/messaging.js'
 import { callerOf } from '../../plugins/auth/request-auth.js'
-import { MemberSchema, RoomId, UserId } from '../../schemas/room.js'
+import { MemberSchema, RoomId, SupportQueueAck, SupportQueueQuery, UserId } from '../../schemas/room.js'
 import { actorOf } from '../rooms/rest.js'
 
 const RoomParams = Type.Object({ roomId: RoomId })
@@ -39,6 +39,10 @@ const moderationRest: FastifyPluginAsyncTypebox = async function moderationRest 
   app.delete('/rooms/:roomId/mutes/:userId', {
     schema: { ...common, summary: 'End a member\'s mute', params: MemberParams, response: { 200: MemberReply, ...ClientErrors } },
   }, async (request) => ({ member: await rooms.unmute(actorOf(request), request.params.roomId, request.params.userId) }))
+
+  app.get('/support/queue', {
+    schema: { ...common, summary: 'The tenant\'s open SUPPORT rooms, oldest first (holders of chats:support)', querystring: Type.Object(SupportQueueQuery, { additionalProperties: false }), response: { 200: SupportQueueAck, ...ClientErrors } },
+  }, async (request) => await rooms.supportQueue(callerOf(request), request.query))
 
   if (!app.chatConfig.concerns.messaging) return
   const messaging = app.chatMessaging

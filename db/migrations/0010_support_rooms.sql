@@ -1,0 +1,3 @@
+ALTER TABLE "chat"."rooms" ADD COLUMN "status" text DEFAULT 'open' NOT NULL;--> statement-breakpoint
+CREATE INDEX "rooms_support_queue_idx" ON "chat"."rooms" USING btree ("tenant","created_at") WHERE "chat"."rooms"."type" = 'SUPPORT' and "chat"."rooms"."status" = 'open';--> statement-breakpoint
+ALTER TABLE "chat"."rooms" ADD CONSTRAINT "rooms_status_check" CHECK ("chat"."rooms"."status" in ('open', 'closed'));
