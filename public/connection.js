@@ -1,12 +1,13 @@
 // @ts-check
 // The connection: one ChatClient per token, and what each of its events changes on the page.
 import { ChatClient } from './client/index.js'
-import { ui, report } from './dom.js'
+import { ui, notify, report } from './dom.js'
 import { onMessage, replaceMessage, showDeleted } from './messages.js'
 import { render, renderHeader, renderMembers, renderRooms } from './render.js'
 import { loadMembers, openRoom } from './rooms.js'
 import { state, upsertRoom } from './state.js'
 import { setTyping } from './typing.js'
+import { onReported } from './moderation.js'
 
 /** @typedef {import('./client/index.js').SessionReady} SessionReady */
 
@@ -35,7 +36,9 @@ export async function connect (token) {
   })
   client.on('session.ready', onSessionReady)
   client.on('room.added', ({ room }) => { upsertRoom(room); renderRooms() })
-  client.on('room.removed', ({ roomId }) => {
+  client.on('room.removed', ({ roomId, reason }) => {
+    const view = state.rooms.get(roomId)
+    if (reason === 'banned') notify(`you were banned from ${view?.summary.name ?? 'a room'}`)
     state.rooms.delete(roomId)
     if (state.current === roomId) state.current = null
     render()
@@ -81,6 +84,7 @@ export async function connect (token) {
       if (roomId === state.current) void openRoom(roomId)
     }
   })
+  client.on('message.reported', ({ report: reported }) => onReported(reported))
   client.on('error', (error) => report(error))
   try {
     await client.connect()

@@ -4,6 +4,7 @@
 import { el, ui } from './dom.js'
 import { deleteMessage, toggleReaction } from './messages.js'
 import { openRoom } from './rooms.js'
+import { moderateMember, moderatesCurrentRoom, pinMessage, reportMessage } from './moderation.js'
 import { nameOf, state } from './state.js'
 
 /** @typedef {import('./client/index.js').Message} Message */
@@ -67,6 +68,15 @@ export function renderMembers () {
     const dot = el('span', `presence-dot ${status}`)
     dot.dataset.status = status
     item.append(dot, el('span', '', person?.name ?? userId))
+    // A moderator's menu on everyone else (the server refuses what their role may not do).
+    if (moderatesCurrentRoom() && userId !== state.me) {
+      for (const action of /** @type {const} */ (['mute', 'ban'])) {
+        const button = el('button', `member-action action-${action}`, action)
+        button.setAttribute('type', 'button')
+        button.addEventListener('click', () => { void moderateMember(action, userId) })
+        item.append(button)
+      }
+    }
     return item
   }))
 }
@@ -142,6 +152,8 @@ function messageItem (message) {
     ui.input.focus()
   })
   for (const emoji of QUICK_REACTIONS) action(emoji, 'react', () => { void toggleReaction(message, emoji) })
+  if (!mine && !deleted) action('report', 'report', () => { void reportMessage(message) })
+  if (moderatesCurrentRoom() && !deleted) action('pin', 'pin', () => { void pinMessage(message) })
   if (mine) {
     action('edit', 'edit', () => {
       state.replyTo = null

@@ -194,6 +194,29 @@ t.test('older history loads when scrolling up', async (t) => {
   await reader.context.close()
 })
 
+t.test('moderation from the page: bob reports a message to alice, who owns the room; alice bans bob', async (t) => {
+  await room(alice, 'team').click()
+  await room(bob, 'team').click()
+  await message(bob, 'sent during the drop').hover()
+  t.equal(await message(bob, 'hello bob, edited').locator('.action-pin').count(), 0, 'a MEMBER has no pin in his menu')
+  await message(bob, 'sent during the drop').locator('.action-report').click()
+  await t.resolves(alice.page.locator('#notice', { hasText: 'report: "sent during the drop"' }).waitFor(WAIT), 'alice, the OWNER, is told of the report live')
+  t.equal(await bob.page.locator('#notice', { hasText: 'report:' }).count(), 0, 'bob, a MEMBER, is not')
+
+  const bobInList = alice.page.locator('#members li[data-user-id="' + b + '"]')
+  await bobInList.waitFor(WAIT)
+  t.equal(await bob.page.locator('#members .action-ban').count(), 0, 'bob has no moderator menu')
+  await bobInList.locator('.action-ban').click()
+  await t.resolves(bob.page.locator('#notice', { hasText: 'you were banned from team' }).waitFor(WAIT), 'bob is told he was banned')
+  await t.resolves(room(bob, 'team').waitFor({ state: 'detached', timeout: 20000 }), 'the room leaves his list')
+  await t.resolves(bobInList.waitFor({ state: 'detached', timeout: 20000 }), 'and alice\'s member list')
+  await bob.page.locator('#join-room-id').fill(team)
+  await bob.page.locator('#join-room button').click()
+  await t.resolves(bob.page.locator('#notice', { hasText: 'banned' }).waitFor(WAIT), 'joining again is refused: banned')
+  t.equal(await room(bob, 'team').count(), 0, 'he is not back in')
+  t.same([...alice.errors, ...bob.errors], [], 'no page errors')
+})
+
 t.test('the link `npm start` prints in development mode opens the page as alice', async (t) => {
   const standalone = await spawnServer(t, { DATABASE_URL: await freshDatabaseUrl(t), JWT_SECRET: '' })
   const link = (await standalone.waitFor(/(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+\.[\w-]+\.[\w-]+)/))[1] as string
