@@ -38,6 +38,8 @@ export interface SessionReady {
   rooms: RoomSummary[]
   /** True when `rooms` could not all fit in one frame: the client pages the rest with `room.list` before it tells anyone. */
   roomsHasMore?: boolean
+  /** Unread messages over all the user's rooms. */
+  unreadTotal?: number
   people: Person[]
   favorites: Favorite[]
 }
@@ -64,7 +66,7 @@ export interface PushEvents {
   'message.reported': { roomId: string, report: Report }
   'room.updated': { roomId: string, seq: number, room: Room }
   'receipt.read': { roomId: string, userId: string, seq: number }
-  'unread.updated': { roomId: string, lastReadSeq: number, unreadCount: number }
+  'unread.updated': { roomId: string, lastReadSeq: number, unreadCount: number, mentionCount: number }
   'typing': { roomId: string, userId: string, isTyping: boolean }
   'presence': UserPresence
   'favorites.updated': { favorites: Favorite[] }
@@ -101,7 +103,7 @@ export interface Requests {
   'reaction.add': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } & Partial<EventPlace> }
   'reaction.remove': { data: { messageId: string, emoji: string }, ack: { reactions: Reaction[] } & Partial<EventPlace> }
   'history.fetch': { data: { roomId: string } & HistoryPage, ack: { messages: Message[], hasMore: boolean } }
-  'message.read': { data: { roomId: string, seq: number }, ack: { lastReadSeq: number, unreadCount: number } }
+  'message.read': { data: { roomId: string, seq: number }, ack: { lastReadSeq: number, unreadCount: number, mentionCount: number } }
   'sync': { data: { cursors: Array<{ roomId: string, seq: number }> }, ack: { rooms: SyncRoom[] } }
   'room.create': { data: CreateRoomInput, ack: { room: RoomSummary } }
   'dm.open': { data: { userId: string }, ack: { room: RoomSummary } }

@@ -64,7 +64,7 @@ export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), h
 /** GET …/rooms/:roomId/messages: a history page (the user's and the service API's). */
 export const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false })
 export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), ...eventPlaceIfWritten })
-export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer() })
+export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer(), mentionCount: Type.Integer() })
 export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })
 export const SyncRoom = Type.Object({
   roomId: Type.String(),

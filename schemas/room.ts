@@ -72,6 +72,7 @@ export const RoomSummarySchema = Type.Object({
   myRole: RoleSchema,
   lastReadSeq: Type.Integer(),
   unreadCount: Type.Integer(),
+  mentionCount: Type.Integer({ description: 'unread messages that mention you (or everyone)' }),
   lastMessage: Type.Union([MessageSchema, Type.Null()]),
 })
 
@@ -80,6 +81,7 @@ export const MemberSchema = Type.Object({
   user: UserRefSchema,
   role: RoleSchema,
   joinedAt: Type.String(),
+  lastReadSeq: Type.Optional(Type.Integer({ description: 'the member\'s read mark ("seen by"), in room.members and GET /rooms/:roomId' })),
   mutedUntil: Type.Optional(Type.String({ description: 'muted (reads, cannot send, react or type) until then; 9999-12-31 for a mute without an end; absent when not muted' })),
 })
 

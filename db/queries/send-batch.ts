@@ -56,6 +56,7 @@ export interface SendBatchResult {
  *   own sends need no row), before any seq is taken;
  * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
  *   `numbered` hands them out in batch order, so seqs stay gapless and commit in order;
+ * - `own_read` moves each sender's read mark to their last seq in the batch;
  * - `mentioned` keeps, for the sends that mention anyone (none in most batches), the mentioned who are
  *   members as of the lock, and `*`;
  * - the messages are inserted, with the feed on their message.created entries are staged in the feed's
@@ -170,6 +171,12 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       select n.id, n."roomId", n.seq, n."senderId", n.type, n.content, n."replyToId", n.attachments, n."clientMsgId",
         coalesce(w.mentions, '{}'), ${createdAt}::timestamptz
       from numbered n left join mentioned w on w.i = n.i
+    ), own_read as (
+      -- A sender has read what they sent (protocol 11.6): their mark moves to their last seq of the batch.
+      -- Rows are locked in room order after the rooms' locks, as every writer of room_members does.
+      update ${roomMembers} rm set last_read_seq = s.seq
+      from (select "roomId", "senderId", max(seq) as seq from numbered where not "asServer" group by "roomId", "senderId") s
+      where rm.room_id = s."roomId" and rm.user_id = s."senderId" and rm.last_read_seq < s.seq
     )${prune}${staged}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
       p.content as reply_content, p.deleted as reply_deleted,

@@ -86,6 +86,7 @@ const SessionReady: JsonObject = {
     connectionId: { type: 'string' },
     serverTime: { type: 'string', format: 'date-time' },
     rooms: { type: 'array', items: { type: 'object', description: 'RoomSummary' } },
+    unreadTotal: { type: 'integer', description: 'unread messages over all your rooms (those beyond roomsHasMore too)' },
     roomsHasMore: { type: 'boolean', description: 'present (true) when the rooms did not all fit in maxReplyBytes: page the rest with room.list from rooms.length' },
     people: { type: 'array', items: { type: 'object', description: 'Person' } },
     favorites: { type: 'array', items: { type: 'object', description: 'Favorite' } },

@@ -100,7 +100,7 @@ export interface MessagingService {
   /** The message's reactions now, and where the change landed (nothing when nothing changed). */
   react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions } & Partial<EventPlace>>
   history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number }): Promise<{ messages: Message[], hasMore: boolean }>
-  markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number }>
+  markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number, mentionCount: number }>
   sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
   /** Resolves when every queued send is committed (graceful shutdown). */
   drain (): Promise<void>
@@ -341,22 +341,26 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         if (current === undefined) throw refusals.notMember()
         lastReadSeq = current.lastReadSeq
       }
-      const [counted] = await db.select({ n: sql<number>`count(*)::int` }).from(messages).where(and(
+      const [counted] = await db.select({
+        n: sql<number>`count(*)::int`,
+        mentioned: sql<number>`(count(*) filter (where ${messages.mentions} && array[${user.id}, '*']))::int`,
+      }).from(messages).where(and(
         eq(messages.roomId, roomId), gt(messages.seq, lastReadSeq), ne(messages.senderId, user.id), isNull(messages.deletedAt),
       ))
       const unreadCount = counted?.n ?? 0
+      const mentionCount = counted?.mentioned ?? 0
       if (advanced[0] !== undefined) {
         const hub = app.chatHub
         await Promise.all([
           hub.publishRoom(roomId, JSON.stringify({ event: 'receipt.read', data: { roomId, userId: user.id, seq: lastReadSeq } }), except === undefined ? {} : { except }),
           // To the reader (tenant and sub): the same sub's sockets of another tenant do not hear of it.
-          hub.publishUser(userKeyOf(user), JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount } }), except),
+          hub.publishUser(userKeyOf(user), JSON.stringify({ event: 'unread.updated', data: { roomId, lastReadSeq, unreadCount, mentionCount } }), except),
         ]).catch((error: unknown) => {
           // The read mark is committed: a broker that fails now costs other nodes this receipt, not the ack.
           app.log.warn({ err: error, roomId }, 'messaging: publishing a read receipt failed after the commit')
         })
       }
-      return { lastReadSeq, unreadCount }
+      return { lastReadSeq, unreadCount, mentionCount }
     },
 
     async sync (user, cursors) {

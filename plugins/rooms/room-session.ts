@@ -57,6 +57,8 @@ export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsA
     // when some did not (the client pages the rest with room.list). Every room is subscribed all the same.
     const budget = new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + SESSION_RESERVE + utf8Bytes(JSON.stringify({ people, favorites })))
     const fitted = fitList(rooms, budget)
-    return fitted.length === rooms.length ? { rooms, people, favorites } : { rooms: fitted, roomsHasMore: true, people, favorites }
+    // Over every room, those that did not fit too: the badge a client shows before it pages the rest.
+    const unreadTotal = rooms.reduce((sum, room) => sum + room.unreadCount, 0)
+    return fitted.length === rooms.length ? { rooms, unreadTotal, people, favorites } : { rooms: fitted, roomsHasMore: true, unreadTotal, people, favorites }
   })
 }

@@ -147,6 +147,7 @@ interface SummaryRow extends RoomRow, MessageRow {
   my_role: Role
   last_read_seq: number
   unread_count: number
+  mention_count: number
   peer_id: string | null
   peer_name: string | null
   peer_avatar: string | null
@@ -179,12 +180,17 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
   const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
   const result = await db.execute(sql`
     select m.user_id, r.tenant as room_tenant, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
-      (select count(*)::int from chat.messages u
-        where u.room_id = r.id and u.seq > m.last_read_seq and u.sender_id <> m.user_id and u.deleted_at is null) as unread_count,
+      unread.unread_count, unread.mention_count,
       peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
       lm.*
     from chat.room_members m
     join chat.rooms r on r.id = m.room_id
+    cross join lateral (
+      -- Unread: others' messages after the mark, not deleted; of them, those that mention the user or everyone.
+      select count(*)::int as unread_count, (count(*) filter (where u.mentions && array[m.user_id, '*']))::int as mention_count
+      from chat.messages u
+      where u.room_id = r.id and u.seq > m.last_read_seq and u.sender_id <> m.user_id and u.deleted_at is null
+    ) unread
     left join lateral (
       select p.user_id, pu.name, pu.avatar, ${sql.raw(iso('pu.last_seen'))} as last_seen
       from chat.room_members p left join chat.users pu on pu.tenant = r.tenant and pu.id = p.user_id
@@ -212,6 +218,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       myRole: row.my_role,
       lastReadSeq: row.last_read_seq,
       unreadCount: row.unread_count,
+      mentionCount: row.mention_count,
       lastMessage: messageOf(row),
     }
     return { userId: row.user_id, tenant: row.room_tenant, summary }
@@ -240,7 +247,7 @@ export async function serverSummaryOfRoom (db: ChatDb, roomId: string): Promise<
   const [oldest] = await loadMembers(db, roomId, undefined, { offset: 0, limit: 1 })
   if (oldest === undefined) throw refusals.roomNotFound()
   const summary = await summaryOfRoom(db, oldest.user.id, roomId)
-  return { ...summary, myRole: 'OWNER', lastReadSeq: summary.lastSeq, unreadCount: 0 }
+  return { ...summary, myRole: 'OWNER', lastReadSeq: summary.lastSeq, unreadCount: 0, mentionCount: 0 }
 }
 
 interface FavoriteRow {
@@ -277,6 +284,7 @@ interface MemberRow {
   user_id: string
   role: Role
   joined_at: string
+  last_read_seq: number
   muted_until: string | null
   name: string | null
   avatar: string | null
@@ -288,7 +296,7 @@ export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonl
   const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${list(userIds)})`
   const paged = page === undefined ? sql`` : sql` limit ${page.limit} offset ${page.offset}`
   const result = await db.execute(sql`
-    select m.user_id, m.role, ${sql.raw(iso('m.joined_at'))} as joined_at,
+    select m.user_id, m.role, m.last_read_seq, ${sql.raw(iso('m.joined_at'))} as joined_at,
       case when m.muted_until > now() then ${sql.raw(iso('m.muted_until'))} end as muted_until, u.name, u.avatar
     from chat.room_members m
       join chat.rooms r on r.id = m.room_id
@@ -296,7 +304,7 @@ export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonl
     where m.room_id = ${roomId}${filter}
     order by m.joined_at, m.user_id${paged}`)
   return rows<MemberRow>(result).map((row) => {
-    const member: Member = { user: { id: row.user_id, name: row.name, avatar: row.avatar }, role: row.role, joinedAt: row.joined_at }
+    const member: Member = { user: { id: row.user_id, name: row.name, avatar: row.avatar }, role: row.role, joinedAt: row.joined_at, lastReadSeq: row.last_read_seq }
     if (row.muted_until !== null) member.mutedUntil = row.muted_until
     return member
   })

@@ -71,5 +71,5 @@ export default async function messageEvents (app: FastifyInstance): Promise<void
   gateway.declarePush('message.deleted', { summary: 'A message was deleted.', schema: Type.Object({ ...seqOf, messageId: Uuid }) })
   gateway.declarePush('reaction.updated', { summary: 'The reactions of a message changed.', schema: Type.Object({ ...seqOf, messageId: Uuid, reactions: Type.Array(ReactionSchema) }) })
   gateway.declarePush('receipt.read', { summary: 'A member read up to seq (ephemeral, no room seq).', schema: Type.Object({ roomId: Type.String(), userId: Type.String(), seq: Type.Integer() }) })
-  gateway.declarePush('unread.updated', { summary: 'Your read mark moved on another socket.', schema: Type.Object({ roomId: Type.String(), lastReadSeq: Type.Integer(), unreadCount: Type.Integer() }) })
+  gateway.declarePush('unread.updated', { summary: 'Your read mark moved on another socket.', schema: Type.Object({ roomId: Type.String(), lastReadSeq: Type.Integer(), unreadCount: Type.Integer(), mentionCount: Type.Integer() }) })
 }
