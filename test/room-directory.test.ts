@@ -31,7 +31,7 @@ async function create (owner: Person, name: string, extra: Record<string, unknow
 /** One directory page over the WebSocket (`via` 'ws') or REST. */
 async function directory (node: TestNode, person: Person, via: 'ws' | 'rest', query: Record<string, string | number> = {}): Promise<Page> {
   if (via === 'ws') return await person.client.ack('room.directory', query) as unknown as Page
-  const search = new URLSearchParams(Object.entries(query).map(([key, value]) => [key, String(value)])).toString()
+  const search = new URLSearchParams(Object.entries(query).map(([key, value]): [string, string] => [key, String(value)])).toString()
   const reply = await rest(node, person.token, 'GET', `/api/rooms/directory${search === '' ? '' : `?${search}`}`)
   if (reply.status !== 200) throw new Error(`GET /api/rooms/directory: ${reply.status} ${JSON.stringify(reply.body)}`)
   return reply.body as Page
