@@ -6,7 +6,7 @@ import { PendingRequests } from './requests.js'
 import { RoomCursors } from './resume.js'
 import { Transport, type StopCode } from './transport.js'
 import type {
-  CreateRoomInput, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
+  CreateRoomInput, DirectoryRequest, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
 } from './types.js'
 
 /**
@@ -238,6 +238,14 @@ export class ChatClient {
 
   unpin (messageId: string): Promise<Requests['message.unpin']['ack']> {
     return this.request('message.unpin', { messageId })
+  }
+
+  /**
+   * The directory: public rooms of your tenant you may join, by name prefix or word (`query`), `type`;
+   * pass the answer's `nextCursor` as `cursor` for the next page (null at the end).
+   */
+  directory (request: DirectoryRequest = {}): Promise<Requests['room.directory']['ack']> {
+    return this.request('room.directory', request)
   }
 
   /** The tenant's open SUPPORT rooms, for holders of chats:support (who join them as MODERATOR). */

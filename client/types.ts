@@ -10,12 +10,12 @@ import type { PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messagi
 import type { UserPresence } from '../schemas/presence.js'
 import type { Ban, ModerationOptions, Report } from '../schemas/moderation.js'
 import type {
-  CreateRoomData, Favorite, Member, MemberWithStatus, Person, PresenceStatus, RoleSchema, Room, RoomPatchData,
+  CreateRoomData, DirectoryPage, DirectoryRequest, DirectoryRoom, Favorite, Member, MemberWithStatus, Person, PresenceStatus, RoleSchema, Room, RoomPatchData,
   RoomSummary, RoomTypeSchema,
 } from '../schemas/room.js'
 
 // Already types in schemas/: the same ones, under the client's names.
-export type { Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
+export type { DirectoryPage, DirectoryRequest, DirectoryRoom, Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
 export type UserRef = MessageSender
 export type CreateRoomInput = CreateRoomData
 export type RoomPatch = RoomPatchData
@@ -132,5 +132,6 @@ export interface Requests {
   'room.report.resolve': { data: { reportId: string, action: 'dismiss' | 'delete' }, ack: { report: Report } }
   'message.pin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'message.unpin': { data: { messageId: string }, ack: Partial<EventPlace> }
+  'room.directory': { data: DirectoryRequest, ack: DirectoryPage }
   'support.queue': { data: { offset?: number, limit?: number }, ack: { rooms: Room[], hasMore: boolean, nextOffset: number | null } }
 }

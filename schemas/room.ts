@@ -173,3 +173,28 @@ export const MembersHasMore = Type.Boolean({ description: 'more members than `me
 /** The support queue (support.queue, GET /support/queue): the tenant's open SUPPORT rooms, oldest first. */
 export const SupportQueueQuery = pageQuery('rooms', 'oldest first')
 export const SupportQueueAck = Type.Object({ rooms: Type.Array(RoomSchema), ...pageEnd('rooms') })
+
+/** room.directory's default and largest `limit`. */
+export const DIRECTORY_LIMIT = 50
+export const DIRECTORY_LIMIT_MAX = 100
+/** A directory cursor's longest text: base64url of the last room's lowercased name (at most 100 characters) and id. */
+export const DIRECTORY_CURSOR_MAX = 1024
+export const DirectoryRoomType = Type.Union([Type.Literal('GROUP'), Type.Literal('CHANNEL')])
+/** The directory (room.directory, GET /rooms/directory): the tenant's public rooms the caller may join, by name. */
+export const DirectoryQuery = Type.Object({
+  query: Type.Optional(Type.String({ maxLength: MAX_NAME, description: 'case-insensitive: names that start with it, or have a word (after a space) that does' })),
+  type: Type.Optional(DirectoryRoomType),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: DIRECTORY_CURSOR_MAX, description: 'the nextCursor of the previous page (opaque)' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: DIRECTORY_LIMIT_MAX, description: `rooms in the page (default ${DIRECTORY_LIMIT}); fewer when they would not fit in maxReplyBytes` })),
+}, { additionalProperties: false })
+export const DirectoryRoomSchema = Type.Object({
+  ...RoomSchema.properties,
+  joined: Type.Boolean({ description: 'the caller is already a member' }),
+})
+export const DirectoryAck = Type.Object({
+  rooms: Type.Array(DirectoryRoomSchema, { description: 'by name (case-insensitive), then id' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the cursor of the next page; null at the end' }),
+})
+export type DirectoryRoom = Static<typeof DirectoryRoomSchema>
+export type DirectoryPage = Static<typeof DirectoryAck>
+export type DirectoryRequest = Static<typeof DirectoryQuery>

@@ -40,6 +40,7 @@ const WS_CASES: Record<string, WsCase> = {
   'dm.open': { data: (x) => ({ userId: x.aliceId }), expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'room.join': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'room.list': { data: () => ({}), expect: 'own-only' },
+  'room.directory': { data: () => ({}), expect: 'own-only', why: "the caller's tenant's public rooms only: A's (a public GROUP among them) never" },
   'room.leave': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
   'room.update': { data: (x) => ({ roomId: x.roomId, name: 'taken over' }), expect: 'NOT_FOUND' },
   'room.delete': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
@@ -86,6 +87,7 @@ const REST_CASES: Record<string, RestCase> = {
   'GET /metrics': { path: () => '/health', expect: 'exempt', why: 'counters without tenant data' },
   'GET /api/presence': { path: (x) => `/api/presence?userIds=${x.aliceId}`, expect: 'offline' },
   'GET /api/rooms': { path: () => '/api/rooms', expect: 'own-only' },
+  'GET /api/rooms/directory': { path: () => '/api/rooms/directory', expect: 'own-only', why: "the caller's tenant's public rooms only: A's (a public GROUP among them) never" },
   'POST /api/rooms': { path: () => '/api/rooms', body: (x) => ({ name: 'with a stranger', type: 'GROUP', memberIds: [x.aliceId] }), expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'GET /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, expect: 'NOT_FOUND' },
   'PATCH /api/rooms/:roomId': { path: (x) => `/api/rooms/${x.roomId}`, body: () => ({ name: 'taken over' }), expect: 'NOT_FOUND' },
@@ -190,7 +192,11 @@ async function walk (t: Test, nodeA: TestNode, nodeB: TestNode): Promise<void> {
   // A service of tenant B (the service API's grant): its routes act for tenant B only.
   const serviceB = nodeB.token(uid('booking'), { tenant: 'B', permissions: ['chats:service'] })
   const strangers: Array<[string, Person]> = [['victim (tenant B, never seen in A)', victim], ['carol (the same sub in tenant B)', carolB]]
+  // A's public GROUP `second` is in A's directory, never in B's (the walk's leak check looks for the SUPPORT room).
+  t.ok(JSON.stringify(await carolA.client.ack('room.directory', {})).includes(second), "A's directory lists A's public room")
   for (const [who, person] of strangers) {
+    const directory = [await person.client.ack('room.directory', {}), (await rest(nodeB, person.token, 'GET', '/api/rooms/directory')).body]
+    t.notOk(JSON.stringify(directory).includes(second), `${who}: B's directory (WebSocket and REST) has no room of A`)
     t.same((person.ready.data as { rooms: unknown[] }).rooms, [], `${who}: session.ready has no room of tenant A`)
     t.same(leaks([person.ready], target, secret), [], `${who}: nothing of A's room in session.ready`)
   }

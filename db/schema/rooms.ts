@@ -47,6 +47,8 @@ export const rooms = chatSchema.table('rooms', {
   check('rooms_status_check', sql`${table.status} in ('open', 'closed')`),
   // The support queue: a tenant's open SUPPORT rooms, oldest first.
   index('rooms_support_queue_idx').on(table.tenant, table.createdAt).where(sql`${table.type} = 'SUPPORT' and ${table.status} = 'open'`),
+  // The directory (room.directory): a tenant's public rooms by lower(name), id (the page's keyset).
+  index('rooms_directory_idx').on(table.tenant, sql`lower(${table.name})`, table.id).where(sql`not ${table.isPrivate}`),
   check('rooms_member_count_check', sql`${table.maxMembers} is null or ${table.memberCount} <= ${table.maxMembers}`),
 ])
 

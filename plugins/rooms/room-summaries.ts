@@ -86,7 +86,7 @@ function list (values: readonly string[]): SQL {
   return sql.join(values.map((value) => sql`${value}`), sql`, `)
 }
 
-interface RoomRow {
+export interface RoomRow {
   id: string
   type: RoomType
   name: string
@@ -104,7 +104,7 @@ interface RoomRow {
   created_at: string
 }
 
-const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.status, r.member_count,
+export const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.status, r.member_count,
   r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
 
 /** A uuid[] as the drivers give it: an array (postgres.js, PGlite) or its text form in some raw reads. */

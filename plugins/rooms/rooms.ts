@@ -13,6 +13,7 @@ import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.j
 import { createFavorites } from './favorites.js'
 import { contributeRoomsToSession, createSnapshot } from './room-session.js'
 import { loadSummaries, loadSupportQueue, usersSharingARoom } from './room-summaries.js'
+import { directoryPage } from './room-directory.js'
 import { holdsGrant } from '../auth/permission-claims.js'
 import { rolesIn } from './room-rows.js'
 import { userKeyOf } from '../../lib/user-key.js'
@@ -128,6 +129,11 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const rooms = fitList(found.slice(0, limit), new ReplyBudget(app.chatConfig.maxReplyBytes, ENVELOPE_RESERVE + ROOMS_PAGE_FRAME.length))
       const hasMore = rooms.length < found.length
       return { rooms, hasMore, nextOffset: hasMore ? offset + rooms.length : null }
+    },
+
+    async directory (user, request = {}) {
+      await access.authorize(user, 'room.directory')
+      return await directoryPage(app.chatDb, user, request, app.chatConfig.maxReplyBytes)
     },
 
     snapshot: createSnapshot(ctx),

@@ -1,6 +1,6 @@
 import type { FavoriteType, Role, RoomType } from '../../db/schema/index.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
-import type { CreateRoomData, Favorite, Member, MemberPage, MemberWithStatus, Person, Room, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
+import type { CreateRoomData, DirectoryPage, DirectoryRequest, Favorite, Member, MemberPage, MemberWithStatus, Person, Room, RoomPatchData, RoomsPage, RoomSummary } from '../../schemas/room.js'
 import type { Ban, ModerationOptions } from '../../schemas/moderation.js'
 export type { MemberPage, RoomsPage } from '../../schemas/room.js'
 import type { Message } from '../../schemas/message.js'
@@ -125,6 +125,11 @@ export interface RoomsApiMethods {
   setRole (actor: Actor, roomId: string, userId: string, role: Role): Promise<Member>
   /** The tenant's open SUPPORT rooms, oldest first, for holders of chats:support (FORBIDDEN otherwise). */
   supportQueue (user: ChatUser, page?: { offset?: number, limit?: number }): Promise<{ rooms: Room[], hasMore: boolean, nextOffset: number | null }>
+  /**
+   * The directory: public GROUP and CHANNEL rooms of the user's tenant that they may join, by name prefix
+   * or word (`query`), `type`, paged by `cursor` (VALIDATION_FAILED when bad); each says `joined`.
+   */
+  directory (user: ChatUser, request?: DirectoryRequest): Promise<DirectoryPage>
   /** Bans a user (a member of a lower role is removed): no join or add until it ends (protocol 11.3). */
   ban (actor: Actor, roomId: string, userId: string, options: ModerationOptions): Promise<Ban>
   /** Lifts a ban; nothing happens when there is none. */

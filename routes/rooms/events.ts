@@ -4,7 +4,7 @@ import type { EventContext } from '../../plugins/realtime/gateway.js'
 import type { Actor } from '../../plugins/rooms/types.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
-  CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
+  CreateRoomInput, DirectoryAck, DirectoryQuery, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
   RoomPatch, RoomSchema, RoomsPageQuery, RoomsPageSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
 } from '../../schemas/room.js'
 
@@ -49,6 +49,13 @@ export function registerRoomEvents (app: FastifyInstance): void {
     schema: Type.Object(RoomsPageQuery, { additionalProperties: false }),
     ack: RoomsPageSchema,
     handler: async (ctx, data) => await rooms.listPage(ctx.user, data),
+  })
+
+  gateway.on('room.directory', {
+    summary: 'The directory: the public GROUP and CHANNEL rooms of your tenant you may join, by name (query: a name or a word of it that starts so, case-insensitive), type; cursor, limit (default 50, at most 100); nextCursor (null at the end). Each room says joined.',
+    schema: DirectoryQuery,
+    ack: DirectoryAck,
+    handler: async (ctx, data) => await rooms.directory(ctx.user, data),
   })
 
   gateway.on('room.leave', {

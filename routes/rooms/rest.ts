@@ -6,7 +6,7 @@ import type { Actor } from '../../plugins/rooms/types.js'
 import { ClientErrors } from '../../schemas/error.js'
 import { MessageSchema } from '../../schemas/message.js'
 import {
-  CreateRoomInput, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
+  CreateRoomInput, DirectoryAck, DirectoryQuery, MemberSchema, MembersHasMore, MembersPageQuery, MembersPageSchema, MemberWithStatusSchema, RoleSchema, RoomId,
   RoomPatch, RoomsPageQuery, RoomsPageSchema, RoomSummarySchema, UserId, UserIdsInput,
 } from '../../schemas/room.js'
 
@@ -52,6 +52,16 @@ const roomsRest: FastifyPluginAsyncTypebox = async function roomsRest (app) {
   app.post('/rooms', {
     schema: { ...common, summary: 'Create a GROUP, CHANNEL or SUPPORT room', body: CreateRoomInput, response: { 201: RoomReply, ...ClientErrors } },
   }, async (request, reply) => reply.code(201).send({ room: await rooms.create(actorOf(request), request.body) }))
+
+  // A static segment: Fastify's router matches it before /rooms/:roomId.
+  app.get('/rooms/directory', {
+    schema: {
+      ...common,
+      summary: 'The directory: public rooms of the caller\'s tenant they may join, by name (query, type, cursor, limit: default 50, at most 100), as room.directory',
+      querystring: DirectoryQuery,
+      response: { 200: DirectoryAck, ...ClientErrors },
+    },
+  }, async (request) => await rooms.directory(callerOf(request), request.query))
 
   app.get('/rooms/:roomId', {
     schema: { ...common, summary: 'One room with its members', params: RoomParams, response: { 200: RoomWithMembers, ...ClientErrors } },

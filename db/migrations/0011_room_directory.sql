@@ -1,0 +1,1 @@
+CREATE INDEX "rooms_directory_idx" ON "chat"."rooms" USING btree ("tenant",lower("name"),"id") WHERE not "chat"."rooms"."is_private";
