@@ -57,6 +57,7 @@ export const RoomSchema = Type.Object({
   slowModeSec: Type.Integer({ description: 'a MEMBER may send one message per this many seconds (0: off)' }),
   pinnedMessageIds: Type.Array(Type.String(), { description: 'pinned messages, oldest pin first (message.pin)' }),
   status: RoomStatusSchema,
+  retentionDays: Type.Union([Type.Integer(), Type.Null()], { description: 'this room\'s retention in days (null: the server\'s)' }),
   memberCount: Type.Integer(),
   lastSeq: Type.Integer(),
   createdBy: Type.String(),
@@ -134,6 +135,7 @@ export const RoomPatch = Type.Object({
   slowModeSec: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SLOW_MODE_SEC, description: 'a MEMBER may send one message per this many seconds; 0 turns slow mode off' })),
   frozen: Type.Optional(Type.Boolean({ description: 'true: only ADMIN and above may send' })),
   status: Type.Optional(RoomStatusSchema),
+  retentionDays: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 36500 }), Type.Null()], { description: 'messages older than this many days lose their content; null: the server\'s retention.maxAgeDays' })),
 }, { additionalProperties: false })
 
 export const UserIdsInput = Type.Array(UserId, { minItems: 1, maxItems: MAX_USER_IDS })

@@ -24,6 +24,8 @@ export const rooms = chatSchema.table('rooms', {
   // MEMBER send one message per slowModeSec seconds.
   frozen: boolean('frozen').notNull().default(false),
   slowModeSec: integer('slow_mode_sec').notNull().default(0),
+  // Messages older than this many days lose their content (null: the retention option's maxAgeDays).
+  retentionDays: integer('retention_days'),
   // Pinned messages, oldest pin first (at most MAX_PINS): the room row, so every summary carries them.
   // A SUPPORT room's state: open ones are in the tenant's support queue (other types stay open).
   status: text('status').$type<RoomStatus>().notNull().default('open'),

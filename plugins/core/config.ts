@@ -125,6 +125,11 @@ export const ChatOptionsSchema = Type.Object({
     maxBatch: Type.Integer({ minimum: 1, maximum: 5000, default: 256 }),
     maxWaitMs: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'ms a batch waits for more sends while another batch is being written; with none in flight it starts at the end of the event loop turn' }),
   }, { additionalProperties: false, default: {} }),
+  retention: Type.Object({
+    maxAgeDays: Type.Integer({ minimum: 0, maximum: 36500, default: 0, description: 'messages older than this many days lose their content, like a delete (0: kept for ever; a room\'s retentionDays overrides it)' }),
+    sweepMs: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 60_000, description: 'how often the node holding the retention lease looks for expired messages' }),
+    batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000, description: 'messages erased per statement (a sweep runs statements until none is left)' }),
+  }, { additionalProperties: false, default: {} }),
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
   databaseTimeoutMs: Type.Integer({
     minimum: 100, default: 5000,
@@ -200,11 +205,12 @@ export interface ModerationVerdict {
 }
 
 /** The options a host passes: the schema's values, all optional, plus what cannot be serialized. */
-export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed'>> & {
+export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'groupCommit' | 'metrics' | 'docs' | 'restRateLimit' | 'concerns' | 'quotas' | 'cors' | 'feed' | 'retention'>> & {
   feed?: false | (Partial<Omit<Exclude<ChatConfig['feed'], false>, 'webhooks'>> & {
     webhooks?: Array<Pick<FeedWebhookConfig, 'url' | 'secret'> & Partial<FeedWebhookConfig>>
   })
   quotas?: Partial<ChatConfig['quotas']>
+  retention?: Partial<ChatConfig['retention']>
   cors?: false | (Pick<Exclude<ChatConfig['cors'], false>, 'origins'> & Partial<Exclude<ChatConfig['cors'], false>>)
   concerns?: Partial<ChatConfig['concerns']>
   restRateLimit?: false | Partial<Exclude<ChatConfig['restRateLimit'], false>>

@@ -126,6 +126,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
       if (patch.slowModeSec !== undefined) changes.slowModeSec = patch.slowModeSec
       if (patch.frozen !== undefined) changes.frozen = patch.frozen
       if (patch.status !== undefined) changes.status = patch.status
+      if (patch.retentionDays !== undefined) changes.retentionDays = patch.retentionDays
       if (Object.keys(changes).length > 0) {
         const events = await db.transaction(async (tx) => {
           const room = await lockRoom(tx, roomId)
@@ -142,7 +143,7 @@ export function createRoomLifecycle (ctx: RoomsContext): RoomLifecycle {
             data: {
               room: roomOf({
                 id: updated.id, type: updated.type, name: updated.name, description: updated.description, avatar: updated.avatar,
-                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, pinned_message_ids: updated.pinnedMessageIds, status: updated.status, member_count: updated.memberCount,
+                is_private: updated.isPrivate, max_members: updated.maxMembers, frozen: updated.frozen, slow_mode_sec: updated.slowModeSec, pinned_message_ids: updated.pinnedMessageIds, status: updated.status, retention_days: updated.retentionDays, member_count: updated.memberCount,
                 last_seq: updated.lastSeq + 1, created_by: updated.createdBy, created_at: isoOf(updated.createdAt),
               }),
             },

@@ -98,13 +98,14 @@ export interface RoomRow {
   slow_mode_sec: number
   pinned_message_ids: string[] | string
   status: RoomStatus
+  retention_days: number | null
   member_count: number
   last_seq: number
   created_by: string
   created_at: string
 }
 
-export const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.status, r.member_count,
+export const ROOM_COLUMNS = `r.id, r.type, r.name, r.description, r.avatar, r.is_private, r.max_members, r.frozen, r.slow_mode_sec, r.pinned_message_ids, r.status, r.retention_days, r.member_count,
   r.last_seq, r.created_by, ${iso('r.created_at')} as created_at`
 
 /** A uuid[] as the drivers give it: an array (postgres.js, PGlite) or its text form in some raw reads. */
@@ -126,6 +127,7 @@ export function roomOf (row: RoomRow): Room {
     slowModeSec: row.slow_mode_sec,
     pinnedMessageIds: uuidsOf(row.pinned_message_ids),
     status: row.status,
+    retentionDays: row.retention_days,
     memberCount: row.member_count,
     lastSeq: row.last_seq,
     createdBy: row.created_by,

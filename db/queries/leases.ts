@@ -1,9 +1,10 @@
 import { sql } from 'drizzle-orm'
-import { rows, type ChatDb } from '../../db/client.js'
+import { rows, type ChatDb } from '../client.js'
 
 /**
- * The relay lease: one row in chat.feed_lease, taken or renewed by one statement on the database's clock.
- * Returns whether `holder` holds it now.
+ * A named lease (the feed's relay, the retention job): one row in chat.feed_lease (the table of every
+ * lease, named for its first user), taken or renewed by one statement on the database's clock, so that
+ * one node at a time does a job. Returns whether `holder` holds it now.
  */
 export async function takeLease (db: ChatDb, name: string, holder: string, leaseMs: number): Promise<boolean> {
   const result = rows<{ holder: string }>(await db.execute(sql`

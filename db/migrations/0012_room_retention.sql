@@ -1,0 +1,1 @@
+ALTER TABLE "chat"."rooms" ADD COLUMN "retention_days" integer;
