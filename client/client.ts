@@ -4,6 +4,7 @@ import type { ChatClientOptions } from './options.js'
 import { Outbox } from './outbox.js'
 import { PendingRequests } from './requests.js'
 import { RoomCursors } from './resume.js'
+import { ReadMarks } from './read-marks.js'
 import { Transport, type StopCode } from './transport.js'
 import type {
   CreateRoomInput, DirectoryRequest, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
@@ -24,6 +25,7 @@ export class ChatClient {
   private readonly requests: PendingRequests
   private readonly outbox: Outbox
   private readonly rooms: RoomCursors
+  private readonly marks = new ReadMarks()
   /** The user of the current (or last) session. */
   private me: string | null = null
   private hadSession = false
@@ -39,7 +41,13 @@ export class ChatClient {
     })
     this.transport = transport
     this.requests = new PendingRequests(this.transport, options)
-    this.outbox = new Outbox(this.transport, options, (roomId, seq) => this.rooms.ownEvent(roomId, seq))
+    this.outbox = new Outbox(this.transport, options, (roomId, seq) => {
+      this.rooms.ownEvent(roomId, seq)
+      // Sending reads the room up to the send (the server moved the mark the same way).
+      if (this.me !== null) this.marks.note(roomId, this.me, seq)
+    })
+    this.events.on('receipt.read', ({ roomId, userId, seq }) => this.marks.note(roomId, userId, seq))
+    this.events.on('room.removed', ({ roomId }) => this.marks.forget(roomId))
     this.rooms = new RoomCursors(this.events, {
       get sessionUp () { return transport.sessionUp },
       get generation () { return transport.generation },
@@ -180,7 +188,18 @@ export class ChatClient {
 
   /** A page of the room's members, oldest first (`offset`, `limit`: default 100, at most 500); `nextOffset` asks for the next. */
   members (roomId: string, page: { offset?: number, limit?: number } = {}): Promise<Requests['room.members']['ack']> {
-    return this.request('room.members', { roomId, ...page })
+    return this.request('room.members', { roomId, ...page }).then((ack) => {
+      for (const member of ack.members) if (member.lastReadSeq !== undefined) this.marks.note(roomId, member.user.id, member.lastReadSeq)
+      return ack
+    })
+  }
+
+  /**
+   * Who has read a room's message of `seq`: the members whose read mark is at least `seq`, as far as this
+   * client knows (list the room's members once with `members()`; receipts and own sends keep it current).
+   */
+  seenBy (roomId: string, seq: number): string[] {
+    return this.marks.seenBy(roomId, seq)
   }
 
   addMembers (roomId: string, userIds: string[]): Promise<Requests['room.member.add']['ack']> {

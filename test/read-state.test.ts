@@ -2,7 +2,8 @@ import t from 'tap'
 import { TestClient } from './fixtures/ws-client.js'
 import { connect, groupRoom, uid } from './fixtures/chat.js'
 import { rest } from './fixtures/rooms.js'
-import { onOneAndTwoNodes } from './fixtures/server.js'
+import { onOneAndTwoNodes, startNode } from './fixtures/server.js'
+import { clientFor } from './fixtures/chat-client.js'
 
 // Read state (protocol 11.6, issue 24): a send moves the sender's own mark; members' marks are listed
 // (so "seen by" survives a reconnect); mentionCount per room and unreadTotal in session.ready, kept
@@ -58,4 +59,29 @@ onOneAndTwoNodes(t, 'mentionCount per room and unreadTotal in session.ready foll
   const read = await first.client.ack('message.read', { roomId, seq: 1000 }) as { mentionCount: number, unreadCount: number }
   t.same([read.unreadCount, read.mentionCount], [0, 0], 'reading clears both')
   t.equal((await session()).unreadTotal, 1, 'the other room\'s message is still unread')
+})
+
+t.test('the client keeps "seen by" from room.members, receipts and its own sends, across a reconnect', async (t) => {
+  const node = await startNode(t)
+  const aliceId = uid('alice')
+  const bobId = uid('bob')
+  const alice = clientFor(t, node, aliceId)
+  const bob = clientFor(t, node, bobId)
+  await alice.connect()
+  await bob.connect()
+  const { room } = await alice.createRoom({ name: 'seen', type: 'GROUP', memberIds: [bobId] })
+  const { message } = await alice.sendMessage(room.id, 'did you see this?')
+  t.same(alice.seenBy(room.id, message.seq), [aliceId], 'the sender has seen her own message')
+  const receipt = new Promise<void>((resolve) => { alice.on('receipt.read', () => resolve()) })
+  await bob.markRead(room.id, message.seq)
+  await receipt
+  t.same(alice.seenBy(room.id, message.seq).sort(), [aliceId, bobId].sort(), 'bob\'s receipt adds him')
+
+  // A fresh client (a reload) rebuilds it from room.members.
+  const again = clientFor(t, node, aliceId)
+  await again.connect()
+  t.same(again.seenBy(room.id, message.seq), [], 'nothing known before the members are listed')
+  await again.members(room.id)
+  t.same(again.seenBy(room.id, message.seq).sort(), [aliceId, bobId].sort(), 'room.members brings every mark back')
+  t.same(again.seenBy(room.id, message.seq + 1), [], 'nobody has read past the last message')
 })
