@@ -16,7 +16,7 @@ import { connect } from './connection.js'
 import { ui, report } from './dom.js'
 import { submitComposer } from './messages.js'
 import { renderComposerContext } from './render.js'
-import { loadOlder, markRead, openRoom } from './rooms.js'
+import { findRooms, loadOlder, markRead, openRoom } from './rooms.js'
 import { state, upsertRoom } from './state.js'
 import { onInput } from './typing.js'
 
@@ -68,6 +68,10 @@ ui.openDirect.addEventListener('submit', async (event) => {
   } catch (error) {
     report(error)
   }
+})
+ui.findRooms.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void findRooms(ui.findRoomsQuery.value.trim())
 })
 ui.joinRoom.addEventListener('submit', async (event) => {
   event.preventDefault()

@@ -64,9 +64,9 @@ export async function connect (token) {
     const message = state.rooms.get(roomId)?.messages.get(messageId)
     if (message) replaceMessage({ ...message, reactions })
   })
-  client.on('unread.updated', ({ roomId, unreadCount }) => {
+  client.on('unread.updated', ({ roomId, unreadCount, mentionCount }) => {
     const view = state.rooms.get(roomId)
-    if (view) view.summary.unreadCount = unreadCount
+    if (view) Object.assign(view.summary, { unreadCount, mentionCount })
     renderRooms()
   })
   client.on('typing', ({ roomId, userId, isTyping }) => setTyping(roomId, userId, isTyping))

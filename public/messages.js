@@ -4,7 +4,7 @@
 import { ui, report } from './dom.js'
 import { nearBottom, renderComposerContext, renderMessages, renderRooms } from './render.js'
 import { markRead } from './rooms.js'
-import { state } from './state.js'
+import { mentionsMe, state } from './state.js'
 import { setTyping, stopTyping } from './typing.js'
 
 /** @typedef {import('./client/index.js').Message} Message */
@@ -21,7 +21,10 @@ export function onMessage (roomId, seq, message) {
   if (seq > view.summary.lastSeq) {
     view.summary.lastSeq = seq
     view.summary.lastMessage = message
-    if (message.sender.id !== state.me && roomId !== state.current) view.summary.unreadCount += 1
+    if (message.sender.id !== state.me && roomId !== state.current) {
+      view.summary.unreadCount += 1
+      if (mentionsMe(message)) view.summary.mentionCount += 1
+    }
   }
   setTyping(roomId, message.sender.id, false)
   if (view.loaded) {
@@ -85,7 +88,8 @@ export async function submitComposer () {
   state.sending.push(pending)
   renderMessages({ stickToBottom: true })
   try {
-    const { message } = await client.sendMessage(roomId, content, replyTo ? { replyToId: replyTo.id } : {})
+    const mentions = mentionsIn(content, state.rooms.get(roomId)?.memberIds ?? [])
+    const { message } = await client.sendMessage(roomId, content, { ...(replyTo ? { replyToId: replyTo.id } : {}), ...(mentions.length > 0 ? { mentions } : {}) })
     ownSendDone(message)
   } catch (error) {
     report(error)
@@ -121,4 +125,14 @@ export async function deleteMessage (message) {
   } catch (error) {
     report(error)
   }
+}
+
+/**
+ * The members named `@id` in a message (`@everyone` is "*", which the server allows MODERATOR and above).
+ * @param {string} content
+ * @param {string[]} memberIds
+ */
+export function mentionsIn (content, memberIds) {
+  const named = new Set([...content.matchAll(/@([^\s@,;:!?]+)/g)].map((match) => match[1] === 'everyone' ? '*' : match[1]))
+  return [...named].filter((id) => id === '*' || memberIds.includes(/** @type {string} */ (id)))
 }

@@ -5,7 +5,7 @@ import { el, ui } from './dom.js'
 import { deleteMessage, toggleReaction } from './messages.js'
 import { openRoom } from './rooms.js'
 import { moderateMember, moderatesCurrentRoom, pinMessage, reportMessage } from './moderation.js'
-import { nameOf, state } from './state.js'
+import { mentionsMe, nameOf, state } from './state.js'
 
 /** @typedef {import('./client/index.js').Message} Message */
 /** @typedef {import('./client/index.js').RoomSummary} RoomSummary */
@@ -45,7 +45,10 @@ export function renderRooms () {
     const kind = el('span', 'room-kind', summary.type === 'DIRECT' ? '' : summary.type.toLowerCase())
     const unread = el('span', 'unread', String(summary.unreadCount))
     unread.hidden = summary.unreadCount === 0
-    item.append(dot, name, kind, unread)
+    // Unread messages that mention the user (or everyone) get their own badge.
+    const mentions = el('span', 'mention-count', `@${summary.mentionCount}`)
+    mentions.hidden = summary.mentionCount === 0
+    item.append(dot, name, kind, mentions, unread)
     item.addEventListener('click', () => { void openRoom(summary.id) })
     return item
   }))
@@ -108,7 +111,7 @@ export function renderMessages ({ stickToBottom }) {
 function messageItem (message) {
   const mine = message.sender.id === state.me
   const deleted = message.deletedAt !== undefined
-  const item = el('li', `message${mine ? ' mine' : ''}${deleted ? ' deleted' : ''}`)
+  const item = el('li', `message${mine ? ' mine' : ''}${deleted ? ' deleted' : ''}${!mine && mentionsMe(message) ? ' mentions-me' : ''}`)
   item.dataset.id = message.id
   item.dataset.seq = String(message.seq)
   const meta = el('div', 'meta')

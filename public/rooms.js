@@ -1,8 +1,8 @@
 // @ts-check
 // Opening a room: its latest page of history, its members, older pages on scroll, and read marks.
-import { ui, report } from './dom.js'
+import { el, ui, report } from './dom.js'
 import { render, renderMembers, renderMessages, renderRooms } from './render.js'
-import { PAGE, state } from './state.js'
+import { PAGE, state, upsertRoom } from './state.js'
 
 /** @param {string} roomId */
 export async function openRoom (roomId) {
@@ -75,10 +75,51 @@ export function markRead (roomId) {
   const lastSeq = view.summary.lastSeq
   if (view.summary.unreadCount === 0 && view.summary.lastReadSeq >= lastSeq) return
   view.summary.unreadCount = 0
+  view.summary.mentionCount = 0
   view.summary.lastReadSeq = lastSeq
   renderRooms()
-  state.client.markRead(roomId, lastSeq).then(({ unreadCount }) => {
+  state.client.markRead(roomId, lastSeq).then(({ unreadCount, mentionCount }) => {
     view.summary.unreadCount = unreadCount
+    view.summary.mentionCount = mentionCount
     renderRooms()
   }, () => {})
+}
+
+/**
+ * The room browser: public rooms of the tenant matching `query` (room.directory), each with a join button.
+ * @param {string} query
+ */
+export async function findRooms (query) {
+  if (!state.client) return
+  try {
+    const { rooms } = await state.client.directory(query === '' ? {} : { query })
+    ui.directory.replaceChildren(...rooms.map((room) => {
+      const item = el('li', 'room directory-room')
+      item.dataset.roomId = room.id
+      item.append(el('span', 'room-name', room.name), el('span', 'room-kind', `${room.memberCount} members`))
+      const button = el('button', 'directory-join', room.joined ? 'open' : 'join')
+      button.setAttribute('type', 'button')
+      button.addEventListener('click', () => { void joinFromDirectory(room.id, room.joined) })
+      item.append(button)
+      return item
+    }))
+    if (rooms.length === 0) ui.directory.replaceChildren(el('li', 'directory-empty', 'no public room matches'))
+  } catch (error) {
+    report(error)
+  }
+}
+
+/**
+ * @param {string} roomId
+ * @param {boolean} joined
+ */
+async function joinFromDirectory (roomId, joined) {
+  if (!state.client) return
+  try {
+    if (!joined) upsertRoom((await state.client.joinRoom(roomId)).room)
+    ui.directory.replaceChildren()
+    await openRoom(roomId)
+  } catch (error) {
+    report(error)
+  }
 }

@@ -52,3 +52,11 @@ export function upsertRoom (summary) {
   state.rooms.set(summary.id, created)
   return created
 }
+
+/**
+ * Whether a message mentions this user, by id or everyone.
+ * @param {import('./client/index.js').Message} message
+ */
+export function mentionsMe (message) {
+  return (message.mentions ?? []).some((id) => id === '*' || id === state.me)
+}
