@@ -83,6 +83,7 @@ export class Outbox {
     if (options.replyToId !== undefined) data.replyToId = options.replyToId
     if (options.attachments !== undefined) data.attachments = options.attachments
     if (options.mentions !== undefined) data.mentions = options.mentions
+    if (options.threadRootId !== undefined) data.threadRootId = options.threadRootId
     return new Promise((resolve, reject) => {
       const entry: OutboxEntry = { clientMsgId, roomId, data, requestId: null, deadline: null, retry: null, resolve, reject }
       entry.deadline = setTimeout(() => {

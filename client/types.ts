@@ -87,12 +87,16 @@ export interface SendOptions {
   clientMsgId?: string
   /** User ids to mention (members of the room; others are dropped), or `['*']` (MODERATOR and above). */
   mentions?: string[]
+  /** Reply in the thread of this top-level message of the room. */
+  threadRootId?: string
 }
 
 export interface HistoryPage {
   before?: number
   after?: number
   limit?: number
+  /** Page one thread's replies; without it the main timeline, thread replies left out. */
+  threadRootId?: string
 }
 
 /** Every client request: its `data` and the data of its ack. */

@@ -54,6 +54,12 @@ export const MessageSchema = Type.Object({
   type: MessageTypeSchema,
   content: Type.String({ description: 'empty when the message was deleted' }),
   replyTo: Type.Optional(ReplyRefSchema),
+  threadRootId: Type.Optional(Type.String({ description: 'a thread reply: the top-level message it answers in its thread' })),
+  thread: Type.Optional(Type.Object({
+    replyCount: Type.Integer(),
+    lastReplyAt: Type.String(),
+    participantIds: Type.Array(Type.String(), { description: 'who replied, first reply first' }),
+  }, { description: 'a thread root: its replies so far (as of the read)' })),
   attachments: Type.Array(AttachmentSchema),
   reactions: Type.Array(ReactionSchema),
   clientMsgId: Type.Optional(Type.String()),
@@ -81,6 +87,7 @@ export interface MessageRecord {
   clientMsgId: string | null
   /** Absent in reads that do not select it (the room log's frames embed the message as sent). */
   mentions?: string[] | null
+  threadRootId?: string | null
   editedAt: Date | string | null
   deletedAt: Date | string | null
   createdAt: Date | string
@@ -90,7 +97,10 @@ export interface MessageExtras {
   sender?: { name: string | null, avatar: string | null } | null
   replyTo?: ReplyRef | null
   reactions?: Reaction[]
+  thread?: ThreadSummary | null
 }
+
+export type ThreadSummary = NonNullable<Static<typeof MessageSchema>['thread']>
 
 export function isoOf (value: Date | string): string {
   return typeof value === 'string' ? new Date(value).toISOString() : value.toISOString()
@@ -132,6 +142,8 @@ export function toMessage (record: MessageRecord, extras: MessageExtras = {}): M
   if (extras.replyTo != null) message.replyTo = extras.replyTo
   if (record.clientMsgId !== null) message.clientMsgId = record.clientMsgId
   if (record.mentions != null && record.mentions.length > 0 && !deleted) message.mentions = record.mentions
+  if (record.threadRootId != null) message.threadRootId = record.threadRootId
+  if (extras.thread != null) message.thread = extras.thread
   if (record.editedAt !== null) message.editedAt = isoOf(record.editedAt)
   if (record.deletedAt !== null) message.deletedAt = isoOf(record.deletedAt)
   return message

@@ -27,6 +27,7 @@ export const SendInput = Type.Object({
   replyToId: Type.Optional(Uuid),
   attachments: Type.Optional(Type.Array(AttachmentSchema, { maxItems: 10 })),
   clientMsgId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  threadRootId: Type.Optional(Uuid),
   mentions: Type.Optional(Type.Array(UserId, {
     maxItems: MAX_MENTIONS,
     description: `users mentioned (at most ${MAX_MENTIONS}); ids that are not members of the room are dropped; ["*"] mentions everyone (MODERATOR and above)`,
@@ -42,6 +43,7 @@ export const HistoryInput = Type.Object({
   before: Type.Optional(Seq),
   after: Type.Optional(Seq),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+  threadRootId: Type.Optional(Type.String({ pattern: UUID_PATTERN, maxLength: 36, description: 'page this thread\'s replies (without it: the main timeline, thread replies left out)' })),
 }, { additionalProperties: false })
 export type HistoryInput = Static<typeof HistoryInput>
 export const ReadInput = Type.Object({ roomId: Uuid, seq: Seq }, { additionalProperties: false })
@@ -62,7 +64,7 @@ export const EditReply = Type.Object({ message: MessageSchema, ...eventPlace })
 export const DeleteReply = Type.Object(eventPlaceIfWritten)
 export const HistoryReply = Type.Object({ messages: Type.Array(MessageSchema), hasMore: Type.Boolean() })
 /** GET …/rooms/:roomId/messages: a history page (the user's and the service API's). */
-export const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false })
+export const HistoryQuery = Type.Object({ before: Type.Optional(Seq), after: Type.Optional(Seq), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })), threadRootId: HistoryInput.properties.threadRootId }, { additionalProperties: false })
 export const ReactionsReply = Type.Object({ reactions: Type.Array(ReactionSchema), ...eventPlaceIfWritten })
 export const ReadReply = Type.Object({ lastReadSeq: Type.Integer(), unreadCount: Type.Integer(), mentionCount: Type.Integer() })
 export const PushedEvent = Type.Object({ event: Type.String(), data: Type.Record(Type.String(), Type.Unknown()) })

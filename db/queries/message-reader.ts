@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gt, inArray, lt, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm'
 import { messages, reactions, rooms, users, type Attachment } from '../schema/index.js'
 import { SERVER_USER_ID } from '../../lib/user-key.js'
 import type { ChatDb } from '../client.js'
-import { excerptOf as excerptOfContent, groupReactions, toMessage as toProtocolMessage, type Message, type MessageRecord } from '../../schemas/message.js'
+import { excerptOf as excerptOfContent, groupReactions, isoOf, toMessage as toProtocolMessage, type Message, type MessageRecord, type ThreadSummary } from '../../schemas/message.js'
 
 /** A typed select of a messages row: the shape's record, with the reply link and Dates as Drizzle gives them. */
 export interface MessageRow extends MessageRecord {
@@ -22,8 +22,8 @@ export function excerptOf (row: { content: string, deletedAt: Date | null }): st
 }
 
 /** The protocol's Message from a row and what surrounds it (the one mapper lives in schemas/message.ts). */
-export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummary | null, messageReactions: Reactions): Message {
-  return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions })
+export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummary | null, messageReactions: Reactions, thread: ThreadSummary | null = null): Message {
+  return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions, thread })
 }
 
 const columns = {
@@ -37,6 +37,7 @@ const columns = {
   attachments: messages.attachments,
   clientMsgId: messages.clientMsgId,
   mentions: messages.mentions,
+  threadRootId: messages.threadRootId,
   editedAt: messages.editedAt,
   deletedAt: messages.deletedAt,
   createdAt: messages.createdAt,
@@ -64,7 +65,7 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
   const senderIds = [...new Set(rows.map((row) => row.senderId))]
   const roomIds = [...new Set(rows.map((row) => row.roomId))]
   const replyIds = [...new Set(rows.map((row) => row.replyToId).filter((id): id is string => id !== null))]
-  const [senderRows, replyRows, reactionMap] = await Promise.all([
+  const [senderRows, replyRows, reactionMap, threads] = await Promise.all([
     // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
     db.select({ roomId: rooms.id, id: users.id, name: users.name, avatar: users.avatar }).from(rooms)
       .innerJoin(users, sql`${users.tenant} = case when ${users.id} = ${SERVER_USER_ID} then '' else ${rooms.tenant} end`)
@@ -74,6 +75,7 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
       : db.select({ id: messages.id, seq: messages.seq, senderId: messages.senderId, content: messages.content, deletedAt: messages.deletedAt })
         .from(messages).where(inArray(messages.id, replyIds)),
     reactionsOf(db, rows.map((row) => row.id)),
+    threadsOf(db, rows.filter((row) => row.threadRootId == null).map((row) => row.id)),
   ])
   const senders = new Map(senderRows.map((row) => [`${row.roomId} ${row.id}`, { id: row.id, name: row.name, avatar: row.avatar }]))
   const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: row.seq, senderId: row.senderId, excerpt: excerptOf(row) }]))
@@ -82,7 +84,25 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
     senders.get(`${row.roomId} ${row.senderId}`) ?? { id: row.senderId, name: null, avatar: null },
     row.replyToId === null ? null : replies.get(row.replyToId) ?? null,
     reactionMap.get(row.id) ?? [],
+    threads.get(row.id) ?? null,
   ))
+}
+
+/** The thread summaries of the roots among `rootIds` (those with a reply), in one grouped query. */
+export async function threadsOf (db: ChatDb, rootIds: string[]): Promise<Map<string, ThreadSummary>> {
+  const result = new Map<string, ThreadSummary>()
+  if (rootIds.length === 0) return result
+  const found = await db.select({
+    rootId: messages.threadRootId,
+    replyCount: sql<number>`count(*)::int`,
+    lastReplyAt: sql<Date | string>`max(${messages.createdAt})`,
+    senders: sql<string[]>`array_agg(${messages.senderId} order by ${messages.seq})`,
+  }).from(messages).where(and(inArray(messages.threadRootId, rootIds), isNull(messages.deletedAt))).groupBy(messages.threadRootId)
+  for (const row of found) {
+    if (row.rootId === null) continue
+    result.set(row.rootId, { replyCount: Number(row.replyCount), lastReplyAt: isoOf(row.lastReplyAt), participantIds: [...new Set(row.senders)] })
+  }
+  return result
 }
 
 export async function messageById (db: ChatDb, messageId: string): Promise<MessageRow | null> {
@@ -96,24 +116,29 @@ export async function messagesByIds (db: ChatDb, messageIds: string[]): Promise<
 }
 
 /** Rows of a room with `after` < seq (< `before`), ascending, at most `limit`. */
-export async function rowsAfter (db: ChatDb, roomId: string, after: number, limit: number, before?: number): Promise<MessageRow[]> {
-  const condition = before === undefined
-    ? and(eq(messages.roomId, roomId), gt(messages.seq, after))
-    : and(eq(messages.roomId, roomId), gt(messages.seq, after), lt(messages.seq, before))
+export async function rowsAfter (db: ChatDb, roomId: string, after: number, limit: number, before?: number, thread?: SQL): Promise<MessageRow[]> {
+  const condition = and(eq(messages.roomId, roomId), gt(messages.seq, after), before === undefined ? undefined : lt(messages.seq, before), thread)
   return await db.select(columns).from(messages).where(condition).orderBy(asc(messages.seq)).limit(limit)
+}
+
+/** Which messages a history page holds: one thread's replies, or the main timeline without them. */
+function timeline (threadRootId: string | undefined): SQL {
+  return threadRootId === undefined ? isNull(messages.threadRootId) : eq(messages.threadRootId, threadRootId)
 }
 
 /**
  * A history page, ascending by seq: with `before`, the `limit` messages just before it; with `after`,
- * just after it; with neither, the latest. `hasMore` looks one row further in the paging direction.
+ * just after it; with neither, the latest. `hasMore` looks one row further in the paging direction. The
+ * main timeline leaves thread replies out; with `threadRootId`, the page is that thread's replies.
  */
-export async function historyPage (db: ChatDb, roomId: string, page: { before?: number, after?: number, limit: number }): Promise<{ messages: Message[], hasMore: boolean }> {
+export async function historyPage (db: ChatDb, roomId: string, page: { before?: number, after?: number, limit: number, threadRootId?: string }): Promise<{ messages: Message[], hasMore: boolean }> {
   const { before, after, limit } = page
+  const thread = timeline(page.threadRootId)
   let rows: MessageRow[]
   if (after !== undefined) {
-    rows = await rowsAfter(db, roomId, after, limit + 1, before)
+    rows = await rowsAfter(db, roomId, after, limit + 1, before, thread)
   } else {
-    const condition = before === undefined ? eq(messages.roomId, roomId) : and(eq(messages.roomId, roomId), lt(messages.seq, before))
+    const condition = and(eq(messages.roomId, roomId), before === undefined ? undefined : lt(messages.seq, before), thread)
     rows = (await db.select(columns).from(messages).where(condition).orderBy(desc(messages.seq)).limit(limit + 1))
     const more = rows.length > limit
     rows = rows.slice(0, limit).reverse()

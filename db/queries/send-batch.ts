@@ -14,6 +14,8 @@ export interface SendBatchRow {
   clientMsgId: string | null
   /** Users mentioned as asked; the statement keeps the room's members among them, and `*`. */
   mentions?: string[]
+  /** A thread reply's root: written only when it is a top-level message of the same room. */
+  threadRootId?: string | null
   /** A send made as the server (the host's code): written without a membership row. */
   asServer?: boolean
 }
@@ -31,6 +33,9 @@ export interface SendBatchResult {
   reply_deleted: boolean | null
   /** Only read for a send that was not written: false when its room does not exist. */
   room_exists: boolean | null
+  /** Set when the send names a thread root that exists (in any room); root_top: it is a top-level message. */
+  root_room_id: string | null
+  root_top: boolean | null
   /** The mentions stored with the message (null when none were asked). */
   mentions: string[] | null
   /** True when the send was refused because its sender is not a member of the room (now, under its lock). */
@@ -82,6 +87,7 @@ function compactRow (row: SendBatchRow): Record<string, unknown> {
   if (row.attachments.length > 0) compact.a = row.attachments
   if (row.clientMsgId !== null) compact.k = row.clientMsgId
   if (row.mentions !== undefined && row.mentions.length > 0) compact.m = row.mentions
+  if (row.threadRootId != null) compact.h = row.threadRootId
   if (row.asServer === true) compact.v = true
   return compact
 }
@@ -102,7 +108,7 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     ? sql`, staged as (insert into ${feedOutbox} (type, tenant, room_id, seq, actor_id, data, occurred_at)
         select 'message.created', l.tenant, n."roomId", n.seq, n."senderId",
           jsonb_build_object('message', jsonb_build_object('id', n.id, 'roomId', n."roomId", 'seq', n.seq, 'senderId', n."senderId",
-            'type', n.type, 'content', n.content, 'replyToId', n."replyToId", 'attachments', n.attachments,
+            'type', n.type, 'content', n.content, 'replyToId', n."replyToId", 'threadRootId', n."threadRootId", 'attachments', n.attachments,
             'clientMsgId', n."clientMsgId", 'createdAt', ${createdAt}::text),
             'mentions', to_jsonb(coalesce(w.mentions, '{}'))),
           ${createdAt}::timestamptz
@@ -121,14 +127,18 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
     : sql`select null::int as i, null::text[] as mentions where false`
   return sql`with input as (
       select i, d as id, r as "roomId", s as "senderId", coalesce(t, 'TEXT') as type, c as content, p as "replyToId",
-        coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer", m as mentions
-      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text, v boolean, m jsonb)
+        coalesce(a, '[]') as attachments, k as "clientMsgId", coalesce(v, false) as "asServer", m as mentions, h as "threadRootId"
+      from json_to_recordset(${JSON.stringify(batch.map(compactRow))}::text::json) as x(i int, d uuid, r uuid, s text, t text, c text, p uuid, a jsonb, k text, v boolean, m jsonb, h uuid)
     ), replies as (
       select x.i, r.room_id, r.seq, r.sender_id, r.content, r.deleted_at is not null as deleted
       from input x join ${messages} r on r.id = x."replyToId"
+    ), roots as (
+      select x.i, t.room_id, t.thread_root_id is null and t.deleted_at is null as top
+      from input x join ${messages} t on t.id = x."threadRootId"
     ), fresh as (
       select x.* from input x
       where (x."replyToId" is null or exists (select 1 from replies p where p.i = x.i and p.room_id = x."roomId"))
+        and (x."threadRootId" is null or exists (select 1 from roots o where o.i = x.i and o.room_id = x."roomId" and o.top))
         and (x."clientMsgId" is null or not exists (
           -- offset 0 keeps this a probe of the clientMsgId index per send: without it the planner may hash
           -- the subquery, reading all of messages per batch while the table's statistics say it is small.
@@ -167,8 +177,8 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       from checked f join bumped b on b.id = f."roomId"
       where f.member
     ), mentioned as (${mentioned}), inserted as (
-      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, attachments, client_msg_id, mentions, created_at)
-      select n.id, n."roomId", n.seq, n."senderId", n.type, n.content, n."replyToId", n.attachments, n."clientMsgId",
+      insert into ${messages} (id, room_id, seq, sender_id, type, content, reply_to_id, thread_root_id, attachments, client_msg_id, mentions, created_at)
+      select n.id, n."roomId", n.seq, n."senderId", n.type, n.content, n."replyToId", n."threadRootId", n.attachments, n."clientMsgId",
         coalesce(w.mentions, '{}'), ${createdAt}::timestamptz
       from numbered n left join mentioned w on w.i = n.i
     ), own_read as (
@@ -179,10 +189,10 @@ export function sendBatchStatement (batch: SendBatchRow[], createdAt: string, re
       where rm.room_id = s."roomId" and rm.user_id = s."senderId" and rm.last_read_seq < s.seq
     )${prune}${staged}
     select x.i, n.seq, p.room_id as reply_room_id, p.seq as reply_seq, p.sender_id as reply_sender_id,
-      p.content as reply_content, p.deleted as reply_deleted,
+      p.content as reply_content, p.deleted as reply_deleted, o.room_id as root_room_id, o.top as root_top,
       case when n.seq is null then exists (select 1 from ${rooms} r where r.id = x."roomId") end as room_exists,
       coalesce(not k.member, false) as not_member, w.mentions,
       case when clock_timestamp() > d.at then "chat"."send_batch_past_deadline"(d.at) end as late
-    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i left join checked k on k.i = x.i
+    from input x left join numbered n on n.i = x.i left join replies p on p.i = x.i left join roots o on o.i = x.i left join checked k on k.i = x.i
       left join mentioned w on w.i = x.i cross join (select ${deadline}::timestamptz as at) d`
 }

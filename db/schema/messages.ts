@@ -17,6 +17,8 @@ export const messages = chatSchema.table('messages', {
   type: text('type').$type<MessageType>().notNull().default('TEXT'),
   content: text('content').notNull(),
   replyToId: uuid('reply_to_id'),
+  // A thread reply names its root, a top-level message of the same room (protocol 11.6).
+  threadRootId: uuid('thread_root_id'),
   attachments: jsonb('attachments').$type<Attachment[]>().notNull().default([]),
   clientMsgId: text('client_msg_id'),
   /** Users the sender mentioned (members of the room when sent), or `*` for everyone. */
@@ -28,6 +30,8 @@ export const messages = chatSchema.table('messages', {
   uniqueIndex('messages_room_seq_idx').on(table.roomId, table.seq),
   // A retried send with the same clientMsgId finds the original instead of writing a second row.
   uniqueIndex('messages_client_msg_idx').on(table.roomId, table.senderId, table.clientMsgId),
+  // A thread's page and its root's summary; only thread replies are in it.
+  index('messages_thread_idx').on(table.threadRootId, table.seq).where(sql`${table.threadRootId} is not null`),
   check('messages_type_check', sql`${table.type} in ('TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM')`),
 ])
 

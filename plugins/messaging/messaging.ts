@@ -99,7 +99,7 @@ export interface MessagingService {
   remove (user: ChatUser, messageId: string, except?: Connection): Promise<Partial<EventPlace>>
   /** The message's reactions now, and where the change landed (nothing when nothing changed). */
   react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions } & Partial<EventPlace>>
-  history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number }): Promise<{ messages: Message[], hasMore: boolean }>
+  history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number, threadRootId?: string }): Promise<{ messages: Message[], hasMore: boolean }>
   markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number, mentionCount: number }>
   sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
   /** Resolves when every queued send is committed (graceful shutdown). */
@@ -218,6 +218,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       replyToId: input.replyToId ?? null,
       clientMsgId: input.clientMsgId ?? null,
       mentions,
+      threadRootId: input.threadRootId ?? null,
       asServer: user.server === true,
       except: options.except ?? null,
     }
@@ -316,9 +317,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     async history (user, roomId, page) {
       await roomsService().requireMember(roomId, user)
       await roomsService().authorize(user, 'history.fetch', roomId)
-      const request: { before?: number, after?: number, limit: number } = { limit: page.limit ?? 50 }
+      const request: { before?: number, after?: number, limit: number, threadRootId?: string } = { limit: page.limit ?? 50 }
       if (page.before !== undefined) request.before = page.before
       if (page.after !== undefined) request.after = page.after
+      if (page.threadRootId !== undefined) request.threadRootId = page.threadRootId
       return fitHistory(await historyPage(db, roomId, request), page.after !== undefined, config.maxReplyBytes)
     },
 

@@ -36,6 +36,8 @@ export interface SendJob {
   clientMsgId: string | null
   /** As asked (deduplicated); the statement keeps those who are members of the room, and `*`. */
   mentions: string[]
+  /** A thread reply's root (a top-level message of the room), or null. */
+  threadRootId: string | null
   /** Sent as the server (the host's code): no membership row is asked for. */
   asServer: boolean
   /** The sending socket: it gets the ack, not the push (none for REST and the host's sends). */
@@ -100,6 +102,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         attachments: job.attachments,
         clientMsgId: job.clientMsgId,
         mentions: job.mentions,
+        threadRootId: job.threadRootId,
         asServer: job.asServer,
       })
     })
@@ -126,6 +129,10 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         results[row.i] = chatError('NOT_FOUND', 'replyToId: no such message in this room', [{ field: 'replyToId', message: 'not found in this room' }])
         continue
       }
+      if (job.threadRootId !== null && (answer.root_room_id !== job.roomId || answer.root_top !== true)) {
+        results[row.i] = chatError('NOT_FOUND', 'threadRootId: no such top-level message in this room', [{ field: 'threadRootId', message: 'not a top-level message of this room' }])
+        continue
+      }
       if (answer.seq === null) {
         if (answer.room_exists === false) results[row.i] = refusals.roomNotFound()
         // The database's answer, whatever this node's cache said (a kick on another node, Redis down).
@@ -145,6 +152,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
         type: row.type,
         content: row.content,
         replyToId: row.replyToId,
+        threadRootId: job.threadRootId,
         attachments: row.attachments,
         clientMsgId: row.clientMsgId,
         mentions: answer.mentions ?? [],

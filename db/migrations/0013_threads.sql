@@ -1,0 +1,2 @@
+ALTER TABLE "chat"."messages" ADD COLUMN "thread_root_id" uuid;--> statement-breakpoint
+CREATE INDEX "messages_thread_idx" ON "chat"."messages" USING btree ("thread_root_id","seq") WHERE "chat"."messages"."thread_root_id" is not null;
