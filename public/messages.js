@@ -88,7 +88,7 @@ export async function submitComposer () {
   state.sending.push(pending)
   renderMessages({ stickToBottom: true })
   try {
-    const mentions = mentionsIn(content, state.rooms.get(roomId)?.memberIds ?? [])
+    const mentions = mentionsIn(content)
     const { message } = await client.sendMessage(roomId, content, { ...(replyTo ? { replyToId: replyTo.id } : {}), ...(mentions.length > 0 ? { mentions } : {}) })
     ownSendDone(message)
   } catch (error) {
@@ -128,11 +128,12 @@ export async function deleteMessage (message) {
 }
 
 /**
- * The members named `@id` in a message (`@everyone` is "*", which the server allows MODERATOR and above).
+ * The ids named `@id` in a message (`@everyone` is "*", which the server allows MODERATOR and above). The
+ * server keeps those who are members, so the page need not know the members yet.
  * @param {string} content
- * @param {string[]} memberIds
+ * @returns {string[]}
  */
-export function mentionsIn (content, memberIds) {
-  const named = new Set([...content.matchAll(/@([^\s@,;:!?]+)/g)].map((match) => match[1] === 'everyone' ? '*' : match[1]))
-  return [...named].filter((id) => id === '*' || memberIds.includes(/** @type {string} */ (id)))
+export function mentionsIn (content) {
+  const named = [...content.matchAll(/@([^\s@,;:!?]+)/g)].map((match) => match[1] === 'everyone' ? '*' : match[1] ?? '')
+  return [...new Set(named)].filter((id) => id !== '').slice(0, 50)
 }

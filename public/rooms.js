@@ -41,7 +41,9 @@ export async function loadMembers (roomId) {
     if (view) view.memberIds = members.map((member) => member.user.id)
     renderMembers()
     renderRooms()
-  } catch {}
+  } catch {
+    // A room just left (kicked, banned) answers NOT_MEMBER here: its own notice says why.
+  }
 }
 
 export async function loadOlder () {
