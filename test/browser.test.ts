@@ -217,32 +217,6 @@ t.test('moderation from the page: bob reports a message to alice, who owns the r
   t.same([...alice.errors, ...bob.errors], [], 'no page errors')
 })
 
-t.test('a mention: bob\'s room shows it in its badge and the message stands out; the room browser finds and joins a public room', async (t) => {
-  await alice.page.locator('#new-room-name').fill('mentions')
-  await alice.page.locator('#new-room-members').fill(b)
-  await alice.page.locator('#create-room button').click()
-  await alice.page.locator('#room-title', { hasText: 'mentions' }).waitFor(WAIT)
-  await room(bob, 'mentions').waitFor(WAIT)
-  await send(alice, `@${b} look at this`)
-  await t.resolves(room(bob, 'mentions').locator('.mention-count', { hasText: '@1' }).waitFor(WAIT), 'bob\'s room shows one unread mention')
-  await room(bob, 'mentions').click()
-  await t.resolves(bob.page.locator('#messages .message.mentions-me', { hasText: 'look at this' }).waitFor(WAIT), 'the message that mentions him stands out')
-  await t.resolves(room(bob, 'mentions').locator('.mention-count').waitFor({ state: 'hidden', timeout: 20000 }), 'opening the room reads the mention')
-
-  const lobby = uid('lobby')
-  await alice.page.locator('#new-room-name').fill(lobby)
-  await alice.page.locator('#new-room-members').fill('')
-  await alice.page.locator('#create-room button').click()
-  await alice.page.locator('#room-title', { hasText: lobby }).waitFor(WAIT)
-  await bob.page.locator('#find-rooms-query').fill(lobby.slice(0, 8))
-  await bob.page.locator('#find-rooms button').click()
-  const found = bob.page.locator('#directory .directory-room', { hasText: lobby })
-  await t.resolves(found.waitFor(WAIT), 'the room browser finds the public room')
-  await found.locator('.directory-join').click()
-  await t.resolves(bob.page.locator('#room-title', { hasText: lobby }).waitFor(WAIT), 'and joins and opens it')
-  t.same([...alice.errors, ...bob.errors], [], 'no page errors')
-})
-
 t.test('the link `npm start` prints in development mode opens the page as alice', async (t) => {
   const standalone = await spawnServer(t, { DATABASE_URL: await freshDatabaseUrl(t), JWT_SECRET: '' })
   const link = (await standalone.waitFor(/(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+\.[\w-]+\.[\w-]+)/))[1] as string
