@@ -140,6 +140,8 @@ onOneAndTwoNodes(t, 'slow mode: one send per member per slowModeSec, across two 
   t.same(codes, ['RATE_LIMITED', 'ok'], 'two sockets at once: one send, one refusal')
   const refused = answers.find((answer) => answer.error !== undefined)
   t.ok(((refused?.error?.details as { retryAfterMs?: number }).retryAfterMs ?? 0) > 0, 'with retryAfterMs')
+  const overRest = await rest(nodeB, bobB.token, 'POST', `/api/rooms/${roomId}/messages`, { content: 'three' })
+  t.same([overRest.status, overRest.body?.code], [429, 'RATE_LIMITED'], 'a REST send in the same turn is refused too')
   await owner.client.ack('message.send', { roomId, content: 'owner 1' })
   await owner.client.ack('message.send', { roomId, content: 'owner 2' })
   t.pass('the OWNER is exempt')
@@ -156,6 +158,8 @@ onOneAndTwoNodes(t, 'a frozen room and a CHANNEL take posts from ADMIN and above
   const { room } = await owner.client.ack('room.update', { roomId, frozen: true }) as { room: { frozen: boolean } }
   t.equal(room.frozen, true)
   await until('bob is refused on his node', async () => (await bob.client.request('message.send', { roomId, content: 'x' })).error?.code === 'FORBIDDEN', { timeoutMs: 1000, everyMs: 50 })
+  const frozenRest = await rest(nodeB, bob.token, 'POST', `/api/rooms/${roomId}/messages`, { content: 'over REST' })
+  t.same([frozenRest.status, frozenRest.body?.code], [403, 'FORBIDDEN'], 'and over REST')
   await bob.client.ack('reaction.add', { messageId: before.message.id, emoji: '👍' })
   await owner.client.ack('message.send', { roomId, content: 'the owner speaks' })
   await owner.client.ack('room.update', { roomId, frozen: false })

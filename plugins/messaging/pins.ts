@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { eq, sql } from 'drizzle-orm'
+import { eq } from 'drizzle-orm'
 import { rooms as roomsTable } from '../../db/schema/index.js'
 import { messageById } from '../../db/queries/message-reader.js'
 import { chatError, refusals } from '../core/errors.js'
@@ -32,7 +32,7 @@ export function createPins (app: FastifyInstance): (user: ChatUser, messageId: s
       if (pinned === current.includes(messageId)) return []
       if (pinned && current.length >= MAX_PINS) throw chatError('CONFLICT', `at most ${MAX_PINS} messages are pinned in a room: unpin one first`)
       const next = pinned ? [...current, messageId] : current.filter((id) => id !== messageId)
-      await tx.update(roomsTable).set({ pinnedMessageIds: sql`${`{${next.join(',')}}`}::uuid[]` }).where(eq(roomsTable.id, message.roomId))
+      await tx.update(roomsTable).set({ pinnedMessageIds: next }).where(eq(roomsTable.id, message.roomId))
       const updated = await loadRoom(tx, message.roomId)
       if (updated === null) throw refusals.roomNotFound()
       // The room as of this event: its lastSeq is the seq the event takes.

@@ -79,19 +79,18 @@ export function createRoomModeration (ctx: RoomsContext): RoomModeration {
     const action = until === null ? 'room.unmute' : 'room.mute'
     await precheck(user, roomId, userId, 'member.mute')
     await access.authorize(user, action, roomId, { userId, reason })
-    const events = await db.transaction(async (tx) => {
+    const { member, events } = await db.transaction(async (tx) => {
       const { target } = await rolesUnderLock(tx, user, roomId, userId, 'member.mute')
       if (target === undefined) throw refusals.targetNotMember()
       await tx.update(roomMembers).set({ mutedUntil: until }).where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId)))
-      const [member] = await loadMembers(tx, roomId, [userId])
-      const data: Record<string, unknown> = { member, by: user.id, action: until === null ? 'unmuted' : 'muted' }
+      const [updated] = await loadMembers(tx, roomId, [userId])
+      if (updated === undefined) throw refusals.targetNotMember()
+      const data: Record<string, unknown> = { member: updated, by: user.id, action: until === null ? 'unmuted' : 'muted' }
       if (reason !== null) data.reason = reason
-      return await roomLog.append(tx, roomId, [{ event: 'room.member_updated', data }])
+      return { member: updated, events: await roomLog.append(tx, roomId, [{ event: 'room.member_updated', data }]) }
     })
     await sync.invalidate({ rooms: [roomId] })
     await roomLog.publish(events)
-    const [member] = await loadMembers(db, roomId, [userId])
-    if (member === undefined) throw refusals.targetNotMember()
     return member
   }
 

@@ -1,14 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import type { EventContext } from '../../plugins/realtime/gateway.js'
-import type { Actor } from '../../plugins/rooms/types.js'
+import { actorOf } from '../rooms/events.js'
 import { BanAck, BanInput, BansAck, MuteInput, ReportAck, ReportInput, ReportsAck, ReportSchema, ReportsInput, ResolveInput, RoomUserInput } from '../../schemas/moderation.js'
 import { MessageIdInput } from '../../schemas/messaging.js'
 import { MemberSchema, RoomId, SupportQueueAck, SupportQueueQuery } from '../../schemas/room.js'
-
-function actorOf (ctx: EventContext): Actor {
-  return { user: ctx.user, connection: ctx.connection }
-}
 
 const MemberAck = Type.Object({ member: MemberSchema })
 

@@ -8,7 +8,8 @@ import {
   RoomPatch, RoomSchema, RoomsPageQuery, RoomsPageSchema, RoomSummarySchema, UserId, UserIdsInput, UserRefSchema,
 } from '../../schemas/room.js'
 
-function actorOf (ctx: EventContext): Actor {
+/** The acting user of an event: the user, and the socket that asked (it gets the ack, not the push). */
+export function actorOf (ctx: EventContext): Actor {
   return { user: ctx.user, connection: ctx.connection }
 }
 
