@@ -59,7 +59,7 @@ export const brokerPlugin = fp(async function brokerPlugin (app: FastifyInstance
   }
 
   app.decorate('chatBroker', broker)
-  // Typed apart: inferred from the value, the decoration's conditional type narrows the union to Redis.
+  // Type arguments spelt out: inferred, fastify's decorate narrows the Redis | Cluster union to Redis.
   const chatRedis: RedisConnection | null = redisBroker?.client ?? null
   app.decorate<RedisConnection | null, 'chatRedis'>('chatRedis', chatRedis)
   app.addHook('onClose', async () => { await broker.close() })
