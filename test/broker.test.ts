@@ -110,7 +110,7 @@ t.test('a Redis publish is written in the call, not when the tick ends: publishe
   for (const channel of ['user:1', 'room:1', 'room:2']) {
     await b.subscribe(channel, (payload) => { arrived.push(`${channel} ${payload}`); all.handler(payload) })
   }
-  const queued = a.client.commandQueue.length
+  const queued = (a.client as Redis).commandQueue.length
   // A user control, a batch of room frames, a single frame: made in one tick, as a node does after a commit.
   const published = [
     a.publish('user:1', 'control'),
@@ -118,7 +118,7 @@ t.test('a Redis publish is written in the call, not when the tick ends: publishe
     a.publish('room:1', 'f3'),
     a.publishMany([['room:2', 'f4']]),
   ]
-  t.equal(a.client.commandQueue.length, queued + 4, 'all four commands are on the connection before the tick ends')
+  t.equal((a.client as Redis).commandQueue.length, queued + 4, 'all four commands are on the connection before the tick ends')
   await Promise.all(published)
   await within(all.done, 5000, 'b')
   t.same(arrived, ['user:1 control', 'room:1 f1', 'room:2 f2', 'room:1 f3', 'room:2 f4'], 'in the order they were made')

@@ -1,6 +1,8 @@
-import { Command, Redis, type RedisOptions } from 'ioredis'
+import { Command, Redis, type Cluster, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './types.js'
 import { reportAsWarning } from './memory.js'
+import { shardBatches } from './slot-batches.js'
+import { clusterFromUrl, isCluster, isClusterUrl, redactRedisUrl, type RedisConnection } from '../redis-connection.js'
 import { SharedTimeout, withTimeout } from '../deadline.js'
 import { chatError, isChatError, refusals } from '../../plugins/core/errors.js'
 
@@ -10,6 +12,7 @@ interface RedisBrokerCommonOptions {
   /**
    * Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE): a channel lives on one shard of a cluster instead of
    * being broadcast to every node of it. Channel names carry a hash tag so that a room stays on one shard.
+   * Always on for a Redis Cluster: classic PUBLISH there is broadcast to every node of every shard.
    */
   sharded?: boolean
   /** Upper bound of a publish or ping, so that a caller learns UNAVAILABLE instead of waiting. */
@@ -19,8 +22,9 @@ interface RedisBrokerCommonOptions {
 }
 
 export type RedisBrokerOptions = RedisBrokerCommonOptions & (
+  /** `redis://…`, or `redis+cluster://host:port,host:port` for a Redis Cluster (lib/redis-connection.ts). */
   | { url: string, client?: undefined, redisOptions?: RedisOptions }
-  | { client: Redis, url?: undefined, redisOptions?: undefined }
+  | { client: RedisConnection, url?: undefined, redisOptions?: undefined }
 )
 
 interface ChannelState {
@@ -47,10 +51,27 @@ const FAIL_FAST: RedisOptions = {
   lazyConnect: false,
 }
 
+// The same for a cluster: no offline queue (the cluster's own and each node's), no replay. MOVED, ASK
+// and a primary lost in a failover are still retried by the cluster client, within maxRedirections ×
+// retryDelayOnFailover; the callers bound every command anyway.
+const CLUSTER_FAIL_FAST: ClusterOptions = {
+  enableOfflineQueue: false,
+  // Replaced primaries and moved slots are learnt without waiting for a MOVED: what the sharded
+  // subscribers follow (they resubscribe where the slot went).
+  slotsRefreshInterval: 1000,
+  redisOptions: { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false },
+}
+
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000
 
 /** ARGV: channel, payload, channel, payload, ... Redis caches the compiled script by its text's hash. */
 const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+
+/**
+ * KEYS: shard channels of one slot; ARGV: their payloads. Declared as keys, so that the cluster routes
+ * the script to the slot's primary and Redis checks that it touches that one slot only.
+ */
+const SPUBLISH_SLOT = "for i = 1, #KEYS do redis.call('SPUBLISH', KEYS[i], ARGV[i]) end return #KEYS"
 
 /**
  * The broker between nodes, over Redis pub/sub. One connection publishes (and is shared with the other
@@ -60,8 +81,9 @@ const PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV
 export class RedisBroker implements Broker {
   readonly kind = 'redis' as const
   /** The command connection: the host's client when one was given, else one of ours. */
-  readonly client: Redis
-  readonly #subscriber: Redis
+  readonly client: RedisConnection
+  /** A duplicate of the client: a Redis in subscriber mode, or a Cluster with one subscriber per primary. */
+  readonly #subscriber: RedisConnection
   readonly #ownsClient: boolean
   readonly #prefix: string
   readonly #sharded: boolean
@@ -83,7 +105,8 @@ export class RedisBroker implements Broker {
 
   constructor (options: RedisBrokerOptions) {
     this.#prefix = options.prefix ?? 'chat:'
-    this.#sharded = options.sharded ?? false
+    const cluster = options.client !== undefined ? isCluster(options.client) : isClusterUrl(options.url)
+    this.#sharded = cluster || (options.sharded ?? false)
     this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
     this.#onError = options.onError ?? reportAsWarning
     if (options.client !== undefined) {
@@ -95,13 +118,19 @@ export class RedisBroker implements Broker {
     } else {
       // Auto-pipelining for the other users of this connection (the presence store's scripts arrive in
       // bursts when many sockets connect at once); publishes bypass it (see #publishNow).
-      this.client = new Redis(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
+      this.client = cluster
+        ? clusterFromUrl(options.url, { enableAutoPipelining: true, ...CLUSTER_FAIL_FAST })
+        : new Redis(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
       this.#ownsClient = true
       this.#description = redactRedisUrl(options.url)
       this.#reportFirstError(this.client, `Redis at ${this.#description}`)
     }
     // keyPrefix must stay the client's: in sharded mode both sides prefix the shard channel with it.
-    this.#subscriber = this.client.duplicate({ ...FAIL_FAST, enableAutoPipelining: false })
+    this.#subscriber = isCluster(this.client)
+      // ioredis keeps one subscriber connection per primary, sends each SSUBSCRIBE to the primary that
+      // owns its slot, and after a failover or a MOVED resubscribes the slot's channels where it went.
+      ? this.client.duplicate(undefined, { shardedSubscribers: true, enableOfflineQueue: false, enableAutoPipelining: false, slotsRefreshInterval: 1000 })
+      : this.client.duplicate({ ...FAIL_FAST, enableAutoPipelining: false })
     this.#receivedPrefix = this.#sharded ? String(this.#subscriber.options.keyPrefix ?? '') : ''
     this.#reportFirstError(this.#subscriber, `Redis subscriber at ${this.#description}`)
     this.#subscriber.on(this.#sharded ? 'smessage' : 'message', (name: string, payload: string) => {
@@ -109,6 +138,12 @@ export class RedisBroker implements Broker {
     })
     this.#subscriber.on('ready', () => { this.#subscriberReady() })
     this.#subscriber.on('close', () => { this.#subscriberLost() })
+    if (isCluster(this.#subscriber)) {
+      // A shard's subscriber connection replaced (its primary died or lost the slots): that shard's
+      // messages may be missed until the group has resubscribed on the new owner and says so.
+      this.#subscriber.on('-subscriber', () => { this.#subscriberLost() })
+      this.#subscriber.on('subscribersReady', () => { this.#subscriberReady() })
+    }
     this.#publishTimeout = new SharedTimeout(this.#timeoutMs, () => this.#timedOut('publish'))
   }
 
@@ -135,11 +170,16 @@ export class RedisBroker implements Broker {
 
   /**
    * A group-commit batch's frames in one command: a script that publishes each of them, instead of one
-   * PUBLISH (a command object, a reply, a promise) per frame. Sharded publishes go one by one: a script's
-   * shard channels would all have to live in one slot.
+   * PUBLISH (a command object, a reply, a promise) per frame. On a cluster, one script per hash slot (a
+   * script may touch one slot) and one pipeline per primary. Sharded publishes to one server go one by
+   * one (they exist to test the channel names a cluster gets).
    */
   async publishMany (messages: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void> {
     if (messages.length === 0) return
+    if (isCluster(this.client) && messages.length > 1) {
+      await this.#publishPerShard(this.client, messages)
+      return
+    }
     if (this.#sharded || messages.length === 1) {
       await Promise.all(messages.map(([channel, payload]) => this.publish(channel, payload)))
       return
@@ -147,6 +187,26 @@ export class RedisBroker implements Broker {
     const args: Array<string | number> = [PUBLISH_MANY, 0]
     for (const [channel, payload] of messages) args.push(this.#upstreamName(channel), payload)
     await this.#publishNow('eval', args)
+  }
+
+  /**
+   * One pipeline per primary, each with one command per slot: SPUBLISH for a lone frame, else the
+   * SPUBLISH_SLOT script. Pipelines are not auto-pipelined: they are written at once. A slot that moved
+   * since the client's table was read is retried by ioredis (MOVED), command by command.
+   */
+  async #publishPerShard (cluster: Cluster, messages: ReadonlyArray<readonly [channel: string, payload: string]>): Promise<void> {
+    this.#assertUsable(cluster, 'publish')
+    const named = messages.map(([channel, payload]) => [this.#upstreamName(channel), payload] as const)
+    const runs = shardBatches(cluster, named).map(async ({ slots }) => {
+      const pipeline = cluster.pipeline()
+      for (const { channels, payloads } of slots) {
+        if (channels.length === 1) pipeline.spublish(channels[0] as string, payloads[0] as string)
+        else pipeline.eval(SPUBLISH_SLOT, channels.length, ...channels, ...payloads)
+      }
+      const replies = await pipeline.exec()
+      for (const [error] of replies ?? []) if (error !== null) throw error
+    })
+    await this.#bounded(Promise.all(runs), 'publish', this.#publishTimeout)
   }
 
   /**
@@ -296,6 +356,8 @@ export class RedisBroker implements Broker {
   }
 
   #subscriberReady (): void {
+    // A cluster says ready and subscribersReady for one start; a reconnect is only one after a loss.
+    if (this.#subscriberUp) return
     this.#subscriberUp = true
     if (!this.#subscriberWasReady) {
       this.#subscriberWasReady = true
@@ -303,8 +365,11 @@ export class RedisBroker implements Broker {
     }
     // ioredis wrote the SUBSCRIBE commands of the previous connection before emitting 'ready'; a PING
     // queued behind them is answered only after all of them, so the listeners run once every old
-    // subscription is live again.
-    this.#subscriber.ping().then(() => {
+    // subscription is live again. A cluster's PING would go to some node, not behind the SSUBSCRIBEs:
+    // its group wrote them before 'subscribersReady', and the catch-up the listeners start reads the
+    // database afterwards (a frame missed in between is a gap the next push of its room reveals).
+    const settled = isCluster(this.#subscriber) ? Promise.resolve() : this.#subscriber.ping().then(() => {})
+    settled.then(() => {
       if (this.#closed) return
       // Unsubscribes that failed while Redis was down were resubscribed by ioredis: drop them now.
       for (const state of this.#channels.values()) {
@@ -334,7 +399,7 @@ export class RedisBroker implements Broker {
   }
 
   // ioredis emits an error for every failed reconnection attempt; one report per outage is enough.
-  #reportFirstError (connection: Redis, context: string): void {
+  #reportFirstError (connection: RedisConnection, context: string): void {
     let reported = false
     connection.on('ready', () => { reported = false })
     connection.on('error', (error: unknown) => {
@@ -344,7 +409,7 @@ export class RedisBroker implements Broker {
     })
   }
 
-  #assertUsable (connection: Redis, what: string): void {
+  #assertUsable (connection: RedisConnection, what: string): void {
     if (this.#closed) throw chatError('UNAVAILABLE', `broker closed (${what})`)
     if (connection.status !== 'ready') {
       throw chatError('UNAVAILABLE', `Redis at ${this.#description} is not connected (${what}: ${connection.status})`)
@@ -375,7 +440,7 @@ function removeOne (handlers: Map<BrokerHandler, number>, handler: BrokerHandler
   return true
 }
 
-async function waitForReady (connection: Redis, timeoutMs: number, description: string): Promise<void> {
+async function waitForReady (connection: RedisConnection, timeoutMs: number, description: string): Promise<void> {
   if (connection.status === 'ready') return
   if (connection.status === 'end') throw new Error(`Redis at ${description}: connection closed`)
   await new Promise<void>((resolve, reject) => {
@@ -400,7 +465,7 @@ async function waitForReady (connection: Redis, timeoutMs: number, description: 
   })
 }
 
-async function quit (connection: Redis, timeoutMs: number): Promise<void> {
+async function quit (connection: RedisConnection, timeoutMs: number): Promise<void> {
   if (connection.status === 'end') return
   if (connection.status === 'reconnecting') {
     // No socket, only a timer to the next attempt: cancelling it is all, and no 'end' would follow.
@@ -419,18 +484,10 @@ async function quit (connection: Redis, timeoutMs: number): Promise<void> {
   await withTimeout(ended, timeoutMs, () => new Error('Redis did not close in time')).catch(() => { connection.disconnect() })
 }
 
-/** The URL with its password replaced, for messages that may end up in logs. */
-export function redactRedisUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return 'an invalid Redis URL'
-  }
-}
+export { redactRedisUrl }
 
-function describeClient (client: Redis): string {
+function describeClient (client: RedisConnection): string {
+  if (isCluster(client)) return `a Redis Cluster (host client, ${client.nodes('master').length} primaries known)`
   const { host, port, path, db } = client.options
   const where = path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
   return `redis://${where}${db !== undefined && db !== 0 ? `/${db}` : ''} (host client)`

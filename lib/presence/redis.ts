@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { chatError, isChatError } from '../../plugins/core/errors.js'
 import { withTimeout } from '../deadline.js'
+import { isCluster, type RedisConnection } from '../redis-connection.js'
+import { presenceSlotOf, presenceTags } from './slots.js'
 import type {
   AttachResult, ChosenStatus, ExpiredUser, PresenceStore, RestoredUser, SetChosenResult, StoredPresence,
 } from './store.js'
 
 /*
- * Keys, all under `<redisPrefix>{presence}:` (one hash tag, so that the scripts also run on a Redis
- * Cluster, where every key a script touches must live in one slot):
+ * Keys, all under `<redisPrefix>{presence}:` on one Redis; on a Redis Cluster the same set of keys once
+ * per presence slot, under `<redisPrefix>{presence:<n>}:` (lib/presence/slots.ts), a user's keys in the
+ * slot their id hashes to. Every script touches the keys of one hash tag only, so it runs on a cluster,
+ * where every key a script touches must live in one slot; each slot's set is a complete store of its own
+ * users (its own grace set, version counter and liveness keys), so no script needs another slot:
  *   user:<userId>     hash  n:<nodeId> -> open sockets of the user on that node; s -> away | invisible
  *   sockets:<nodeId>  hash  userId -> open sockets on that node (the same numbers, to clean up a dead node)
  *   node:<nodeId>     string with a TTL: the node is alive while it exists (refreshed every third of the TTL)
@@ -186,7 +190,7 @@ class Script {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run (client: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run (client: RedisConnection, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (error) {
@@ -207,7 +211,8 @@ const SCRIPTS = {
 }
 
 export interface RedisPresenceStoreOptions {
-  client: Redis
+  /** One Redis, or a Cluster: then the keys spread over several slots (lib/presence/slots.ts). */
+  client: RedisConnection
   /** The suite's redisPrefix. */
   prefix: string
   nodeId: string
@@ -230,103 +235,155 @@ function restoredOf (reply: unknown): RestoredUser[] {
   return users
 }
 
+/** The keys of one presence tag: a complete store for the users whose ids hash to it. */
+interface TagKeys {
+  /** `<redisPrefix>{presence…}:`, as given to the client (which adds its keyPrefix to KEYS). */
+  readonly keys: string
+  /** The same with the client's keyPrefix: for the keys a script builds itself. */
+  readonly script: string
+}
+
 /** Presence shared by every node through Redis: counts per user and node, liveness keys per node. */
 export class RedisPresenceStore implements PresenceStore {
   readonly kind = 'redis' as const
-  readonly #client: Redis
+  readonly #client: RedisConnection
   readonly #nodeId: string
   readonly #ttlMs: number
   readonly #timeoutMs: number
-  /** Key prefix as the client sends it (ioredis adds its keyPrefix to KEYS, not to keys built in a script). */
-  readonly #keys: string
-  readonly #scriptPrefix: string
+  readonly #tags: TagKeys[]
 
   constructor (options: RedisPresenceStoreOptions) {
     this.#client = options.client
     this.#nodeId = options.nodeId
     this.#ttlMs = options.nodeTtlMs
     this.#timeoutMs = options.commandTimeoutMs ?? 2000
-    this.#keys = `${options.prefix}{presence}:`
-    this.#scriptPrefix = `${String(options.client.options.keyPrefix ?? '')}${this.#keys}`
+    const keyPrefix = String(options.client.options.keyPrefix ?? '')
+    this.#tags = presenceTags(isCluster(options.client)).map((tag) => {
+      const keys = `${options.prefix}${tag}:`
+      return { keys, script: `${keyPrefix}${keys}` }
+    })
   }
 
   async attach (userId: string): Promise<AttachResult> {
+    const tag = this.#tagOf(userId)
     const reply = await this.#run(SCRIPTS.attach,
-      [this.#user(userId), this.#sockets(), this.#key('nodes'), this.#key('grace'), this.#key('version')], [this.#nodeId, userId]) as [number, string, number]
+      [user(tag, userId), this.#sockets(tag), key(tag, 'nodes'), key(tag, 'grace'), key(tag, 'version')], [this.#nodeId, userId]) as [number, string, number]
     return { wasPresent: Number(reply[0]) === 1, chosen: chosenOf(reply[1]), version: Number(reply[2]) }
   }
 
   async detach (userId: string, graceDeadline: number): Promise<void> {
-    await this.#run(SCRIPTS.detach, [this.#user(userId), this.#sockets(), this.#key('grace')], [this.#nodeId, userId, graceDeadline])
+    const tag = this.#tagOf(userId)
+    await this.#run(SCRIPTS.detach, [user(tag, userId), this.#sockets(tag), key(tag, 'grace')], [this.#nodeId, userId, graceDeadline])
   }
 
   async setChosen (userId: string, chosen: ChosenStatus | null): Promise<SetChosenResult> {
-    const reply = await this.#run(SCRIPTS.setChosen, [this.#user(userId), this.#key('grace'), this.#key('version')], [chosen ?? '', userId]) as [number, string, string, number]
+    const tag = this.#tagOf(userId)
+    const reply = await this.#run(SCRIPTS.setChosen, [user(tag, userId), key(tag, 'grace'), key(tag, 'version')], [chosen ?? '', userId]) as [number, string, string, number]
     return { present: Number(reply[0]) === 1, previous: chosenOf(reply[1]), chosen: chosenOf(reply[2]), version: Number(reply[3]) }
   }
 
   async read (userIds: string[]): Promise<Map<string, StoredPresence>> {
     const result = new Map<string, StoredPresence>()
     if (userIds.length === 0) return result
-    const pipeline = this.#client.pipeline()
-    for (const userId of userIds) {
-      pipeline.hgetall(this.#user(userId))
-      pipeline.zscore(this.#key('grace'), userId)
-    }
-    const replies = await this.#bounded(pipeline.exec(), 'read')
-    userIds.forEach((userId, index) => {
-      const [hashError, hash] = replies?.[index * 2] ?? [null, {}]
-      const [graceError, grace] = replies?.[index * 2 + 1] ?? [null, null]
-      if (hashError !== null) throw hashError
-      if (graceError !== null) throw graceError
-      let sockets = 0
-      for (const [field, value] of Object.entries(hash as Record<string, string>)) {
-        if (field.startsWith('n:')) sockets += Number(value)
+    // One pipeline per tag: a cluster sends a pipeline to one node, so its keys must share a slot.
+    await Promise.all([...this.#byTag(userIds)].map(async ([tag, ids]) => {
+      const pipeline = this.#client.pipeline()
+      for (const userId of ids) {
+        pipeline.hgetall(user(tag, userId))
+        pipeline.zscore(key(tag, 'grace'), userId)
       }
-      result.set(userId, { present: sockets > 0 || grace !== null, chosen: chosenOf((hash as Record<string, string>).s) })
-    })
+      const replies = await this.#bounded(pipeline.exec(), 'read')
+      ids.forEach((userId, index) => {
+        const [hashError, hash] = replies?.[index * 2] ?? [null, {}]
+        const [graceError, grace] = replies?.[index * 2 + 1] ?? [null, null]
+        if (hashError !== null) throw hashError
+        if (graceError !== null) throw graceError
+        let sockets = 0
+        for (const [field, value] of Object.entries(hash as Record<string, string>)) {
+          if (field.startsWith('n:')) sockets += Number(value)
+        }
+        result.set(userId, { present: sockets > 0 || grace !== null, chosen: chosenOf((hash as Record<string, string>).s) })
+      })
+    }))
     return result
   }
 
+  /** At most `limit` users per presence tag (one tag on a single Redis). */
   async expireDue (now: number, limit: number): Promise<ExpiredUser[]> {
-    const flat = await this.#run(SCRIPTS.expire, [this.#key('grace')], [now, limit, this.#scriptPrefix]) as Array<string | number>
-    const users: ExpiredUser[] = []
-    for (let index = 0; index + 3 < flat.length; index += 4) {
-      users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), at: Number(flat[index + 2]), version: Number(flat[index + 3]) })
-    }
-    return users
+    const perTag = await Promise.all(this.#tags.map(async (tag) => {
+      const flat = await this.#run(SCRIPTS.expire, [key(tag, 'grace')], [now, limit, tag.script]) as Array<string | number>
+      const users: ExpiredUser[] = []
+      for (let index = 0; index + 3 < flat.length; index += 4) {
+        users.push({ userId: String(flat[index]), chosen: chosenOf(flat[index + 1]), at: Number(flat[index + 2]), version: Number(flat[index + 3]) })
+      }
+      return users
+    }))
+    return perTag.flat()
   }
 
   async heartbeat (localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
-    const reply = await this.#run(SCRIPTS.heartbeat, [this.#key(`node:${this.#nodeId}`), this.#key('nodes')],
-      [this.#nodeId, this.#ttlMs, graceDeadline, this.#scriptPrefix]) as [number, number]
-    // Our liveness key was gone: another node may have removed our entries, so write them back.
-    if (Number(reply[0]) === 0) return await this.resync(localCounts, graceDeadline)
-    return []
+    const counts = this.#countsByTag(localCounts)
+    const restored = await Promise.all(this.#tags.map(async (tag) => {
+      const reply = await this.#run(SCRIPTS.heartbeat, [key(tag, `node:${this.#nodeId}`), key(tag, 'nodes')],
+        [this.#nodeId, this.#ttlMs, graceDeadline, tag.script]) as [number, number]
+      // Our liveness key was gone: another node may have removed our entries, so write them back.
+      if (Number(reply[0]) === 0) return await this.#resyncTag(tag, counts.get(tag) ?? new Map(), graceDeadline)
+      return []
+    }))
+    return restored.flat()
   }
 
   async resync (localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
-    const args: Array<string | number> = [this.#nodeId, this.#ttlMs, graceDeadline, this.#scriptPrefix]
-    for (const [userId, count] of localCounts) if (count > 0) args.push(userId, count)
-    const reply = await this.#run(SCRIPTS.resync,
-      [this.#key(`node:${this.#nodeId}`), this.#sockets(), this.#key('nodes'), this.#key('grace')], args)
-    return restoredOf(reply)
+    const counts = this.#countsByTag(localCounts)
+    const restored = await Promise.all(this.#tags.map(async (tag) => await this.#resyncTag(tag, counts.get(tag) ?? new Map(), graceDeadline)))
+    return restored.flat()
   }
 
   async leave (graceDeadline: number): Promise<void> {
-    await this.#run(SCRIPTS.leave, [this.#key(`node:${this.#nodeId}`)], [this.#nodeId, graceDeadline, this.#scriptPrefix])
+    await Promise.all(this.#tags.map(async (tag) => {
+      await this.#run(SCRIPTS.leave, [key(tag, `node:${this.#nodeId}`)], [this.#nodeId, graceDeadline, tag.script])
+    }))
   }
 
-  #key (name: string): string {
-    return `${this.#keys}${name}`
+  async #resyncTag (tag: TagKeys, localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
+    const args: Array<string | number> = [this.#nodeId, this.#ttlMs, graceDeadline, tag.script]
+    for (const [userId, count] of localCounts) if (count > 0) args.push(userId, count)
+    const reply = await this.#run(SCRIPTS.resync,
+      [key(tag, `node:${this.#nodeId}`), this.#sockets(tag), key(tag, 'nodes'), key(tag, 'grace')], args)
+    return restoredOf(reply)
   }
 
-  #user (userId: string): string {
-    return `${this.#keys}user:${userId}`
+  #tagOf (userId: string): TagKeys {
+    return this.#tags[presenceSlotOf(userId, this.#tags.length)] as TagKeys
   }
 
-  #sockets (): string {
-    return `${this.#keys}sockets:${this.#nodeId}`
+  #byTag (userIds: string[]): Map<TagKeys, string[]> {
+    const groups = new Map<TagKeys, string[]>()
+    for (const userId of userIds) {
+      const tag = this.#tagOf(userId)
+      const ids = groups.get(tag)
+      if (ids === undefined) groups.set(tag, [userId])
+      else ids.push(userId)
+    }
+    return groups
+  }
+
+  #countsByTag (localCounts: ReadonlyMap<string, number>): Map<TagKeys, Map<string, number>> {
+    const groups = new Map<TagKeys, Map<string, number>>()
+    for (const [userId, count] of localCounts) {
+      const tag = this.#tagOf(userId)
+      let counts = groups.get(tag)
+      if (counts === undefined) {
+        counts = new Map()
+        groups.set(tag, counts)
+      }
+      counts.set(userId, count)
+    }
+    return groups
+  }
+
+  #sockets (tag: TagKeys): string {
+    return key(tag, `sockets:${this.#nodeId}`)
   }
 
   async #run (script: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
@@ -342,4 +399,12 @@ export class RedisPresenceStore implements PresenceStore {
       throw chatError('UNAVAILABLE', `presence: Redis ${what} failed: ${error instanceof Error ? error.message : String(error)}`)
     }
   }
+}
+
+function key (tag: TagKeys, name: string): string {
+  return `${tag.keys}${name}`
+}
+
+function user (tag: TagKeys, userId: string): string {
+  return `${tag.keys}user:${userId}`
 }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '../../lib/redis-connection.js'
 import type { Broker } from '../../lib/broker/types.js'
 import { MemoryBroker } from '../../lib/broker/memory.js'
 import { RedisBroker } from '../../lib/broker/redis.js'
@@ -8,19 +8,23 @@ import { RedisBroker } from '../../lib/broker/redis.js'
 export type { Broker, BrokerHandler } from '../../lib/broker/types.js'
 export { MemoryBroker } from '../../lib/broker/memory.js'
 export { RedisBroker, redactRedisUrl } from '../../lib/broker/redis.js'
+export type { RedisConnection } from '../../lib/redis-connection.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     chatBroker: Broker
-    /** The broker's command connection, for the other Redis users (presence, rate limits); null without Redis. */
-    chatRedis: Redis | null
+    /**
+     * The broker's command connection, for the other Redis users (presence, rate limits, slow mode,
+     * typing, the feed's stream); a Cluster on a Redis Cluster; null without Redis.
+     */
+    chatRedis: RedisConnection | null
   }
 }
 
 export interface BrokerPluginOptions {
   /** How long startup waits for Redis before failing; the `connectTimeoutMs` option (5 s) by default. */
   readyTimeoutMs?: number
-  /** Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE), for Redis Cluster deployments; the `redisSharded` option by default. */
+  /** Redis 7 sharded pub/sub (SPUBLISH / SSUBSCRIBE); the `redisSharded` option by default, always on for a Redis Cluster. */
   sharded?: boolean
 }
 
@@ -55,6 +59,8 @@ export const brokerPlugin = fp(async function brokerPlugin (app: FastifyInstance
   }
 
   app.decorate('chatBroker', broker)
-  app.decorate('chatRedis', redisBroker?.client ?? null)
+  // Type arguments spelt out: inferred, fastify's decorate narrows the Redis | Cluster union to Redis.
+  const chatRedis: RedisConnection | null = redisBroker?.client ?? null
+  app.decorate<RedisConnection | null, 'chatRedis'>('chatRedis', chatRedis)
   app.addHook('onClose', async () => { await broker.close() })
 }, { name: 'chat-broker', fastify: '5.x', dependencies: ['chat-config'] })

@@ -4,7 +4,7 @@ import { Value } from 'typebox/value'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
 import { FeedWebhookSchema, checkWebhooks, type FeedWebhookConfig } from '../feed/webhook-options.js'
 
@@ -31,11 +31,14 @@ export const ChatOptionsSchema = Type.Object({
     minimum: 100, default: 5000,
     description: 'at start, how long the database and Redis get to answer a first command; past it (or on a refusal) startup fails with the address and the cause',
   }),
-  redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis URL; without it one node with an in-process bus' })),
+  redis: Type.Optional(Type.String({
+    pattern: '^rediss?(\\+cluster)?://',
+    description: 'Redis URL, or redis+cluster://host:port,host:port (seed nodes) for a Redis Cluster; without it one node with an in-process bus',
+  })),
   redisPrefix: Type.String({ default: 'chat:', maxLength: 64, description: 'prefix of every Redis key and channel' }),
   redisSharded: Type.Boolean({
     default: false,
-    description: 'sharded pub/sub (Redis 7 SPUBLISH/SSUBSCRIBE) for Redis Cluster: each room\'s channel is hash-tagged ({room:<id>}) so it lives on one shard',
+    description: 'sharded pub/sub (Redis 7 SPUBLISH/SSUBSCRIBE): each room\'s channel is hash-tagged ({room:<id>}) so it lives on one shard; always on with a Redis Cluster',
   }),
   nodeId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   jwt: Type.Object({
@@ -221,8 +224,11 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
   groupCommit?: Partial<ChatConfig['groupCommit']>
   /** The host's postgres.js client; the suite uses it and never closes it. */
   databaseClient?: Sql
-  /** The host's ioredis client (for example @fastify/redis); the suite duplicates it for subscribing. */
-  redisClient?: Redis
+  /**
+   * The host's ioredis client (for example @fastify/redis), or its ioredis `Cluster` for a Redis Cluster;
+   * the suite duplicates it for subscribing (a Cluster with `shardedSubscribers`) and never closes it.
+   */
+  redisClient?: Redis | Cluster
   /** Veto hook: return false (or throw) to refuse an action with FORBIDDEN. */
   authorize?: (request: AuthorizeRequest) => boolean | Promise<boolean>
   /**
@@ -308,7 +314,7 @@ export interface ChatHooks {
   authenticate?: ChatOptions['authenticate']
   resolveUser?: ChatOptions['resolveUser']
   databaseClient?: Sql
-  redisClient?: Redis
+  redisClient?: Redis | Cluster
 }
 
 declare module 'fastify' {

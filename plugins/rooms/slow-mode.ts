@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '../../lib/redis-connection.js'
 
 /**
  * Slow mode's turns (protocol 11.3): one send per member and room per slowModeSec. With Redis a turn is
- * one `SET NX PX` shared by every node, so two sockets of one member on two nodes cannot both send; on
+ * one `SET NX PX` shared by every node (one key per member and room: on a cluster the turns spread over its slots), so two sockets of one member on two nodes cannot both send; on
  * one node without Redis, a map of when each turn ends.
  */
 export interface SlowModeTurns {
@@ -10,7 +10,7 @@ export interface SlowModeTurns {
   take (key: string, ms: number): Promise<number | null>
 }
 
-export function redisTurns (client: Redis, prefix: string): SlowModeTurns {
+export function redisTurns (client: RedisConnection, prefix: string): SlowModeTurns {
   return {
     async take (key, ms) {
       const taken = await client.set(`${prefix}slow:${key}`, '1', 'PX', ms, 'NX')

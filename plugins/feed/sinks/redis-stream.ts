@@ -1,12 +1,15 @@
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '../../../lib/redis-connection.js'
 import type { FeedEntry, FeedSink } from '../types.js'
 
-/** XADD `<prefix>feed` MAXLEN ~ maxLen, fields `id` and `entry` (the JSON); one MULTI per batch. */
+/**
+ * XADD `<prefix>feed` MAXLEN ~ maxLen, fields `id` and `entry` (the JSON); one MULTI per batch. One key, so
+ * on a Redis Cluster the MULTI goes to the one shard that owns it.
+ */
 export class RedisStreamSink implements FeedSink {
   readonly name = 'redis-stream'
   readonly key: string
 
-  constructor (private readonly client: Redis, prefix: string, private readonly maxLen: number) {
+  constructor (private readonly client: RedisConnection, prefix: string, private readonly maxLen: number) {
     this.key = `${prefix}feed`
   }
 
