@@ -99,6 +99,25 @@ export interface HistoryPage {
   threadRootId?: string
 }
 
+/** `message.search`: full-text search over the messages of the rooms you are a member of. */
+export interface SearchRequest {
+  /** The words to look for (PostgreSQL full-text search). */
+  query: string
+  /** Search one room only. */
+  roomId?: string
+  /** The `nextCursor` of the previous page (opaque). */
+  cursor?: string
+  limit?: number
+}
+
+/** A page of search results: best rank first, newest first among equals; deleted messages left out. */
+export interface SearchPage {
+  /** Each with its `roomId`; a thread reply carries `threadRootId`. */
+  messages: Message[]
+  /** The cursor of the next page; null at the end. */
+  nextCursor: string | null
+}
+
 /** Every client request: its `data` and the data of its ack. */
 export interface Requests {
   'message.send': { data: { roomId: string, content: string } & SendOptions, ack: { message: Message } }
@@ -137,5 +156,6 @@ export interface Requests {
   'message.pin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'message.unpin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'room.directory': { data: DirectoryRequest, ack: DirectoryPage }
+  'message.search': { data: SearchRequest, ack: SearchPage }
   'support.queue': { data: { offset?: number, limit?: number }, ack: { rooms: Room[], hasMore: boolean, nextOffset: number | null } }
 }
