@@ -77,3 +77,27 @@ export const SyncRoom = Type.Object({
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 })
 export const SyncReply = Type.Object({ rooms: Type.Array(SyncRoom) })
+
+/** message.search's default and largest `limit`, and the longest query. */
+export const SEARCH_LIMIT = 20
+export const SEARCH_LIMIT_MAX = 50
+export const SEARCH_QUERY_MAX = 200
+/** A search cursor's longest text: base64url of the last hit's rank, time and id. */
+export const SEARCH_CURSOR_MAX = 256
+/** message.search and GET /search (protocol 11.6). */
+export const SearchQuery = Type.Object({
+  query: Type.String({
+    minLength: 1,
+    maxLength: SEARCH_QUERY_MAX,
+    description: 'words to find (web search syntax: "a phrase", -without, or); case-insensitive, whole words as written (no stemming)',
+  }),
+  roomId: Type.Optional(Uuid),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: SEARCH_CURSOR_MAX, description: 'the nextCursor of the previous page (opaque)' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: SEARCH_LIMIT_MAX, description: `messages in the page (default ${SEARCH_LIMIT}); fewer when they would not fit in maxReplyBytes` })),
+}, { additionalProperties: false })
+export type SearchRequest = Static<typeof SearchQuery>
+export const SearchReply = Type.Object({
+  messages: Type.Array(MessageSchema, { description: 'best match first, newest first among equals; in rooms the caller is a member of; never deleted or expired ones' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'the cursor of the next page; null at the end' }),
+})
+export type SearchPage = Static<typeof SearchReply>

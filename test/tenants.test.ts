@@ -65,6 +65,8 @@ const WS_CASES: Record<string, WsCase> = {
   'reaction.add': { data: (x) => ({ messageId: x.messageId, emoji: '👍' }), expect: 'NOT_FOUND' },
   'reaction.remove': { data: (x) => ({ messageId: x.messageId, emoji: '👍' }), expect: 'NOT_FOUND' },
   'history.fetch': { data: (x) => ({ roomId: x.roomId }), expect: 'NOT_FOUND' },
+  // Without roomId a search looks only in the caller's own rooms (test/search.test.ts searches across tenants).
+  'message.search': { data: (x) => ({ query: 'anything', roomId: x.roomId }), expect: 'NOT_FOUND' },
   'message.read': { data: (x) => ({ roomId: x.roomId, seq: 1 }), expect: 'NOT_FOUND' },
   sync: { data: (x) => ({ cursors: [{ roomId: x.roomId, seq: 0 }] }), expect: 'NOT_FOUND' },
   'favorite.toggle': { data: (x) => ({ type: 'ROOM', id: x.roomId }), expect: 'NOT_FOUND' },
@@ -109,6 +111,7 @@ const REST_CASES: Record<string, RestCase> = {
   'DELETE /api/rooms/:roomId/mutes/:userId': { path: (x) => `/api/rooms/${x.roomId}/mutes/${x.aliceId}`, expect: 'NOT_FOUND' },
   'GET /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, expect: 'NOT_FOUND' },
   'POST /api/rooms/:roomId/messages': { path: (x) => `/api/rooms/${x.roomId}/messages`, body: () => ({ content: 'from B' }), expect: 'NOT_FOUND' },
+  'GET /api/search': { path: (x) => `/api/search?query=anything&roomId=${x.roomId}`, expect: 'NOT_FOUND' },
   'POST /api/rooms/:roomId/read': { path: (x) => `/api/rooms/${x.roomId}/read`, body: () => ({ seq: 1 }), expect: 'NOT_FOUND' },
   'POST /api/direct/:userId': { path: (x) => `/api/direct/${x.aliceId}`, expect: 'own-only', why: "ids name users of the caller's own tenant: B's alice is another user than A's (and A's alice hears nothing)" },
   'PATCH /api/messages/:messageId': { path: (x) => `/api/messages/${x.messageId}`, body: () => ({ content: 'edited by B' }), expect: 'NOT_FOUND' },

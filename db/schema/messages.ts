@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { check, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { check, customType, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import { chatSchema } from './chat-schema.js'
 import { rooms } from './rooms.js'
 import type { Attachment } from '../../schemas/message.js'
@@ -8,6 +8,16 @@ export const MESSAGE_TYPES = ['TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM
 export type MessageType = typeof MESSAGE_TYPES[number]
 
 export type { Attachment } from '../../schemas/message.js'
+
+/** PostgreSQL's text-search document; only the database reads it (it is never selected). */
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
+
+/**
+ * The text-search configuration of message search: `simple` lowercases words and keeps them as written,
+ * without a language's stemming or stop words, because a room's messages are in any language and a
+ * stemmer of one mangles the others. The query side (db/queries/message-search.ts) uses the same one.
+ */
+export const SEARCH_CONFIG = 'simple'
 
 export const messages = chatSchema.table('messages', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -26,12 +36,17 @@ export const messages = chatSchema.table('messages', {
   editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
   deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  // Written by the database with the row (and by an edit, a delete or retention, which change content):
+  // no send-path code computes it.
+  search: tsvector('search').generatedAlwaysAs(sql`to_tsvector('simple'::regconfig, content)`),
 }, (table) => [
   uniqueIndex('messages_room_seq_idx').on(table.roomId, table.seq),
   // A retried send with the same clientMsgId finds the original instead of writing a second row.
   uniqueIndex('messages_client_msg_idx').on(table.roomId, table.senderId, table.clientMsgId),
   // A thread's page and its root's summary; only thread replies are in it.
   index('messages_thread_idx').on(table.threadRootId, table.seq).where(sql`${table.threadRootId} is not null`),
+  // message.search: the GIN index finds a query's words; rooms and rank are filtered and sorted after.
+  index('messages_search_idx').using('gin', table.search),
   check('messages_type_check', sql`${table.type} in ('TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM')`),
 ])
 

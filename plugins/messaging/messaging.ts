@@ -9,7 +9,7 @@ import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.
 import { createScreening } from './screening.js'
 import { Turns } from '../../lib/turns.js'
 import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type Reactions } from '../../db/queries/message-reader.js'
-import { SendInput, type Message } from '../../schemas/messaging.js'
+import { SendInput, type Message, type SearchPage, type SearchRequest } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
@@ -19,6 +19,7 @@ import type { Membership, RoomAction, RoomsService } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
 import { createReports } from './reports.js'
 import { createPins } from './pins.js'
+import { createSearch } from './search.js'
 import type { Report } from '../../schemas/moderation.js'
 import type { ReportStatus } from '../../db/schema/index.js'
 
@@ -108,6 +109,8 @@ export interface MessagingService {
   report (user: ChatUser, messageId: string, reason: string): Promise<Report>
   reports (user: ChatUser, roomId: string, status: ReportStatus): Promise<Report[]>
   resolveReport (user: ChatUser, reportId: string, action: 'dismiss' | 'delete'): Promise<Report>
+  /** Full-text search in the caller's rooms (plugins/messaging/search.ts). */
+  search (user: ChatUser, request: SearchRequest): Promise<SearchPage>
   /** Pins or unpins a message; where the room.updated landed (nothing when nothing changed). */
   pin (user: ChatUser, messageId: string, pinned: boolean, except?: Connection): Promise<Partial<EventPlace>>
 }
@@ -435,6 +438,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     reports: reports.reports,
     resolveReport: reports.resolve,
     pin: async (user, messageId, pinned, except) => placeOf(await pin(user, messageId, pinned, except)),
+    search: createSearch(app),
   }
   app.decorate('chatMessaging', service)
 }, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics'] })

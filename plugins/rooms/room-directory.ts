@@ -4,7 +4,7 @@ import type { DirectoryPage, DirectoryRequest, DirectoryRoom } from '../../schem
 import { DIRECTORY_CURSOR_MAX, DIRECTORY_LIMIT, DIRECTORY_LIMIT_MAX } from '../../schemas/room.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList } from '../../lib/reply-budget.js'
 import type { TenantUser } from '../../lib/user-key.js'
-import { chatError } from '../core/errors.js'
+import { ANY_TEXT, UUID_RE, decodeCursor, encodeCursor } from '../../lib/page-cursor.js'
 import { ROOM_COLUMNS, roomOf, type RoomRow } from './room-summaries.js'
 
 /**
@@ -28,24 +28,9 @@ interface Cursor {
   id: string
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-function encodeCursor (cursor: Cursor): string {
-  return Buffer.from(JSON.stringify([cursor.name, cursor.id]), 'utf8').toString('base64url')
-}
-
-/** The cursor's pair, or VALIDATION_FAILED for anything this server did not hand out. */
-function decodeCursor (text: string): Cursor {
-  let value: unknown
-  try {
-    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
-  } catch {
-    value = null
-  }
-  if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'string' || typeof value[1] !== 'string' || !UUID_RE.test(value[1])) {
-    throw chatError('VALIDATION_FAILED', 'cursor: not a cursor of room.directory', [{ field: 'cursor', message: 'invalid cursor' }])
-  }
-  return { name: value[0], id: value[1] }
+function decodeDirectoryCursor (text: string): Cursor {
+  const [name, id] = decodeCursor(text, [ANY_TEXT, UUID_RE], 'room.directory') as [string, string]
+  return { name, id }
 }
 
 /** A LIKE pattern's text taken literally (the default escape character is the backslash). */
@@ -85,11 +70,11 @@ async function loadDirectory (db: ChatDb, user: TenantUser, request: DirectoryRe
  * `maxReplyBytes`; nextCursor null at the end. A cursor this server did not hand out is VALIDATION_FAILED.
  */
 export async function directoryPage (db: ChatDb, user: TenantUser, request: DirectoryRequest, maxReplyBytes: number): Promise<DirectoryPage> {
-  const cursor = request.cursor === undefined ? null : decodeCursor(request.cursor)
+  const cursor = request.cursor === undefined ? null : decodeDirectoryCursor(request.cursor)
   const limit = Math.min(request.limit ?? DIRECTORY_LIMIT, DIRECTORY_LIMIT_MAX)
   const found = await loadDirectory(db, user, request, cursor, limit + 1)
   const rooms = fitList(found.slice(0, limit).map((one) => one.room), new ReplyBudget(maxReplyBytes, ENVELOPE_RESERVE + DIRECTORY_FRAME_BYTES))
   const last = found[rooms.length - 1]
   const more = rooms.length < found.length && last !== undefined
-  return { rooms, nextCursor: more ? encodeCursor({ name: last.sortName, id: last.room.id }) : null }
+  return { rooms, nextCursor: more ? encodeCursor([last.sortName, last.room.id]) : null }
 }

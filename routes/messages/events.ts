@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { JsonReply } from '../../plugins/realtime/gateway.js'
 import {
   DeleteReply, EditInput, EditReply, HistoryInput, HistoryReply, MessageIdInput, MessageReply, MessageSchema, ReactionInput, ReactionsReply,
-  ReactionSchema, ReadInput, ReadReply, SendInput, SyncInput, SyncReply, Uuid,
+  ReactionSchema, ReadInput, ReadReply, SearchQuery, SearchReply, SendInput, SyncInput, SyncReply, Uuid,
 } from '../../schemas/messaging.js'
 
 /** The WebSocket events of messaging: each one a thin call into the same service REST uses. */
@@ -51,6 +51,12 @@ export default async function messageEvents (app: FastifyInstance): Promise<void
     schema: HistoryInput,
     ack: HistoryReply,
     handler: (ctx, data) => messaging.history(ctx.user, data.roomId, data),
+  })
+  gateway.on('message.search', {
+    summary: 'Full-text search in your rooms (or one of them: roomId): best match first, newest first among equals; deleted messages are never found. query: words, "a phrase", -without, or; cursor, limit (default 20, at most 50); nextCursor (null at the end).',
+    schema: SearchQuery,
+    ack: SearchReply,
+    handler: async (ctx, data) => await messaging.search(ctx.user, data),
   })
   gateway.on('message.read', {
     summary: 'Moves the read mark forward (never backwards).',

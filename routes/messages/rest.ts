@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { callerOf } from '../../plugins/auth/request-auth.js'
-import { EditReply, Emoji, HistoryQuery, HistoryReply, MessageReply, ReactionsReply, ReadReply, Seq, SendInput, Uuid } from '../../schemas/messaging.js'
+import { EditReply, Emoji, HistoryQuery, HistoryReply, MessageReply, ReactionsReply, ReadReply, SearchQuery, SearchReply, Seq, SendInput, Uuid } from '../../schemas/messaging.js'
 
 const security = [{ bearerAuth: [] }]
 const tags = ['messages']
@@ -53,6 +53,10 @@ const messagesRest: FastifyPluginAsyncTypebox = async function messagesRest (app
     await messaging.react(callerOf(request), request.params.messageId, request.params.emoji, false)
     return reply.code(204).send(null)
   })
+
+  app.get('/search', {
+    schema: { tags, security, summary: 'Full-text search in your rooms (or one: roomId), as message.search: query, roomId, cursor, limit (default 20, at most 50)', querystring: SearchQuery, response: { 200: SearchReply } },
+  }, async (request) => await messaging.search(callerOf(request), request.query))
 
   app.post('/rooms/:roomId/read', {
     schema: { tags, security, summary: 'Mark read up to seq', params: RoomParams, body: ReadBody, response: { 200: ReadReply } },
