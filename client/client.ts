@@ -268,9 +268,10 @@ export class ChatClient {
   }
 
   /**
-   * Searches the messages of the rooms you are a member of (or of one room: `roomId`) for `query`, best
-   * match first; deleted messages are left out, a thread reply carries its `threadRootId`. Pass the
-   * answer's `nextCursor` as `cursor` for the next page (null at the end).
+   * Searches the messages of the rooms you are a member of (or of one room: `roomId`) for `query` (words,
+   * `"a phrase"`, `-without`, `or`), best match first, newest first among equals; deleted messages are
+   * left out, a thread reply carries its `threadRootId`. Pass the answer's `nextCursor` as `cursor` for
+   * the next page (null at the end).
    */
   searchMessages (request: SearchRequest): Promise<Requests['message.search']['ack']> {
     return this.request('message.search', request)

@@ -6,7 +6,7 @@
  */
 import type { Static } from 'typebox'
 import type { Attachment, Message, MessageSender, MessageType, Reaction } from '../schemas/message.js'
-import type { PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
+import type { PushedEvent, SearchPage, SearchRequest, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
 import type { UserPresence } from '../schemas/presence.js'
 import type { Ban, ModerationOptions, Report } from '../schemas/moderation.js'
 import type {
@@ -15,7 +15,7 @@ import type {
 } from '../schemas/room.js'
 
 // Already types in schemas/: the same ones, under the client's names.
-export type { DirectoryPage, DirectoryRequest, DirectoryRoom, Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
+export type { DirectoryPage, DirectoryRequest, DirectoryRoom, SearchPage, SearchRequest, Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
 export type UserRef = MessageSender
 export type CreateRoomInput = CreateRoomData
 export type RoomPatch = RoomPatchData
@@ -97,25 +97,6 @@ export interface HistoryPage {
   limit?: number
   /** Page one thread's replies; without it the main timeline, thread replies left out. */
   threadRootId?: string
-}
-
-/** `message.search`: full-text search over the messages of the rooms you are a member of. */
-export interface SearchRequest {
-  /** The words to look for (PostgreSQL full-text search). */
-  query: string
-  /** Search one room only. */
-  roomId?: string
-  /** The `nextCursor` of the previous page (opaque). */
-  cursor?: string
-  limit?: number
-}
-
-/** A page of search results: best rank first, newest first among equals; deleted messages left out. */
-export interface SearchPage {
-  /** Each with its `roomId`; a thread reply carries `threadRootId`. */
-  messages: Message[]
-  /** The cursor of the next page; null at the end. */
-  nextCursor: string | null
 }
 
 /** Every client request: its `data` and the data of its ack. */
