@@ -93,11 +93,13 @@ export async function openResult (message) {
     await loadUntil(() => view.messages.has(rootId))
     await openThread(message.roomId, rootId)
     for (let pages = 0; state.thread?.rootId === rootId && !state.thread.replies.has(message.id) && state.thread.hasMoreBefore && pages < MAX_PAGES; pages += 1) await loadOlderReplies()
+    renderMessages({ stickToBottom: false })
     renderThread({ stickToBottom: false })
     ui.threadMessages.querySelector(`[data-id="${message.id}"]`)?.scrollIntoView({ block: 'center' })
   } else {
     await loadUntil(() => view.messages.has(message.id))
     renderMessages({ stickToBottom: false })
+    renderThread({ stickToBottom: false })
     ui.messages.querySelector(`[data-id="${message.id}"]`)?.scrollIntoView({ block: 'center' })
   }
 }
