@@ -4,6 +4,7 @@ import { connect, groupRoom, messagesOf, uid } from './fixtures/chat.js'
 import { rest, scopeOf } from './fixtures/rooms.js'
 import { onOneAndTwoNodes, type TestNode } from './fixtures/server.js'
 import { eraseExpired } from '../plugins/messaging/retention.js'
+import { ROOM_SCAN_MAX_EVENTS } from '../db/queries/message-search.js'
 
 // Message search (protocol 11.6, issue 24): full-text search by PostgreSQL (PGlite too) over the caller's
 // rooms, best rank first and newest first among equals, paged by an opaque cursor; deleted, erased and
@@ -102,4 +103,22 @@ onOneAndTwoNodes(t, 'another tenant\'s messages are never found', async (t, node
   t.equal(((await ann.client.ack('message.search', { query: word1 })) as unknown as Page).messages.length, 1, 'found in its own tenant')
   t.same(((await ben.client.ack('message.search', { query: word1 })) as unknown as Page).messages, [], 'the same user id in another tenant finds nothing')
   t.equal((await ben.client.request('message.search', { query: word1, roomId: acmeRoom })).error?.code, 'NOT_FOUND', 'and another tenant\'s room is NOT_FOUND')
+})
+
+onOneAndTwoNodes(t, 'rooms with many events are searched through the index, with the same answers', async (t, nodeA, nodeB) => {
+  const alice = await connect(nodeA, uid('alice'))
+  const bob = await connect(nodeB, uid('bob'))
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, [bob.id])
+  const [plum, pear] = [word('plum'), word('pear')]
+  const sent: Msg[] = []
+  for (const content of [`${plum}`, `${plum} ${pear}`, `${pear} ${pear}`, `${plum} ${plum}`, 'neither']) sent.push(await send(alice, roomId, content))
+  const queries = [plum, pear, `${plum} ${pear}`, `${plum} -${pear}`, `"${pear} ${pear}"`]
+  const answers = async (): Promise<string[][]> => await Promise.all(queries.map(async (query) =>
+    ((await bob.client.ack('message.search', { query, roomId })) as unknown as Page).messages.map((message) => message.id)))
+  const scanned = await answers()
+  t.same(scanned[0], [sent[3]?.id, sent[1]?.id, sent[0]?.id], 'read room by room: ranked, newest first among equals')
+  // last_seq counts a room's events; past ROOM_SCAN_MAX_EVENTS the words are looked up in the GIN index.
+  await scopeOf(nodeA).chatDb.execute(sql`update chat.rooms set last_seq = last_seq + ${ROOM_SCAN_MAX_EVENTS} where id = ${roomId}`)
+  t.same(await answers(), scanned, 'the index finds the same messages in the same order')
 })

@@ -26,26 +26,53 @@ interface HitRow {
 }
 
 /**
+ * Up to this many events in the rooms searched, the rooms' messages are read and each tested against the
+ * query; above it, the GIN index finds the query's words first. Reading a user's rooms costs the same for
+ * any word (about 10 ms for 12,500 messages at 1 million stored); the index is quicker for a rare word
+ * but slow for one in half the messages (its posting list is read whole), and PostgreSQL's cost model
+ * does not see that. Measured in docs/benchmarks.md (bench/search.ts).
+ */
+export const ROOM_SCAN_MAX_EVENTS = 40_000
+
+interface Scope {
+  ids: string[] | null
+  events: number
+}
+
+/** The rooms searched (the caller's, in their tenant, or `roomId` among them) and their events, from the rooms' last_seq. */
+async function scopeOf (db: ChatDb, user: TenantUser, roomId: string | undefined): Promise<Scope> {
+  const one = roomId === undefined ? sql`` : sql` and rm.room_id = ${roomId}::uuid`
+  const [scope] = rows<Scope>(await db.execute(sql`
+    select array_agg(rm.room_id) as ids, coalesce(sum(r.last_seq), 0)::int as events
+    from chat.room_members rm join chat.rooms r on r.id = rm.room_id
+    where rm.user_id = ${user.id} and r.tenant = ${user.tenant}${one}`))
+  return scope ?? { ids: null, events: 0 }
+}
+
+/**
  * Up to `limit` messages that match `words` (websearch_to_tsquery with SEARCH_CONFIG) in the rooms of
- * `user`'s tenant they are a member of (or in `roomId` alone, which the caller has checked), best rank
- * first, newest first among equals, after `after`. Deleted and retention-erased messages (deleted_at set,
- * content emptied) are never found. Two statements: the hits' keys, then their rows.
+ * `user`'s tenant they are a member of (or in `roomId` alone), best rank first, newest first among equals,
+ * after `after`. Deleted and retention-erased messages (deleted_at set, content emptied) are never found.
+ * Three statements: the rooms, the hits' keys, then their rows.
  */
 export async function searchMessages (db: ChatDb, user: TenantUser, words: string, options: { roomId?: string, after: SearchKey | null, limit: number }): Promise<SearchHit[]> {
-  const { roomId, after, limit } = options
-  const inRooms = roomId === undefined
-    ? sql`m.room_id in (select rm.room_id from chat.room_members rm join chat.rooms r on r.id = rm.room_id
-        where rm.user_id = ${user.id} and r.tenant = ${user.tenant})`
-    : sql`m.room_id = ${roomId}::uuid`
+  const { after, limit } = options
+  const scope = await scopeOf(db, user, options.roomId)
+  if (scope.ids === null || scope.ids.length === 0) return []
+  const inRooms = sql`m.room_id in (${sql.join(scope.ids.map((id) => sql`${id}::uuid`), sql`, `)})`
+  // `offset 0` keeps the rooms' rows a subquery of their own, so the planner cannot go to the index first.
+  const candidates = scope.events <= ROOM_SCAN_MAX_EVENTS
+    ? sql`(select m.id, m.search, m.created_at from chat.messages m where ${inRooms} and m.deleted_at is null offset 0) c`
+    : sql`(select m.id, m.search, m.created_at from chat.messages m, q where m.search @@ q.q and ${inRooms} and m.deleted_at is null) c`
   const afterKey = after === null
     ? sql``
     : sql` where (h.rank, h.created_at, h.id) < (${after.rank}::real, ${after.at}::timestamptz, ${after.id}::uuid)`
   const found = rows<HitRow>(await db.execute(sql`
     with q as (select websearch_to_tsquery(${SEARCH_CONFIG}::regconfig, ${words}) as q),
     hits as (
-      select m.id, ts_rank(m.search, q.q) as rank, m.created_at
-      from chat.messages m, q
-      where m.search @@ q.q and m.deleted_at is null and ${inRooms}
+      select c.id, ts_rank(c.search, q.q) as rank, c.created_at
+      from ${candidates}, q
+      where c.search @@ q.q
     )
     select h.id, h.rank::text as rank, to_char(h.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at
     from hits h${afterKey}
