@@ -7,7 +7,7 @@ import { RoomCursors } from './resume.js'
 import { ReadMarks } from './read-marks.js'
 import { Transport, type StopCode } from './transport.js'
 import type {
-  CreateRoomInput, DirectoryRequest, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SendOptions, SessionReady, SyncRoom,
+  CreateRoomInput, DirectoryRequest, HistoryPage, Message, ModerationOptions, Report, PresenceStatus, Requests, Role, RoomPatch, SearchRequest, SendOptions, SessionReady, SyncRoom,
 } from './types.js'
 
 /**
@@ -265,6 +265,16 @@ export class ChatClient {
    */
   directory (request: DirectoryRequest = {}): Promise<Requests['room.directory']['ack']> {
     return this.request('room.directory', request)
+  }
+
+  /**
+   * Searches the messages of the rooms you are a member of (or of one room: `roomId`) for `query` (words,
+   * `"a phrase"`, `-without`, `or`), best match first, newest first among equals; deleted messages are
+   * left out, a thread reply carries its `threadRootId`. Pass the answer's `nextCursor` as `cursor` for
+   * the next page (null at the end).
+   */
+  searchMessages (request: SearchRequest): Promise<Requests['message.search']['ack']> {
+    return this.request('message.search', request)
   }
 
   /** The tenant's open SUPPORT rooms, for holders of chats:support (who join them as MODERATOR). */

@@ -6,7 +6,7 @@
  */
 import type { Static } from 'typebox'
 import type { Attachment, Message, MessageSender, MessageType, Reaction } from '../schemas/message.js'
-import type { PushedEvent, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
+import type { PushedEvent, SearchPage, SearchRequest, SyncRoom as SyncRoomSchema } from '../schemas/messaging.js'
 import type { UserPresence } from '../schemas/presence.js'
 import type { Ban, ModerationOptions, Report } from '../schemas/moderation.js'
 import type {
@@ -15,7 +15,7 @@ import type {
 } from '../schemas/room.js'
 
 // Already types in schemas/: the same ones, under the client's names.
-export type { DirectoryPage, DirectoryRequest, DirectoryRoom, Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
+export type { DirectoryPage, DirectoryRequest, DirectoryRoom, SearchPage, SearchRequest, Favorite, Member, MemberWithStatus, Person, PresenceStatus, Reaction, Room, RoomSummary }
 export type UserRef = MessageSender
 export type CreateRoomInput = CreateRoomData
 export type RoomPatch = RoomPatchData
@@ -137,5 +137,6 @@ export interface Requests {
   'message.pin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'message.unpin': { data: { messageId: string }, ack: Partial<EventPlace> }
   'room.directory': { data: DirectoryRequest, ack: DirectoryPage }
+  'message.search': { data: SearchRequest, ack: SearchPage }
   'support.queue': { data: { offset?: number, limit?: number }, ack: { rooms: Room[], hasMore: boolean, nextOffset: number | null } }
 }

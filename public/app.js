@@ -8,6 +8,8 @@
 //   connection.js  the ChatClient and what each pushed event changes
 //   rooms.js       opening a room: history, members, older pages, read marks
 //   messages.js    incoming messages, and sending, editing, reacting, deleting
+//   threads.js     the thread panel: a root's replies, paged and live, and replying in the thread
+//   search.js      the search box (message.search) and opening a result where it is
 //   typing.js      typing indicators, both ways
 //   render.js      the views, redrawn from `state`
 // Actions re-render and rendered items call actions on click, so some of these modules import each other;
@@ -17,7 +19,9 @@ import { ui, report } from './dom.js'
 import { submitComposer } from './messages.js'
 import { renderComposerContext } from './render.js'
 import { findRooms, loadOlder, markRead, openRoom } from './rooms.js'
+import { search, searchMore } from './search.js'
 import { state, upsertRoom } from './state.js'
+import { closeThread, loadOlderReplies, submitThreadReply } from './threads.js'
 import { onInput } from './typing.js'
 
 /** @typedef {import('./client/index.js').PresenceStatus} PresenceStatus */
@@ -85,6 +89,17 @@ ui.joinRoom.addEventListener('submit', async (event) => {
     report(error)
   }
 })
+ui.threadComposer.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void submitThreadReply()
+})
+ui.threadClose.addEventListener('click', closeThread)
+ui.threadMessages.addEventListener('scroll', () => { if (ui.threadMessages.scrollTop < 60) void loadOlderReplies() })
+ui.search.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void search(ui.searchQuery.value.trim(), ui.searchThisRoom.checked ? state.current : null)
+})
+ui.searchMore.addEventListener('click', () => { void searchMore() })
 ui.myPresence.addEventListener('change', () => {
   state.client?.setPresence(/** @type {PresenceStatus} */ (ui.myPresence.value)).catch(report)
 })

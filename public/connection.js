@@ -5,7 +5,8 @@ import { ui, notify, report } from './dom.js'
 import { onMessage, replaceMessage, showDeleted } from './messages.js'
 import { render, renderHeader, renderMembers, renderRooms } from './render.js'
 import { loadMembers, openRoom } from './rooms.js'
-import { state, upsertRoom } from './state.js'
+import { findMessage, state, upsertRoom } from './state.js'
+import { openThread } from './threads.js'
 import { setTyping } from './typing.js'
 import { onReported } from './moderation.js'
 
@@ -25,6 +26,7 @@ export async function connect (token) {
   if (state.client) await state.client.close()
   state.rooms.clear()
   state.current = null
+  state.thread = null
   render()
   const client = new ChatClient({ url: await wsUrl(), token, reconnect: { initialDelayMs: 300, maxDelayMs: 10000 } })
   state.client = client
@@ -41,6 +43,7 @@ export async function connect (token) {
     if (reason === 'banned') notify(`you were banned from ${view?.summary.name ?? 'a room'}`)
     state.rooms.delete(roomId)
     if (state.current === roomId) state.current = null
+    if (state.thread?.roomId === roomId) state.thread = null
     render()
   })
   client.on('room.updated', ({ roomId, room }) => {
@@ -57,11 +60,11 @@ export async function connect (token) {
   client.on('message.new', ({ roomId, seq, message }) => onMessage(roomId, seq, message))
   client.on('message.updated', ({ message }) => { replaceMessage(message) })
   client.on('message.deleted', ({ roomId, messageId }) => {
-    const message = state.rooms.get(roomId)?.messages.get(messageId)
+    const message = findMessage(roomId, messageId)
     if (message) showDeleted(message)
   })
   client.on('reaction.updated', ({ roomId, messageId, reactions }) => {
-    const message = state.rooms.get(roomId)?.messages.get(messageId)
+    const message = findMessage(roomId, messageId)
     if (message) replaceMessage({ ...message, reactions })
   })
   client.on('unread.updated', ({ roomId, unreadCount, mentionCount }) => {
@@ -81,7 +84,10 @@ export async function connect (token) {
     if (view) {
       view.loaded = false
       view.messages.clear()
-      if (roomId === state.current) void openRoom(roomId)
+      // The open thread is read again too (its root with a fresh summary).
+      const thread = state.thread?.roomId === roomId ? state.thread : null
+      if (thread) state.thread = null
+      if (roomId === state.current) void openRoom(roomId).then(() => thread && openThread(roomId, thread.rootId))
     }
   })
   client.on('message.reported', ({ report: reported }) => onReported(reported))
@@ -105,6 +111,7 @@ function onSessionReady (ready) {
   }
   for (const roomId of [...state.rooms.keys()]) if (!seen.has(roomId)) state.rooms.delete(roomId)
   if (state.current !== null && !seen.has(state.current)) state.current = null
+  if (state.thread !== null && !seen.has(state.thread.roomId)) state.thread = null
   ui.input.disabled = state.current === null
   ui.send.disabled = state.current === null
   render()

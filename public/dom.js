@@ -54,6 +54,18 @@ export const ui = {
   input: /** @type {HTMLInputElement} */ (byId('message-input')),
   send: /** @type {HTMLButtonElement} */ (byId('send')),
   notice: byId('notice'),
+  search: /** @type {HTMLFormElement} */ (byId('search')),
+  searchQuery: /** @type {HTMLInputElement} */ (byId('search-query')),
+  searchThisRoom: /** @type {HTMLInputElement} */ (byId('search-this-room')),
+  searchResults: byId('search-results'),
+  searchMore: /** @type {HTMLButtonElement} */ (byId('search-more')),
+  thread: byId('thread'),
+  threadTitle: byId('thread-title'),
+  threadClose: byId('thread-close'),
+  threadRoot: byId('thread-root'),
+  threadMessages: byId('thread-messages'),
+  threadComposer: /** @type {HTMLFormElement} */ (byId('thread-composer')),
+  threadInput: /** @type {HTMLInputElement} */ (byId('thread-input')),
 }
 
 /** @param {string} text */

@@ -1,10 +1,11 @@
 // @ts-check
 // Messages: those that arrive (new, edited, reacted to) and what the user does with them (send from the
-// composer, edit, react, delete).
+// composer, edit, react, delete). A thread reply goes to its thread (threads.js), never to the timeline.
 import { ui, report } from './dom.js'
-import { nearBottom, renderComposerContext, renderMessages, renderRooms } from './render.js'
+import { nearBottom, renderComposerContext, renderMessages, renderRooms, renderThread } from './render.js'
 import { markRead } from './rooms.js'
-import { mentionsMe, state } from './state.js'
+import { findMessage, mentionsMe, state } from './state.js'
+import { onThreadReply } from './threads.js'
 import { setTyping, stopTyping } from './typing.js'
 
 /** @typedef {import('./client/index.js').Message} Message */
@@ -27,7 +28,13 @@ export function onMessage (roomId, seq, message) {
     }
   }
   setTyping(roomId, message.sender.id, false)
-  if (view.loaded) {
+  if (message.threadRootId) {
+    onThreadReply(roomId, message)
+    if (roomId === state.current) {
+      renderMessages({ stickToBottom: false })
+      renderThread({ stickToBottom: true })
+    }
+  } else if (view.loaded) {
     view.messages.set(message.id, message)
     if (roomId === state.current) renderMessages({ stickToBottom: nearBottom() })
   }
@@ -35,12 +42,22 @@ export function onMessage (roomId, seq, message) {
   renderRooms()
 }
 
-/** @param {Message} message */
+/**
+ * A new version of a message the page shows, in the timeline or the thread panel. An edit's message
+ * carries no thread summary: a root keeps the one the page has.
+ * @param {Message} message
+ */
 export function replaceMessage (message) {
   const view = state.rooms.get(message.roomId)
-  if (!view || !view.messages.has(message.id)) return
-  view.messages.set(message.id, message)
+  const old = findMessage(message.roomId, message.id)
+  if (!view || !old) return
+  const next = message.thread === undefined && old.thread !== undefined ? { ...message, thread: old.thread } : message
+  if (view.messages.has(message.id)) view.messages.set(message.id, next)
+  const thread = state.thread?.roomId === message.roomId ? state.thread : null
+  if (thread?.replies.has(message.id)) thread.replies.set(message.id, next)
+  if (thread?.rootId === message.id) thread.root = next
   if (message.roomId === state.current) renderMessages({ stickToBottom: false })
+  if (thread) renderThread({ stickToBottom: false })
 }
 
 /**
@@ -51,8 +68,11 @@ export function showDeleted (message) {
   replaceMessage({ ...message, content: '', attachments: [], reactions: [], deletedAt: new Date().toISOString() })
 }
 
-/** @param {Message} message */
-function ownSendDone (message) {
+/**
+ * The ack of this page's own send (its socket gets no push of it): a timeline message or a thread reply.
+ * @param {Message} message
+ */
+export function ownSendDone (message) {
   const view = state.rooms.get(message.roomId)
   if (!view) return
   if (message.seq > view.summary.lastSeq) {
@@ -60,7 +80,8 @@ function ownSendDone (message) {
     view.summary.lastMessage = message
     view.summary.lastReadSeq = message.seq
   }
-  if (view.loaded) view.messages.set(message.id, message)
+  if (message.threadRootId) onThreadReply(message.roomId, message)
+  else if (view.loaded) view.messages.set(message.id, message)
 }
 
 export async function submitComposer () {
@@ -109,7 +130,7 @@ export async function toggleReaction (message, emoji) {
   const mine = message.reactions.some((reaction) => reaction.emoji === emoji && reaction.userIds.includes(/** @type {string} */ (state.me)))
   try {
     const { reactions } = mine ? await state.client.unreact(message.id, emoji) : await state.client.react(message.id, emoji)
-    const current = state.rooms.get(message.roomId)?.messages.get(message.id)
+    const current = findMessage(message.roomId, message.id)
     if (current) replaceMessage({ ...current, reactions })
   } catch (error) {
     report(error)

@@ -1,11 +1,12 @@
 // @ts-check
-// Rendering: the room list, the open room's header, members, messages, typing line and composer context,
-// each redrawn whole from `state`. Every text through textContent.
+// Rendering: the room list, the open room's header, members, messages, typing line, composer context and
+// thread panel, each redrawn whole from `state`. Every text through textContent.
 import { el, ui } from './dom.js'
 import { deleteMessage, toggleReaction } from './messages.js'
 import { openRoom } from './rooms.js'
 import { moderateMember, moderatesCurrentRoom, pinMessage, reportMessage } from './moderation.js'
 import { mentionsMe, nameOf, state } from './state.js'
+import { openThread } from './threads.js'
 
 /** @typedef {import('./client/index.js').Message} Message */
 /** @typedef {import('./client/index.js').RoomSummary} RoomSummary */
@@ -19,10 +20,11 @@ export function render () {
   renderMessages({ stickToBottom: true })
   renderTyping()
   renderComposerContext()
+  renderThread({ stickToBottom: true })
 }
 
 /** @param {RoomSummary} summary */
-function roomLabel (summary) {
+export function roomLabel (summary) {
   return summary.type === 'DIRECT' ? (summary.peerId ? nameOf(summary.peerId) : summary.name) : summary.name
 }
 
@@ -96,22 +98,61 @@ export function renderMessages ({ stickToBottom }) {
     return
   }
   const sorted = [...view.messages.values()].sort((a, b) => a.seq - b.seq)
-  const items = sorted.map(messageItem)
+  const items = sorted.map((message) => messageItem(message))
   if (view.loaded && !view.hasMoreBefore) items.unshift(el('li', 'history-end', 'beginning of the conversation'))
-  for (const pending of state.sending.filter((entry) => entry.roomId === state.current)) {
-    const item = el('li', 'message mine pending')
-    item.append(el('div', 'meta', 'sending…'), el('div', 'content', pending.content))
-    items.push(item)
-  }
+  for (const pending of state.sending.filter((entry) => entry.roomId === state.current && !entry.threadRootId)) items.push(pendingItem(pending.content))
   ui.messages.replaceChildren(...items)
   if (stickToBottom) ui.messages.scrollTop = ui.messages.scrollHeight
 }
 
-/** @param {Message} message */
-function messageItem (message) {
+/** @param {string} content */
+function pendingItem (content) {
+  const item = el('li', 'message mine pending')
+  item.append(el('div', 'meta', 'sending…'), el('div', 'content', content))
+  return item
+}
+
+/** @param {number} count */
+export function repliesLabel (count) {
+  return `${count} ${count === 1 ? 'reply' : 'replies'}`
+}
+
+/**
+ * The thread panel: the root, its replies in seq order, this page's replies on their way.
+ * @param {{ stickToBottom: boolean }} options
+ */
+export function renderThread ({ stickToBottom }) {
+  const thread = state.thread
+  ui.thread.hidden = thread === null
+  if (!thread) {
+    delete ui.thread.dataset.rootId
+    ui.threadRoot.replaceChildren()
+    ui.threadMessages.replaceChildren()
+    return
+  }
+  ui.thread.dataset.rootId = thread.rootId
+  const root = state.rooms.get(thread.roomId)?.messages.get(thread.rootId) ?? thread.root
+  if (root) thread.root = root
+  ui.threadTitle.textContent = `Thread · ${repliesLabel(root?.thread?.replyCount ?? thread.replies.size)}`
+  ui.threadRoot.replaceChildren(root ? messageItem(root, { inThread: true }) : el('div', 'thread-root-missing', 'its first message is further back in the room'))
+  const items = [...thread.replies.values()].sort((a, b) => a.seq - b.seq).map((reply) => messageItem(reply, { inThread: true }))
+  if (!thread.loaded) items.unshift(el('li', 'history-end', 'loading…'))
+  else if (!thread.hasMoreBefore) items.unshift(el('li', 'history-end', items.length === 0 ? 'no replies yet' : 'start of the thread'))
+  for (const pending of state.sending.filter((entry) => entry.threadRootId === thread.rootId)) items.push(pendingItem(pending.content))
+  ui.threadMessages.replaceChildren(...items)
+  if (stickToBottom) ui.threadMessages.scrollTop = ui.threadMessages.scrollHeight
+}
+
+/**
+ * A message, in the room's timeline or (`inThread`) in the thread panel: there no quote reply, no thread
+ * actions and no pin.
+ * @param {Message} message
+ * @param {{ inThread?: boolean }} [options]
+ */
+function messageItem (message, { inThread = false } = {}) {
   const mine = message.sender.id === state.me
   const deleted = message.deletedAt !== undefined
-  const item = el('li', `message${mine ? ' mine' : ''}${deleted ? ' deleted' : ''}${!mine && mentionsMe(message) ? ' mentions-me' : ''}`)
+  const item = el('li', `message${mine ? ' mine' : ''}${deleted ? ' deleted' : ''}${!mine && mentionsMe(message) ? ' mentions-me' : ''}${message.id === state.found ? ' found' : ''}`)
   item.dataset.id = message.id
   item.dataset.seq = String(message.seq)
   const meta = el('div', 'meta')
@@ -123,6 +164,16 @@ function messageItem (message) {
   item.append(meta)
   if (message.replyTo) item.append(el('div', 'reply-quote', `↪ ${nameOf(message.replyTo.senderId)}: ${message.replyTo.excerpt}`))
   item.append(el('div', 'content', deleted ? 'message deleted' : message.content))
+  // A root's replies: a link that opens its thread (in the panel, the title says how many).
+  const replies = message.thread?.replyCount ?? 0
+  if (!inThread && !message.threadRootId && replies > 0) {
+    const link = el('button', 'link thread-link', repliesLabel(replies))
+    link.setAttribute('type', 'button')
+    link.dataset.count = String(replies)
+    link.title = `${(message.thread?.participantIds ?? []).map(nameOf).join(', ')}; last ${new Date(message.thread?.lastReplyAt ?? message.createdAt).toLocaleString()}`
+    link.addEventListener('click', () => { void openThread(message.roomId, message.id) })
+    item.append(link)
+  }
   if (deleted) return item
   if (message.reactions.length > 0) {
     const reactions = el('div', 'reactions')
@@ -148,15 +199,18 @@ function messageItem (message) {
     button.addEventListener('click', run)
     actions.append(button)
   }
-  action('reply', 'reply', () => {
-    state.editing = null
-    state.replyTo = message
-    renderComposerContext()
-    ui.input.focus()
-  })
+  if (!inThread) {
+    action('reply', 'reply', () => {
+      state.editing = null
+      state.replyTo = message
+      renderComposerContext()
+      ui.input.focus()
+    })
+    if (!message.threadRootId) action('reply in thread', 'thread', () => { void openThread(message.roomId, message.id) })
+  }
   for (const emoji of QUICK_REACTIONS) action(emoji, 'react', () => { void toggleReaction(message, emoji) })
   if (!mine && !deleted) action('report', 'report', () => { void reportMessage(message) })
-  if (moderatesCurrentRoom() && !deleted) action('pin', 'pin', () => { void pinMessage(message) })
+  if (!inThread && moderatesCurrentRoom() && !deleted) action('pin', 'pin', () => { void pinMessage(message) })
   if (mine) {
     action('edit', 'edit', () => {
       state.replyTo = null

@@ -9,9 +9,11 @@ export async function openRoom (roomId) {
   const client = state.client
   const view = state.rooms.get(roomId)
   if (!client || !view) return
+  if (state.current !== roomId) state.found = null
   state.current = roomId
   state.replyTo = null
   state.editing = null
+  if (state.thread && state.thread.roomId !== roomId) state.thread = null
   ui.input.disabled = false
   ui.send.disabled = false
   render()

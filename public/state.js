@@ -18,6 +18,18 @@
  * @property {string[]} [memberIds]           members, once listed
  */
 
+/**
+ * The thread panel: one root's replies (the main timeline leaves them out).
+ * @typedef {object} ThreadView
+ * @property {string} roomId
+ * @property {string} rootId
+ * @property {Message | null} root              the root as last seen (the room's loaded messages win)
+ * @property {Map<string, Message>} replies     loaded replies by id
+ * @property {boolean} loaded                   the latest page was fetched
+ * @property {boolean} hasMoreBefore            older replies exist
+ * @property {boolean} loadingOlder
+ */
+
 export const PAGE = 30
 export const TYPING_EXPIRY_MS = 7000
 
@@ -29,7 +41,12 @@ export const state = {
   /** @type {string | null} */ current: null,
   /** @type {Message | null} */ replyTo: null,
   /** @type {Message | null} */ editing: null,
-  /** @type {Array<{ key: string, roomId: string, content: string }>} */ sending: [],
+  /** @type {Array<{ key: string, roomId: string, content: string, threadRootId?: string }>} */ sending: [],
+  /** @type {ThreadView | null} */ thread: null,
+  /** A search result just opened: its message stands out. */
+  /** @type {string | null} */ found: null,
+  /** The last search: its query and room (null: all rooms), and the cursor of its next page. */
+  /** @type {{ query: string, roomId: string | null, nextCursor: string | null } | null} */ search: null,
   lastTypingSent: 0,
   /** @type {ReturnType<typeof setTimeout> | undefined} */ typingIdle: undefined,
 }
@@ -59,4 +76,17 @@ export function upsertRoom (summary) {
  */
 export function mentionsMe (message) {
   return (message.mentions ?? []).some((id) => id === '*' || id === state.me)
+}
+
+/**
+ * A message the page holds, wherever it is shown: the room's timeline, or the open thread's panel.
+ * @param {string} roomId
+ * @param {string} messageId
+ * @returns {Message | undefined}
+ */
+export function findMessage (roomId, messageId) {
+  const thread = state.thread?.roomId === roomId ? state.thread : null
+  return state.rooms.get(roomId)?.messages.get(messageId) ??
+    thread?.replies.get(messageId) ??
+    (thread?.root?.id === messageId ? thread.root : undefined)
 }

@@ -1,9 +1,9 @@
-import t from 'tap'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import t, { type Test } from 'tap'
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core'
 import { CHROMIUM, CHROMIUM_ARGS, startDemoServer } from './fixtures/demo-server.js'
 import { dropSockets } from './fixtures/chat-client.js'
 import { uid } from './fixtures/chat.js'
-import { storeMessage } from './fixtures/rooms.js'
+import { rest, storeMessage } from './fixtures/rooms.js'
 import { spawnServer } from './fixtures/process.js'
 import { freshDatabaseUrl } from './fixtures/database.js'
 import { until } from './fixtures/timing.js'
@@ -24,17 +24,29 @@ interface User {
   dialogs: string[]
   /** Uncaught errors of the page. */
   errors: string[]
+  /** What the page logged as errors (failed requests, the client's own). */
+  consoleErrors: string[]
 }
 
 async function openAs (id: string, name: string): Promise<User> {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } })
+  // Every text the notice line shows (it clears itself after 4 s), kept for a failure's diagnostics.
+  await context.addInitScript({
+    content: `window.testNotices = []
+    window.addEventListener('DOMContentLoaded', () => {
+      const notice = document.getElementById('notice')
+      new MutationObserver(() => { if (notice.textContent) window.testNotices.push(notice.textContent) })
+        .observe(notice, { childList: true, characterData: true, subtree: true })
+    })`,
+  })
   const page = await context.newPage()
-  const user: User = { id, name, context, page, dialogs: [], errors: [] }
+  const user: User = { id, name, context, page, dialogs: [], errors: [], consoleErrors: [] }
   page.on('dialog', (dialog) => {
     user.dialogs.push(dialog.message())
     void dialog.dismiss()
   })
   page.on('pageerror', (error) => { user.errors.push(error.message) })
+  page.on('console', (entry) => { if (entry.type() === 'error') user.consoleErrors.push(`${entry.text()} ${entry.location().url}`) })
   await page.goto(`${server.httpUrl}/?token=${encodeURIComponent(server.token(id, { name }))}`)
   await page.locator('#status', { hasText: 'open' }).waitFor(WAIT)
   return user
@@ -215,6 +227,140 @@ t.test('moderation from the page: bob reports a message to alice, who owns the r
   await t.resolves(bob.page.locator('#notice', { hasText: 'banned' }).waitFor(WAIT), 'joining again is refused: banned')
   t.equal(await room(bob, 'team').count(), 0, 'he is not back in')
   t.same([...alice.errors, ...bob.errors], [], 'no page errors')
+})
+
+/** What a page shows and logged: printed when a step fails, so that a CI failure explains itself. */
+async function diagnose (user: User): Promise<Record<string, unknown>> {
+  if (user.page.isClosed()) return { user: user.id, page: 'closed' }
+  const text = async (selector: string) => await user.page.locator(selector).innerText({ timeout: 2000 })
+    .then((shown) => shown.replace(/\s+/g, ' ').trim().slice(0, 500), (error: Error) => `(${error.message.split('\n')[0]})`)
+  return {
+    user: user.id,
+    status: await text('#status'),
+    notice: await text('#notice'),
+    notices: await user.page.evaluate('window.testNotices').catch(() => []),
+    roomTitle: await text('#room-title'),
+    rooms: await user.page.locator('#rooms .room').allInnerTexts().then((rooms) => rooms.map((shown) => shown.replace(/\s+/g, ' ')), () => []),
+    thread: await user.page.locator('#thread').isVisible().then((visible) => visible ? text('#thread') : 'closed', () => 'unknown'),
+    consoleErrors: user.consoleErrors,
+    pageErrors: user.errors,
+  }
+}
+
+/** Waits (generously) for a locator to reach a state; on failure prints every page's diagnostics and stops the test. */
+async function see (t: Test, users: User[], what: string, locator: Locator, state: 'visible' | 'hidden' | 'detached' = 'visible'): Promise<void> {
+  try {
+    await locator.waitFor({ state, timeout: 30000 })
+  } catch (error) {
+    t.fail(what, { error: (error as Error).message.split('\n')[0], pages: await Promise.all(users.map(diagnose)) })
+    throw error
+  }
+  t.pass(what)
+}
+
+/**
+ * Clicks a message's action button: actions show while the message is hovered, and a message that arrives
+ * meanwhile redraws the list, so hover and click are tried again until the click lands.
+ */
+async function clickAction (users: User[], item: Locator, action: string): Promise<void> {
+  const deadline = Date.now() + 30000
+  for (;;) {
+    try {
+      await item.hover({ timeout: 5000 })
+      await item.locator(action).click({ timeout: 3000 })
+      return
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`could not click ${action}: ${(error as Error).message.split('\n')[0]}\n${JSON.stringify(await Promise.all(users.map(diagnose)), null, 2)}`)
+      }
+    }
+  }
+}
+
+t.test('two fresh users: a mention (badge, highlight), a thread (reply in it, live count and panel), the room directory and search', async (t) => {
+  // New users and pages: nothing of the tests above (bob's ban, rate limits, sockets) carries over.
+  // Rooms and memberships are made over REST before the pages open: the page's room form is tested above.
+  const c = uid('carol')
+  const d = uid('dave')
+  const created = await rest(server, server.token(c, { name: 'Carol' }), 'POST', '/api/rooms', { name: 'ideas', type: 'GROUP', memberIds: [d] })
+  t.equal(created.status, 201, 'carol made the room over REST, with dave in it')
+  const ideas = created.body.room.id as string
+  const carol = await openAs(c, 'Carol')
+  const dave = await openAs(d, 'Dave')
+  t.teardown(async () => { await carol.context.close(); await dave.context.close() })
+  const both = [carol, dave]
+  // A word no other message has, for the search at the end.
+  const jam = `marmalade${Math.random().toString(36).slice(2, 8)}`
+
+  // A mention: dave's room shows it in a badge, and the message stands out when he opens the room.
+  await see(t, both, 'dave has the room', room(dave, 'ideas'))
+  await room(carol, 'ideas').click()
+  await see(t, both, 'carol opened the room', carol.page.locator('#room-title', { hasText: 'ideas' }))
+  await send(carol, `@${d} look at the plan`)
+  await see(t, both, 'carol\'s message is sent', message(carol, 'look at the plan').locator('.sender'))
+  await see(t, both, 'dave\'s room shows one unread mention', room(dave, 'ideas').locator('.mention-count', { hasText: '@1' }))
+  await room(dave, 'ideas').click()
+  await see(t, both, 'the message that mentions dave stands out', dave.page.locator('#messages .message.mentions-me', { hasText: 'look at the plan' }))
+  await see(t, both, 'opening the room reads the mention', room(dave, 'ideas').locator('.mention-count'), 'hidden')
+  t.equal(await carol.page.locator('#messages .message.mentions-me').count(), 0, 'carol\'s own message does not stand out for her')
+
+  // A thread: dave replies in the thread of carol's message; carol sees the count, opens it, answers.
+  await clickAction(both, message(dave, 'look at the plan'), '.action-thread')
+  await see(t, both, 'the thread panel opens on the root', dave.page.locator('#thread-root .message', { hasText: 'look at the plan' }))
+  await see(t, both, 'an empty thread says so', dave.page.locator('#thread-messages .history-end', { hasText: 'no replies yet' }))
+  await dave.page.locator('#thread-input').fill(`a first thought about ${jam}`)
+  await dave.page.locator('#thread-input').press('Enter')
+  await see(t, both, 'dave\'s reply is in his thread panel', dave.page.locator('#thread-messages .message .sender', { hasText: 'Dave' }))
+  await see(t, both, 'carol sees the root\'s count go to 1, live', message(carol, 'look at the plan').locator('.thread-link', { hasText: '1 reply' }))
+  t.equal(await message(carol, jam).count(), 0, 'the reply is not in carol\'s timeline')
+  t.equal(await message(dave, jam).count(), 0, 'nor in dave\'s')
+  await message(carol, 'look at the plan').locator('.thread-link').click()
+  await see(t, both, 'carol opens the thread and reads the reply', carol.page.locator('#thread-messages .message', { hasText: `a first thought about ${jam}` }))
+  await carol.page.locator('#thread-input').fill('a second thought')
+  await carol.page.locator('#thread-input').press('Enter')
+  await see(t, both, 'dave gets carol\'s reply in his open panel, live', dave.page.locator('#thread-messages .message', { hasText: 'a second thought' }))
+  await see(t, both, 'his panel counts 2 replies', dave.page.locator('#thread-title', { hasText: '2 replies' }))
+  await see(t, both, 'and so does the root in his timeline', message(dave, 'look at the plan').locator('.thread-link', { hasText: '2 replies' }))
+  t.equal(await dave.page.locator('#messages .message', { hasText: 'a second thought' }).count(), 0, 'the timeline still has no reply')
+
+  // A page opened afresh reads the count from the server, and the timeline without replies.
+  const later = await openAs(c, 'Carol')
+  t.teardown(() => later.context.close())
+  await room(later, 'ideas').click()
+  await see(t, [later, dave], 'a fresh page shows the root with 2 replies', message(later, 'look at the plan').locator('.thread-link', { hasText: '2 replies' }))
+  t.equal(await later.page.locator('#messages .message', { hasText: 'thought' }).count(), 0, 'and no reply in the timeline')
+  await later.context.close()
+
+  // The room directory: carol's public room (made over REST) is found and joined from dave's page.
+  const lobby = uid('lobby')
+  t.equal((await rest(server, server.token(c, { name: 'Carol' }), 'POST', '/api/rooms', { name: lobby, type: 'GROUP' })).status, 201)
+  await dave.page.locator('#find-rooms-query').fill(lobby.slice(0, 8))
+  await dave.page.locator('#find-rooms button').click()
+  const found = dave.page.locator('#directory .directory-room', { hasText: lobby })
+  await see(t, both, 'the room browser finds the public room', found)
+  await found.locator('.directory-join').click()
+  await see(t, both, 'and joins and opens it', dave.page.locator('#room-title', { hasText: lobby }))
+  await see(t, both, 'opening another room closes the thread panel', dave.page.locator('#thread'), 'hidden')
+
+  // Search: a word of the thread reply and of a timeline message; each result opens where it is.
+  await send(carol, `${jam} is on the agenda`)
+  await see(t, both, 'carol\'s message is sent', message(carol, `${jam} is on the agenda`).locator('.sender'))
+  await dave.page.locator('#search-query').fill(jam)
+  await dave.page.locator('#search button').click()
+  const reply = dave.page.locator('#search-results .search-result', { hasText: `a first thought about ${jam}` })
+  await see(t, both, 'search finds the thread reply', reply)
+  await see(t, both, 'and the timeline message', dave.page.locator('#search-results .search-result', { hasText: `${jam} is on the agenda` }))
+  t.equal(await dave.page.locator('#search-results .search-result').count(), 2, 'and nothing else')
+  await see(t, both, 'the reply is marked as one in a thread', reply.locator('.search-in-thread'))
+  await reply.click()
+  await see(t, both, 'clicking the reply opens its room', dave.page.locator('#room-title', { hasText: 'ideas' }))
+  await see(t, both, 'and its thread, the reply standing out', dave.page.locator('#thread-messages .message.found', { hasText: `a first thought about ${jam}` }))
+  await see(t, both, 'under its root', dave.page.locator('#thread-root .message', { hasText: 'look at the plan' }))
+  await dave.page.locator('#search-results .search-result', { hasText: `${jam} is on the agenda` }).click()
+  await see(t, both, 'a timeline result stands out in the timeline', dave.page.locator('#messages .message.found', { hasText: `${jam} is on the agenda` }))
+  t.equal(await dave.page.locator('.message.found').count(), 1, 'and only that one')
+  t.same([...carol.errors, ...dave.errors], [], 'no page errors')
+  t.same([...carol.dialogs, ...dave.dialogs], [], 'no dialogs')
 })
 
 t.test('the link `npm start` prints in development mode opens the page as alice', async (t) => {

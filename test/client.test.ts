@@ -69,6 +69,40 @@ t.test('requests resolve with the ack\'s data; refusals reject with a typed Chat
   t.equal(unknown.code, 'UNKNOWN_EVENT')
 })
 
+t.test('threads and search through the typed methods: sendMessage and history with threadRootId, searchMessages paged by its cursor', async (t) => {
+  const a = uid('alice')
+  const b = uid('bob')
+  const alice = clientFor(t, node, a)
+  const bob = clientFor(t, node, b)
+  await alice.connect()
+  await bob.connect()
+  const { room } = await alice.createRoom({ name: 'search', type: 'GROUP', memberIds: [b] })
+  const { room: own } = await alice.createRoom({ name: 'own', type: 'GROUP' })
+  const word = `quince${randomUUID().slice(0, 8)}`
+  const { message: root } = await alice.sendMessage(room.id, `the ${word} question`)
+  const { message: reply } = await bob.sendMessage(room.id, `a ${word} answer`, { threadRootId: root.id })
+  t.equal(reply.threadRootId, root.id, 'the reply is in the thread')
+  const { message: mine } = await alice.sendMessage(own.id, `${word} ${word} alone`)
+  t.same((await alice.history(room.id)).messages.map((m) => m.id), [root.id], 'the timeline leaves the reply out')
+  const thread = await alice.history(room.id, { threadRootId: root.id })
+  t.same(thread.messages.map((m) => m.id), [reply.id], 'the thread pages its replies')
+
+  const found = await alice.searchMessages({ query: word })
+  t.same(found.messages.map((m) => m.id), [mine.id, reply.id, root.id], 'best rank first, then newest first')
+  t.equal(found.nextCursor, null)
+  t.equal(found.messages[1]?.threadRootId, root.id, 'a reply comes with its root')
+  t.same((await bob.searchMessages({ query: word })).messages.map((m) => m.id), [reply.id, root.id], 'bob finds nothing of the room he is not in')
+  t.same((await alice.searchMessages({ query: word, roomId: own.id })).messages.map((m) => m.id), [mine.id], 'roomId: one room')
+  const first = await alice.searchMessages({ query: word, limit: 2 })
+  t.same(first.messages.map((m) => m.id), [mine.id, reply.id])
+  t.type(first.nextCursor, 'string', 'a cursor for the next page')
+  const second = await alice.searchMessages({ query: word, limit: 2, cursor: first.nextCursor as string })
+  t.same(second.messages.map((m) => m.id), [root.id], 'the next page goes on where the first ended')
+  t.equal(second.nextCursor, null)
+  const refused = await bob.searchMessages({ query: word, roomId: own.id }).catch((error: unknown) => error) as ChatClientError
+  t.equal(refused.code, 'NOT_MEMBER', 'a room one is not in is refused with a ChatClientError')
+})
+
 t.test('a request without a reply rejects with TIMEOUT; one cut off rejects with DISCONNECTED', async (t) => {
   const a = uid('alice')
   const alice = clientFor(t, node, a, { requestTimeoutMs: 300 })
