@@ -14,6 +14,9 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true
 t.teardown(() => browser.close())
 
 const WAIT = { timeout: 20000 }
+// Three pages of chromium and a dozen steps each: up to 75 s on a loaded 2-core machine, over half the
+// 120 s every file gets (.taprc); this file alone is given more.
+t.setTimeout(300_000)
 
 interface User {
   id: string
