@@ -132,6 +132,10 @@ onOneAndTwoNodes(t, 'slow mode: one send per member per slowModeSec, across two 
     const entry = await scopeOf(nodeB).chatRooms.cache.room(roomId)
     return entry?.room.slowModeSec === 30
   }, { timeoutMs: 2000 })
+  // A send the batch refuses (a thread root that does not exist) wrote nothing: the turn is handed back.
+  const unwritten = await bobA.client.request('message.send', { roomId, content: 'lost', threadRootId: '00000000-0000-4000-8000-000000000000' })
+  t.equal(unwritten.error?.code, 'NOT_FOUND', 'a send refused by its batch')
+  await until('its turn is handed back', async () => (await scopeOf(nodeA).chatRedis?.exists(`${scopeOf(nodeA).chatConfig.redisPrefix}slow:${roomId}:${bobId}`) ?? 0) === 0, { timeoutMs: 2000, everyMs: 20 })
   const answers = await Promise.all([
     bobA.client.request('message.send', { roomId, content: 'one' }),
     bobB.client.request('message.send', { roomId, content: 'two' }),

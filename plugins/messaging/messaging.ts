@@ -15,7 +15,7 @@ import { unstorableField } from '../../lib/input-hygiene.js'
 import type { RoomEvent } from './room-log.js'
 import { frameOf } from '../../db/queries/room-events.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
-import type { Membership, RoomAction, RoomsService } from '../rooms/types.js'
+import type { Membership, RoomAction, RoomsService, SlowModeTurn } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
 import { createReports } from './reports.js'
 import { createPins } from './pins.js'
@@ -181,7 +181,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
   }
 
   /** A send checked and authorized, as the writer queues it. */
-  async function checkedSend (user: ChatUser, input: SendInput, options: SendOptions): Promise<SendJob> {
+  async function checkedSend (user: ChatUser, input: SendInput, options: SendOptions): Promise<{ job: SendJob, slowTurn: SlowModeTurn | null }> {
     // Whatever a batch's statement cannot store would fail every send of the batch: refuse it here.
     if (user.server === true) refuseUnstorable(input)
     const type = input.type ?? 'TEXT'
@@ -207,12 +207,10 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       await rooms.authorize(user, 'message.send', input.roomId, input)
     }
     const screened = screening === null ? content : await screening.screen(user, input.roomId, content)
-    if (membership !== null) {
-      // Last: a send refused by any check above (screening too) does not spend the member's slow-mode turn.
-      const turn = rooms.takeSlowModeTurn(user, membership)
-      if (turn !== null) await turn
-    }
-    return {
+    // Last: a send refused by any check above (screening too) does not spend the member's slow-mode turn.
+    const taking = membership === null ? null : rooms.takeSlowModeTurn(user, membership)
+    const slowTurn = taking === null ? null : await taking
+    const job: SendJob = {
       roomId: input.roomId,
       sender: { id: user.id, name: user.name, avatar: user.avatar },
       type,
@@ -225,6 +223,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       asServer: user.server === true,
       except: options.except ?? null,
     }
+    return { job, slowTurn }
   }
 
   /** A sender's sends into one room reach the writer in the order they began (see turns.ts). */
@@ -237,13 +236,23 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     async send (user, input, options = {}) {
       const turn = sendTurns.take(`${input.roomId}\u0000${user.id}`)
       let written: Promise<SendOutcome>
+      let slowTurn: SlowModeTurn | null
       try {
         if (turn.ready !== null) await turn.ready
-        written = writer.submit(await checkedSend(user, input, options))
+        const checked = await checkedSend(user, input, options)
+        slowTurn = checked.slowTurn
+        written = writer.submit(checked.job)
       } finally {
         turn.done()
       }
-      const outcome = await written
+      // A send that wrote nothing new (its batch failed, or a retry found its original) spends no turn.
+      const outcome = slowTurn === null
+        ? await written
+        : await written.catch((error: unknown) => {
+          slowTurn?.giveBack()
+          throw error
+        })
+      if (outcome.duplicate) slowTurn?.giveBack()
       // Committed and published by the writer (see send-writer.ts): the ack is all that is left.
       return outcome.messageJson === undefined
         ? { message: outcome.message, duplicate: outcome.duplicate }

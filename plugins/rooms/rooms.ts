@@ -88,8 +88,14 @@ export const roomsPlugin = fp(async function roomsPlugin (app: FastifyInstance) 
       const seconds = membership.room.slowModeSec
       // Most rooms: nothing to wait for, not even a promise.
       if (seconds === 0 || user.server === true || ROLE_RANK[membership.role] >= ROLE_RANK.MODERATOR) return null
-      return slowTurns.take(`${membership.room.id}:${userKeyOf(user)}`, seconds * 1000).then((retryAfterMs) => {
+      const key = `${membership.room.id}:${userKeyOf(user)}`
+      return slowTurns.take(key, seconds * 1000).then((retryAfterMs) => {
         if (retryAfterMs !== null) throw refusals.slowMode(retryAfterMs, seconds)
+        return {
+          giveBack () {
+            slowTurns.giveBack(key).catch((error: unknown) => app.log.warn({ err: error }, 'slow mode: handing a turn back failed'))
+          },
+        }
       })
     },
 

@@ -8,6 +8,8 @@ import type { RedisConnection } from '../../lib/redis-connection.js'
 export interface SlowModeTurns {
   /** Takes the turn of `key` for `ms`; null when taken, else the milliseconds until it can be. */
   take (key: string, ms: number): Promise<number | null>
+  /** Hands a taken turn back: the send that took it wrote nothing (its batch failed, or it was a retry). */
+  giveBack (key: string): Promise<void>
 }
 
 export function redisTurns (client: RedisConnection, prefix: string): SlowModeTurns {
@@ -18,6 +20,9 @@ export function redisTurns (client: RedisConnection, prefix: string): SlowModeTu
       const left = await client.pttl(`${prefix}slow:${key}`)
       // The key expired between the two commands: the next send takes it.
       return Math.max(1, left)
+    },
+    async giveBack (key) {
+      await client.del(`${prefix}slow:${key}`)
     },
   }
 }
@@ -36,6 +41,9 @@ export function localTurns (now: () => number = Date.now): SlowModeTurns {
       if (end !== undefined && end > at) return end - at
       endsAt.set(key, at + ms)
       return null
+    },
+    async giveBack (key) {
+      endsAt.delete(key)
     },
   }
 }

@@ -81,7 +81,12 @@ export interface RoomsService extends RoomsApiMethods {
    * the MEMBER sent in the room less than slowModeSec ago, on any node. MODERATOR and above are exempt.
    * Null when the room has no slow mode for this user (nothing to await).
    */
-  takeSlowModeTurn (user: TenantUser, membership: Membership): Promise<void> | null
+  takeSlowModeTurn (user: TenantUser, membership: Membership): Promise<SlowModeTurn> | null
+}
+
+/** A slow-mode turn taken by a send, handed back when the send writes nothing new. */
+export interface SlowModeTurn {
+  giveBack (): void
 }
 
 /** Who does an action: the user, and the socket that asked (it gets the ack, not the push), if any. */
