@@ -6,10 +6,11 @@
  *     node --import tsx bench/loadgen.ts
  * Every loop is bounded: by a step count, a duration or a number of sockets.
  *
- * The scenarios are in bench/loadgen/: fanout.ts, durable.ts, idle.ts; what they share (connecting,
+ * The scenarios are in bench/loadgen/: fanout.ts, durable.ts, idle.ts, conns.ts; what they share (connecting,
  * tokens, the pool) in driver.ts, the servers' CPU and RSS in server-usage.ts, the configuration and
  * result types in types.ts.
  */
+import { conns } from './loadgen/conns.js'
 import { durable } from './loadgen/durable.js'
 import { fanout } from './loadgen/fanout.js'
 import { idle } from './loadgen/idle.js'
@@ -23,8 +24,14 @@ setTimeout(() => {
   process.stderr.write('loadgen: hard time limit reached\n')
   process.exit(2)
 }, 240_000).unref()
-const result: LoadgenResult = config.scenario === 'fanout'
-  ? await fanout(config)
-  : config.scenario === 'durable' ? await durable(config) : await idle(config)
+async function run (): Promise<LoadgenResult> {
+  switch (config.scenario) {
+    case 'fanout': return await fanout(config)
+    case 'durable': return await durable(config)
+    case 'idle': return await idle(config)
+    case 'conns': return await conns(config)
+  }
+}
+const result = await run()
 process.stdout.write(`RESULT ${JSON.stringify(result)}\n`)
 process.exit(0)

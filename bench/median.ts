@@ -56,6 +56,18 @@ for (const kind of ['chat', 'socketio'] as const) {
   add(`2 nodes CPU µs/delivery, ${NAMES[kind]}`, 2, (_results, report) => report.summary.cluster[kind]?.cpuMicrosPerDelivery)
   add(`2 nodes p50 added ms, ${NAMES[kind]}`, 1, (_results, report) => report.summary.clusterP50Added[kind])
 }
+if (runs.some((run) => run.results.conns !== undefined)) {
+  for (const kind of targets) add(`connects ready/s, ${NAMES[kind]}`, 0, (results) => results.conns?.[kind]?.first.connectsPerSecond)
+  for (const kind of targets) add(`connects CPU µs/connect, ${NAMES[kind]}`, 0, (results) => results.conns?.[kind]?.first.cpuMicrosPerConnect)
+  for (const kind of targets) add(`storm s until all resumed, ${NAMES[kind]}`, 2, (results) => results.conns?.[kind]?.storm.seconds)
+  for (const kind of targets) add(`storm CPU µs/reconnect, ${NAMES[kind]}`, 0, (results) => results.conns?.[kind]?.storm.cpuMicrosPerConnect)
+  for (const kind of ['socketio', 'relay'] as const) {
+    add(`connects ready/s, this server ÷ ${NAMES[kind]}`, 2, (results) => {
+      const conns = results.conns
+      return conns?.chat === undefined || conns[kind] === undefined ? null : conns.chat.first.connectsPerSecond / (conns[kind]?.first.connectsPerSecond ?? NaN)
+    })
+  }
+}
 
 const lines = ['| metric | median | runs |', '| --- | --- | --- |']
 const show = (value: number | null, digits: number): string => value === null ? '—' : digits === 0 ? Math.round(value).toLocaleString('en-US') : value.toFixed(digits)

@@ -19,6 +19,8 @@ export abstract class Peer {
   onPush: ((raw: Buffer) => void) | null = null
   /** Any other push (presence, membership, …): counted apart. */
   onOther: ((raw: Buffer) => void) | null = null
+  /** This suite's session.ready frame, kept for the scenarios that read its rooms (conns); null elsewhere. */
+  readyFrame: Buffer | null = null
   protected counter = 0
   protected readonly pending = new Map<number, Waiter>()
   private closedWith: Error | null = null
@@ -151,11 +153,13 @@ export const chatProtocol: Protocol = {
   kind: 'chat',
   async connect (baseUrl, userId, token) {
     const socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws`, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, skipUTF8Validation: true })
+    let ready: Buffer | null = null
     await opened(socket, 30000, (resolve, reject) => {
       const onFirst = (raw: RawData): void => {
         const text = (raw as Buffer).toString()
         if (text.startsWith('{"event":"session.ready"')) {
           socket.off('message', onFirst)
+          ready = raw as Buffer
           resolve()
         } else if (text.startsWith('{"event":"error"')) {
           socket.off('message', onFirst)
@@ -167,6 +171,7 @@ export const chatProtocol: Protocol = {
       socket.on('message', onFirst)
     })
     const peer = new ChatPeer(userId, socket)
+    peer.readyFrame = ready
     peer.attach()
     return peer
   },
@@ -181,6 +186,12 @@ export const chatProtocol: Protocol = {
     return roomId
   },
   async join () {},
+}
+
+/** A request of this suite's protocol that resolves with its ack's data (the conns scenario's `sync`). */
+export async function chatRequest (peer: Peer, event: string, data: unknown): Promise<Record<string, unknown>> {
+  if (!(peer instanceof ChatPeer)) throw new Error('chatRequest: not a peer of this suite')
+  return await peer.requestData(event, data)
 }
 
 // ---- Socket.IO ----------------------------------------------------------------------------------

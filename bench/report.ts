@@ -4,7 +4,7 @@
  */
 import type { FeedLag } from './feed-lag.js'
 import type { ChartSeries } from './chart.js'
-import type { DurableResult, FanoutResult, FanoutStep, IdleResult } from './loadgen/types.js'
+import type { ConnsResult, DurableResult, FanoutResult, FanoutStep, IdleResult } from './loadgen/types.js'
 import { median, round } from './lib.js'
 import type { TargetKind } from './protocols.js'
 
@@ -17,6 +17,8 @@ export interface RunResults {
   cluster: Partial<Record<TargetKind, FanoutResult>>
   durable: Partial<Record<TargetKind, DurableResult & { rows: number | null, feedLag?: FeedLag }>>
   idle: Partial<Record<TargetKind, IdleResult>>
+  /** Connects to one node, then the reconnect storm to a second when the first is killed (opt-in). */
+  conns?: Partial<Record<TargetKind, ConnsResult>>
 }
 
 export interface FanoutSummary {
@@ -158,6 +160,27 @@ export function buildReport (results: RunResults): Report {
     if (kind === 'relay') return 'n/a'
     return cluster[kind] == null ? '—' : `${fmt(cluster[kind]?.cpuMicrosPerDelivery, 2)} (${fmt(single[kind]?.cpuMicrosPerDelivery, 2)})`
   })])
+  const conns = results.conns ?? {}
+  if (Object.keys(conns).length > 0) {
+    const clients = Object.values(conns)[0]?.clients ?? 0
+    rows.push([`connects: sessions ready/s (${fmt(clients)} clients, 5 rooms each)`, ...col((kind) => fmt(conns[kind]?.first.connectsPerSecond))])
+    rows.push(['connects: p50 / p99 ms to ready', ...col((kind) => {
+      const result = conns[kind]
+      return result === undefined ? '—' : `${fmt(result.first.p50, 1)} / ${fmt(result.first.p99, 1)}`
+    })])
+    rows.push(['connects: server CPU µs per connect (PostgreSQL)', ...col((kind) => {
+      const result = conns[kind]
+      return result === undefined ? '—' : `${fmt(result.first.cpuMicrosPerConnect)} (${fmt(result.first.databaseCpuMicrosPerConnect)})`
+    })])
+    rows.push(['storm: s from the kill until all resumed on node 2', ...col((kind) => {
+      const result = conns[kind]
+      return result === undefined ? '—' : `${fmt(result.storm.seconds, 2)}${result.storm.ready < result.storm.clients ? ` (${result.storm.ready}/${result.storm.clients})` : ''}`
+    })])
+    rows.push(['storm: server CPU µs per reconnect (PostgreSQL)', ...col((kind) => {
+      const result = conns[kind]
+      return result === undefined ? '—' : `${fmt(result.storm.cpuMicrosPerConnect)} (${fmt(result.storm.databaseCpuMicrosPerConnect)})`
+    })])
+  }
   const header = ['metric', ...TARGET_ORDER.map((kind) => TARGET_NAMES[kind])]
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n')
 

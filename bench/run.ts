@@ -3,8 +3,9 @@
  * own process and driven by a load generator in another (bench/loadgen.ts), loopback only, bounded in
  * time. Prints the side-by-side table and the raw JSON, writes bench/results/<date>.json and
  * bench/results/latest.svg. See docs/benchmarks.md.
- *   npm run bench [-- --scenarios fanout,cluster,durable,idle] [--targets chat,socketio,relay]
- *                 [--cpu-prof] [--quick] [--readme] [--feed]
+ *   npm run bench [-- --scenarios fanout,cluster,durable,idle,conns] [--targets chat,socketio,relay]
+ *                 [--cpu-prof] [--quick] [--readme] [--feed] [--conns-clients 5000]
+ * conns (connects and the reconnect storm) runs only when named in --scenarios.
  * --feed runs the chat target with the event feed on (the Redis Stream sink) and, in the durable
  * scenario, samples the feed's lag (bench/feed-lag.ts).
  * Needs PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test: a scratch
@@ -21,7 +22,7 @@ import postgres from 'postgres'
 import { lineChart } from './chart.js'
 import { FeedLagSampler } from './feed-lag.js'
 import { benchLimits, ROOT, round, scratchDatabase, startProcess, startServer, type Started } from './lib.js'
-import type { DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen/types.js'
+import type { ConnsConfig, DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen/types.js'
 import type { TargetKind } from './protocols.js'
 import { buildReport, chartSeries, checksTable, TARGET_NAMES, type RunResults } from './report.js'
 
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
     feed: { type: 'boolean', default: false },
+    'conns-clients': { type: 'string', default: '2000' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
   },
 })
@@ -63,6 +65,15 @@ const FANOUT = {
 }
 const DURABLE = { rooms: 100, inFlight: 4, warmMs: 1000, durationMs: quick ? 3000 : 10_000, contentLength: 100 }
 const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 15_000 }
+// Bounded: at most 5,000 clients (a multiple of the room size), each in 5 rooms of 50.
+const CONNS_ROOM_SIZE = 50
+const CONNS = {
+  clients: Math.min(5000, Math.max(CONNS_ROOM_SIZE, Math.round((quick ? 500 : Number(values['conns-clients']) || 2000) / CONNS_ROOM_SIZE) * CONNS_ROOM_SIZE)),
+  roomsPerUser: 5,
+  roomSize: CONNS_ROOM_SIZE,
+  concurrency: 200,
+  stormLimitMs: 60_000,
+}
 
 const BENCH_LIMITS = benchLimits()
 const FEED_OPTIONS = values.feed ? { feed: { redisStream: true } } : {}
@@ -152,7 +163,8 @@ async function countRows (target: TargetKind, url: string): Promise<number> {
   }
 }
 
-const results: RunResults = { fanout: {}, cluster: {}, durable: {}, idle: {} }
+const connsResults: NonNullable<RunResults['conns']> = {}
+const results: RunResults = { fanout: {}, cluster: {}, durable: {}, idle: {}, conns: connsResults }
 const skipped: string[] = []
 
 async function one (scenario: keyof RunResults, target: TargetKind, nodes: number): Promise<void> {
@@ -180,6 +192,11 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
       results.durable[target] = { ...result, rows, ...(feedLag !== undefined ? { feedLag } : {}) }
       log(`durable on ${TARGET_NAMES[target]}: ${result.ackedPerSecond} acked/s, p50 ${result.p50} p99 ${result.p99} ms, ${result.cpuMicrosPerAck} µs/ack (PostgreSQL ${result.databaseCpuMicrosPerAck}), ${rows ?? '—'} rows / ${result.totalAcked} acks`)
       if (feedLag !== undefined) log(`feed lag (Redis Stream sink): oldest undelivered event p50 ${feedLag.ageP50Ms} p99 ${feedLag.ageP99Ms} max ${feedLag.ageMaxMs} ms, at most ${feedLag.behindMax} entries behind, caught up ${feedLag.drainMs} ms after the load, ${feedLag.delivered} delivered`)
+    } else if (scenario === 'conns') {
+      const config: ConnsConfig = { scenario: 'conns', ...common, ...CONNS }
+      const result = await loadgen(config)
+      if (result.scenario !== 'conns') throw new Error('unexpected result')
+      connsResults[target] = result
     } else {
       const config: IdleConfig = { scenario: 'idle', ...common, ...IDLE }
       const result = await loadgen(config)
@@ -202,6 +219,8 @@ try {
   if (scenarios.has('cluster')) for (const target of targets) if (target !== 'relay') await one('cluster', target, 2)
   if (scenarios.has('durable')) for (const target of targets) await one('durable', target, 1)
   if (scenarios.has('idle')) for (const target of targets) await one('idle', target, 1)
+  // Two nodes of every target: the first takes the clients, the second the storm when the first is killed.
+  if (scenarios.has('conns')) for (const target of targets) await one('conns', target, 2)
 } finally {
   await cleanup()
 }
@@ -213,7 +232,7 @@ const raw = {
   date,
   durationSeconds: round((performance.now() - began) / 1000, 0),
   machine,
-  parameters: { fanout: FANOUT, durable: DURABLE, idle: IDLE, quick, chatOptions: { ...BENCH_LIMITS, ...FEED_OPTIONS } },
+  parameters: { fanout: FANOUT, durable: DURABLE, idle: IDLE, conns: CONNS, quick, chatOptions: { ...BENCH_LIMITS, ...FEED_OPTIONS } },
   skipped,
   results,
   summary: report.summary,

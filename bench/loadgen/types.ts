@@ -46,7 +46,19 @@ export interface IdleConfig extends Common {
   settleMs: number
 }
 
-export type LoadgenConfig = FanoutConfig | DurableConfig | IdleConfig
+export interface ConnsConfig extends Common {
+  scenario: 'conns'
+  /** Clients (users), a multiple of roomSize. Node 0 takes them all; node 1 takes them in the storm. */
+  clients: number
+  roomsPerUser: number
+  roomSize: number
+  /** Connects in flight at once, in the first wave and in the storm. */
+  concurrency: number
+  /** The storm gives up waiting after this long (whatever has not resumed by then counts as missing). */
+  stormLimitMs: number
+}
+
+export type LoadgenConfig = FanoutConfig | DurableConfig | IdleConfig | ConnsConfig
 
 export interface FanoutStep {
   /** Requested aggregate send rate, messages/s. */
@@ -108,4 +120,34 @@ export interface IdleResult {
   cpuMicrosPerConnect: number
 }
 
-export type LoadgenResult = FanoutResult | DurableResult | IdleResult
+/** One wave of connects: the first (clients to node 0) or the storm (every client to node 1 after node 0 died). */
+export interface ConnsWave {
+  clients: number
+  /** Clients that reached ready (and, in this server's storm, synced) within the wave. */
+  ready: number
+  failed: number
+  /** From the first connect (the kill, in the storm) until the last client is ready, seconds. */
+  seconds: number
+  connectsPerSecond: number
+  /** Per client: from its connect (in the storm: from the kill) until it is ready, ms. */
+  p50: number
+  p99: number
+  /** Server CPU (the node that takes the wave) over the wave, per client. */
+  cpuMicrosPerConnect: number
+  /** CPU of every PostgreSQL process over the wave, per client (0 for the relay, which has no database). */
+  databaseCpuMicrosPerConnect: number
+  /** Rooms synced (this server: the rooms whose lastSeq moved past the client's cursor). */
+  roomsSynced: number
+}
+
+export interface ConnsResult {
+  scenario: 'conns'
+  clients: number
+  roomsPerUser: number
+  rooms: number
+  concurrency: number
+  first: ConnsWave
+  storm: ConnsWave
+}
+
+export type LoadgenResult = FanoutResult | DurableResult | IdleResult | ConnsResult

@@ -26,7 +26,8 @@ export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummar
   return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions, thread })
 }
 
-const columns = {
+/** The columns of a MessageRow (for the reads that build their own select, room-events' eventsAfterMany). */
+export const messageColumns = {
   id: messages.id,
   roomId: messages.roomId,
   seq: messages.seq,
@@ -42,6 +43,7 @@ const columns = {
   deletedAt: messages.deletedAt,
   createdAt: messages.createdAt,
 }
+const columns = messageColumns
 
 /** Reactions of many messages in one query, grouped as the protocol shows them. */
 export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Map<string, Reactions>> {

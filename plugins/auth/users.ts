@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { and, eq, inArray, sql } from 'drizzle-orm'
+import { and, eq, inArray, or, sql } from 'drizzle-orm'
 import { users } from '../../db/schema/index.js'
 import type { ChatUser } from '../realtime/connection.js'
 import { userKeyOf } from '../../lib/user-key.js'
+import { MicroBatch } from '../../lib/micro-batch.js'
 
 export interface Profile {
   id: string
@@ -38,6 +39,20 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
   // What this node last wrote per user: a session start of an unchanged user costs no write.
   const remembered = new Map<string, string>()
   const resolveUser = app.chatHooks.resolveUser
+  // The profiles of the sessions that start in the same turn go in one statement; a row whose name and
+  // avatar are already those is left alone (a node that restarts, or takes another's users, rewrites nothing).
+  const writes = new MicroBatch<ChatUser, void>(async (batch) => {
+    // One row per user: a statement may not update the same row twice.
+    const unique = new Map(batch.map((user) => [userKeyOf(user), user]))
+    await db.insert(users)
+      .values([...unique.values()].map((user) => ({ id: user.id, tenant: user.tenant, name: user.name, avatar: user.avatar })))
+      .onConflictDoUpdate({
+        target: [users.tenant, users.id],
+        set: { name: sql`excluded.name`, avatar: sql`excluded.avatar`, updatedAt: sql`now()` },
+        setWhere: or(sql`${users.name} is distinct from excluded.name`, sql`${users.avatar} is distinct from excluded.avatar`),
+      })
+    return batch.map(() => undefined)
+  })
 
   async function resolved (user: ChatUser): Promise<ChatUser> {
     if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user
@@ -53,12 +68,7 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
       const key = userKeyOf(user)
       const signature = `${user.name ?? ''}\u0000${user.avatar ?? ''}`
       if (remembered.get(key) === signature) return user
-      await db.insert(users)
-        .values({ id: user.id, tenant: user.tenant, name: user.name, avatar: user.avatar })
-        .onConflictDoUpdate({
-          target: [users.tenant, users.id],
-          set: { name: user.name, avatar: user.avatar, updatedAt: sql`now()` },
-        })
+      await writes.load(user)
       if (remembered.size >= REMEMBERED_MAX) remembered.clear()
       remembered.set(key, signature)
       return user

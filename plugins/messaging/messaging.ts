@@ -12,7 +12,7 @@ import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type R
 import { SendInput, type Message, type SearchPage, type SearchRequest } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
-import type { RoomEvent } from './room-log.js'
+import type { RoomEvent, RoomLog } from './room-log.js'
 import { frameOf } from '../../db/queries/room-events.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import type { Membership, RoomAction, RoomsService, SlowModeTurn } from '../rooms/types.js'
@@ -74,6 +74,28 @@ function refuseRepeatedRooms (cursors: Array<{ roomId: string }>): void {
     }
     seen.add(roomId)
   }
+}
+
+/**
+ * The first chunk of every room a sync will read, in one batched read (eventsAfterMany) instead of one
+ * read of five statements per room, one room after another. Only as many rooms as `eventsLeft` could
+ * take are read ahead (each room's gap bounds its events), so a reply that fills up early reads at most
+ * one budget's worth more than it sends. The sync then takes each room's chunk as it would have read it.
+ */
+async function firstChunksOf (roomLog: RoomLog, results: ReadonlyArray<{ roomId: string, from: number, lastSeq: number, hasMore: boolean }>, eventsLeft: number): Promise<Map<string, RoomEvent[]>> {
+  const reads: Array<{ roomId: string, seq: number, upTo: number, limit: number }> = []
+  let planned = 0
+  for (const result of results) {
+    if (planned >= eventsLeft) break
+    if (!result.hasMore) continue
+    const limit = Math.min(SYNC_CHUNK, eventsLeft, result.lastSeq - result.from)
+    reads.push({ roomId: result.roomId, seq: result.from, upTo: result.lastSeq, limit })
+    planned += limit
+  }
+  // One room reads as it always did, in its loop.
+  if (reads.length < 2) return new Map()
+  const chunks = await roomLog.eventsAfterMany(reads)
+  return new Map(reads.map((read, index) => [read.roomId, chunks[index] ?? []]))
 }
 
 /**
@@ -412,13 +434,16 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       for (const result of results) budget.reserve(utf8Bytes(JSON.stringify(skeletonOf(result))) + 1 + RESYNC_FIELD.length)
       let eventsLeft = config.syncMaxEvents
       let full = false
+      const firstChunks = await firstChunksOf(roomLog, results, eventsLeft)
       for (const result of results) {
         if (full || eventsLeft === 0) break
         if (!result.hasMore) continue
         let after = result.from
         while (after < result.lastSeq && eventsLeft > 0 && !full) {
           // In chunks, so that a room's backlog is never read whole into memory for a reply that takes a page.
-          const chunk = await roomLog.eventsAfter(result.roomId, after, Math.min(SYNC_CHUNK, eventsLeft), result.lastSeq)
+          const limit = Math.min(SYNC_CHUNK, eventsLeft)
+          const read = after === result.from ? firstChunks.get(result.roomId) : undefined
+          const chunk = read !== undefined ? read.slice(0, limit) : await roomLog.eventsAfter(result.roomId, after, limit, result.lastSeq)
           if (chunk.length === 0) break
           for (const event of chunk) {
             if (!budget.take(frameOf(event))) {

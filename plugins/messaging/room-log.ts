@@ -5,7 +5,7 @@ import { roomEvents, rooms } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
 import { refusals } from '../core/errors.js'
 import type { Connection } from '../realtime/connection.js'
-import { eventsAfter, frameOf, type NewRoomEvent, type RoomEvent } from '../../db/queries/room-events.js'
+import { eventsAfter, eventsAfterMany, frameOf, type LogRead, type NewRoomEvent, type RoomEvent } from '../../db/queries/room-events.js'
 import { stageRoomEvents } from '../../db/queries/feed-outbox.js'
 
 export type { RoomEvent, NewRoomEvent }
@@ -27,6 +27,8 @@ export interface RoomLog {
   publish (events: RoomEvent[], except?: Connection): Promise<void>
   /** Events after `seq`, ascending, at most `limit`, and none past `upTo` when it is given. */
   eventsAfter (roomId: string, seq: number, limit: number, upTo?: number): Promise<RoomEvent[]>
+  /** `eventsAfter` of several rooms in a few statements (a sync's first page of every room), in the order given. */
+  eventsAfterMany (reads: readonly LogRead[]): Promise<RoomEvent[][]>
   /** Tells the hub which seq this node has delivered a room up to when it starts listening to it. */
   baseline (roomId: string, lastSeq: number): void
 }
@@ -96,6 +98,7 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     },
     publish: (events, except) => hub.publishRoomEvents(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event), except: except ?? null }))),
     eventsAfter: (roomId, seq, limit, upTo) => eventsAfter(db, roomId, seq, limit, upTo),
+    eventsAfterMany: (reads) => eventsAfterMany(db, reads),
     baseline: (roomId, lastSeq) => hub.baseline(roomId, lastSeq),
   }
   app.decorate('chatRoomLog', log)

@@ -2,12 +2,45 @@ import type { FastifyInstance } from 'fastify'
 import type { Person } from '../../schemas/room.js'
 import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
-import { loadFavorites, loadSummaries } from './room-summaries.js'
+import type { Favorite } from '../../schemas/room.js'
+import type { ChatDb } from '../../db/client.js'
+import { loadFavoritesOf, loadSummaries, type UserSummary } from './room-summaries.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList, utf8Bytes } from '../../lib/reply-budget.js'
-import { userKeyOf } from '../../lib/user-key.js'
+import { MicroBatch } from '../../lib/micro-batch.js'
+import { userKeyOf, type TenantUser } from '../../lib/user-key.js'
 
 /** session.ready's fields besides rooms, people and favorites (user, connectionId, serverTime, others' parts). */
 const SESSION_RESERVE = 8192
+
+/** What session.ready reads of one user: their rooms as they see them, and their favorites. */
+interface SessionRows {
+  summaries: UserSummary[]
+  favorites: Favorite[]
+}
+
+/**
+ * The session reads of every user whose session starts in the same turn, one summaries statement and one
+ * favorites statement per tenant: a reconnect storm's sessions cost a few statements per turn, not two
+ * each (every statement costs a round trip, a query build here, and a parse and plan in PostgreSQL).
+ */
+function sessionRowsBatch (db: ChatDb): MicroBatch<TenantUser, SessionRows> {
+  return new MicroBatch(async (users) => {
+    const tenants = new Map<string, string[]>()
+    for (const user of users) {
+      const ids = tenants.get(user.tenant)
+      if (ids === undefined) tenants.set(user.tenant, [user.id])
+      else ids.push(user.id)
+    }
+    const byKey = new Map<string, SessionRows>()
+    await Promise.all([...tenants].map(async ([tenant, ids]) => {
+      const [{ summaries }, favorites] = await Promise.all([loadSummaries(db, ids, undefined, tenant), loadFavoritesOf(db, tenant, ids)])
+      for (const id of ids) byKey.set(userKeyOf({ id, tenant }), { summaries: [], favorites: favorites.get(id) ?? [] })
+      // Rows come most recently active first; each user's list keeps that order.
+      for (const row of summaries) byKey.get(userKeyOf({ id: row.userId, tenant }))?.summaries.push(row)
+    }))
+    return users.map((user) => byKey.get(userKeyOf(user)) as SessionRows)
+  })
+}
 
 /**
  * session.ready's rooms, people (the other user of each DIRECT room, with presence) and favorites, in a
@@ -16,18 +49,16 @@ const SESSION_RESERVE = 8192
 export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] {
   const { app, sync } = ctx
   const { chatDb: db, chatPresenceStore: presence } = app
+  const sessionRows = sessionRowsBatch(db)
   return async function snapshot (user) {
     // A user is the pair (tenant, sub): the session shows, and subscribes, only the rooms of the token's
     // tenant (protocol 11.1), and the cache keeps them under the user's key.
     const userKey = userKeyOf(user)
     const ticket = sync.cache.userTicket(userKey)
-    const [{ summaries, peers }, favoriteList] = await Promise.all([loadSummaries(db, [user.id], undefined, user.tenant), loadFavorites(db, user)])
+    const { summaries, favorites: favoriteList } = await sessionRows.load(user)
     sync.cache.primeUser(userKey, summaries.map(({ summary }) => summary.id), ticket)
     const roomList = summaries.map(({ summary }) => summary)
-    const byId = new Map(summaries.flatMap(({ summary }) => {
-      const peer = peers.get(summary.id)
-      return peer === undefined ? [] : [[peer.id, peer] as const]
-    }))
+    const byId = new Map(summaries.flatMap(({ peer }) => peer === undefined ? [] : [[peer.id, peer] as const]))
     const statuses = await presence.statusOf(user.tenant, [...byId.keys()])
     const people: Person[] = [...byId.values()].map((peer) => {
       const status = statuses.get(peer.id)

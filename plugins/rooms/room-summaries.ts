@@ -141,6 +141,8 @@ export interface UserSummary {
   /** The room's tenant: a sub's rooms of other tenants are not this user's (protocol 11.1). */
   tenant: string
   summary: RoomSummary
+  /** The other user of a DIRECT room, as this user sees it (`peers` keys them by room, which is one user's view). */
+  peer?: Peer
 }
 
 interface SummaryRow extends RoomRow, MessageRow {
@@ -209,9 +211,8 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
     const direct = row.type === 'DIRECT'
-    if (direct && row.peer_id !== null) {
-      peers.set(row.id, { id: row.peer_id, name: row.peer_name, avatar: row.peer_avatar, lastSeen: row.peer_last_seen })
-    }
+    const peer = direct && row.peer_id !== null ? { id: row.peer_id, name: row.peer_name, avatar: row.peer_avatar, lastSeen: row.peer_last_seen } : undefined
+    if (peer !== undefined) peers.set(row.id, peer)
     const summary: RoomSummary = {
       ...room,
       name: direct ? row.peer_name ?? row.peer_id ?? room.name : room.name,
@@ -223,7 +224,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       mentionCount: row.mention_count,
       lastMessage: messageOf(row),
     }
-    return { userId: row.user_id, tenant: row.room_tenant, summary }
+    return peer === undefined ? { userId: row.user_id, tenant: row.room_tenant, summary } : { userId: row.user_id, tenant: row.room_tenant, summary, peer }
   })
   return { summaries, peers }
 }
@@ -264,8 +265,15 @@ interface FavoriteRow {
  * (leaving, a kick or a deletion hides it without a write); a DIRECT room shows the other user.
  */
 export async function loadFavorites (db: ChatDb, user: TenantUser): Promise<Favorite[]> {
+  return (await loadFavoritesOf(db, user.tenant, [user.id])).get(user.id) ?? []
+}
+
+/** The favorites of several users of one tenant (sessions that start together), by user id: one statement. */
+export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: readonly string[]): Promise<Map<string, Favorite[]>> {
+  const byUser = new Map<string, Favorite[]>(userIds.map((id) => [id, []]))
+  if (userIds.length === 0) return byUser
   const result = await db.execute(sql`
-    select f.type, f.target_id as id,
+    select f.user_id, f.type, f.target_id as id,
       case when f.type = 'USER' then fu.name when r.type = 'DIRECT' then coalesce(peer.name, peer.user_id) else r.name end as name,
       case when f.type = 'USER' then fu.avatar when r.type = 'DIRECT' then peer.avatar else r.avatar end as avatar
     from chat.favorites f
@@ -277,9 +285,12 @@ export async function loadFavorites (db: ChatDb, user: TenantUser): Promise<Favo
       order by p.user_id limit 1
     ) peer on true
     left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
-    where f.tenant = ${user.tenant} and f.user_id = ${user.id} and (f.type = 'USER' or rm.user_id is not null)
+    where f.tenant = ${tenant} and f.user_id in (${list(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
     order by f.created_at, f.type, f.target_id`)
-  return rows<FavoriteRow>(result).map((row) => ({ type: row.type, id: row.id, name: row.name, avatar: row.avatar }))
+  for (const row of rows<FavoriteRow & { user_id: string }>(result)) {
+    byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
+  }
+  return byUser
 }
 
 interface MemberRow {
