@@ -17,6 +17,7 @@ export interface NodeFigures {
   cpuPerDelivery: number
   cpuPerAck: number
   rssPerSocket: number
+  rssPerSocketAfterGc: number
   /** The node's CPU in its sending window as a share of one core (idle included). */
   sendingCoreShare: number
 }
@@ -28,6 +29,8 @@ export interface Figures {
   deliveriesPerMessage: number
   cpuPerMessage: number
   postgresPerSend: number
+  /** The scratch database's backends only (no WAL writer or checkpointer, no other agent's load). */
+  databasePerSend: number
   publishesPerMessage: number
   evalsPerMessage: number
   redisCallsPerMessage: number
@@ -44,6 +47,8 @@ export interface Inputs {
   sockets: number[]
   rssBefore: number[]
   rssAfter: number[]
+  rssBeforeGc: number[]
+  rssAfterGc: number[]
 }
 
 /** Calls of a command in `window` beyond the quiet window's rate. */
@@ -52,7 +57,7 @@ function beyondIdle (name: string | null, window: Window, quiet: Window): number
   return pick(window.calls) - pick(quiet.calls) / quiet.seconds * window.seconds
 }
 
-export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter }: Inputs): Figures {
+export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter, rssBeforeGc, rssAfterGc }: Inputs): Figures {
   const idleRate = quiet.cpu.map((cpu) => cpu / quiet.seconds)
   const nodes = sockets.map((count, node): NodeFigures => {
     const sending = windows.find(({ senders }) => senders.includes(node))?.window as Window
@@ -67,6 +72,7 @@ export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter }: Input
       cpuPerDelivery,
       cpuPerAck,
       rssPerSocket: ((rssAfter[node] as number) - (rssBefore[node] as number)) / count,
+      rssPerSocketAfterGc: ((rssAfterGc[node] as number) - (rssBeforeGc[node] as number)) / count,
       sendingCoreShare: (sending.cpu[node] as number) / sending.seconds / 1e6,
     }
   })
@@ -86,6 +92,7 @@ export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter }: Input
     deliveriesPerMessage: deliveries / messages,
     cpuPerMessage: serverCpu / messages,
     postgresPerSend: postgres / messages,
+    databasePerSend: (sum((window) => window.database) - quiet.database / quiet.seconds * seconds) / messages,
     publishesPerMessage: perMessage('publish'),
     evalsPerMessage: perMessage('eval'),
     redisCallsPerMessage: perMessage(null),
@@ -107,7 +114,9 @@ export function rows (figures: Figures, modelSubscribers: number, measuredSubscr
     { cost: 'server CPU per ack (send)', unit: 'µs', model: MODEL.cpuPerAck, measured: median(of((n) => n.cpuPerAck)), spread: range(of((n) => n.cpuPerAck), 1) },
     { cost: `server CPU per message (send + ${figures.deliveriesPerMessage.toFixed(1)} deliveries), all nodes`, unit: 'µs', model: cpuPerMessageModel, measured: figures.cpuPerMessage, spread: '' },
     { cost: 'PostgreSQL CPU per send (all postgres processes)', unit: 'µs', model: MODEL.postgresPerSend, measured: figures.postgresPerSend, spread: '' },
+    { cost: 'PostgreSQL CPU per send (the scratch database\'s backends)', unit: 'µs', model: MODEL.postgresPerSend, measured: figures.databasePerSend, spread: '' },
     { cost: 'RSS per socket, no forced GC', unit: 'KB', model: MODEL.rssPerSocket / 1000, measured: median(of((n) => n.rssPerSocket)) / 1000, spread: range(of((n) => n.rssPerSocket / 1000), 1) },
+    { cost: 'RSS per socket, after a full GC before and after', unit: 'KB', model: MODEL.rssPerSocket / 1000, measured: median(of((n) => n.rssPerSocketAfterGc)) / 1000, spread: range(of((n) => n.rssPerSocketAfterGc / 1000), 1) },
     { cost: 'Redis PUBLISH per message', unit: '', model: MODEL.publishesPerMessage, measured: figures.publishesPerMessage, spread: '' },
     { cost: 'Redis subscribing nodes per room channel (PUBSUB NUMSUB)', unit: '', model: modelSubscribers, measured: measuredSubscribers, spread: '' },
     { cost: 'Redis operations per message (1 + s)', unit: '', model: 1 + modelSubscribers, measured: figures.publishesPerMessage + measuredSubscribers, spread: '' },

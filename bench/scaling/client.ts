@@ -5,6 +5,7 @@
  * because the clients' CPU is then spread over the cores like the servers'.
  *   started by bench/scaling/clients.ts with SCALE_CLIENT='{"url":…,"secret":…,"contentLength":…}'
  */
+import { percentile } from '../lib.js'
 import { chatProtocol, type Peer } from '../protocols.js'
 import { connectWithRetry, filler, pool, tokenSigner } from '../loadgen/driver.js'
 import type { ClientInit, Command, Counters, Reply } from './messages.js'
@@ -17,7 +18,9 @@ const TICK_MS = 10
 // Whatever the coordinator does, this process ends: no run is meant to last 10 minutes.
 setTimeout(() => process.exit(3), 600_000).unref()
 
-const counters: Counters = { sent: 0, acks: 0, deliveries: 0, other: 0, errors: 0, skipped: 0, inFlight: 0 }
+const counters: Counters = { sent: 0, acks: 0, deliveries: 0, other: 0, errors: 0, skipped: 0, inFlight: 0, p50: null, p99: null }
+// Ack latencies since the last mark (a window is at most a few tens of thousands of sends).
+let latencies: number[] = []
 const senders: Array<{ peer: Peer, roomId: string, next: number }> = []
 const peers: Peer[] = []
 let rate = 0
@@ -32,8 +35,12 @@ function send (): void {
   if (sender === undefined) return
   counters.sent += 1
   counters.inFlight += 1
+  const sentAt = performance.now()
   sender.peer.send(sender.roomId, text, `m${sender.next++}`).then(
-    () => { counters.acks += 1 },
+    () => {
+      counters.acks += 1
+      latencies.push(performance.now() - sentAt)
+    },
     () => { counters.errors += 1 },
   ).finally(() => { counters.inFlight -= 1 })
 }
@@ -46,6 +53,15 @@ function tick (): void {
     if (counters.inFlight >= MAX_IN_FLIGHT) counters.skipped += 1
     else send()
   }
+}
+
+/** The counters, with the ack latency percentiles of the sends acked since the previous mark. */
+function mark (seq: number): Reply {
+  const sorted = latencies.sort((a, b) => a - b)
+  latencies = []
+  const p50 = sorted.length === 0 ? null : percentile(sorted, 50)
+  const p99 = sorted.length === 0 ? null : percentile(sorted, 99)
+  return { seq, type: 'mark', counters: { ...counters, p50, p99 } }
 }
 
 async function handle (command: Command): Promise<Reply> {
@@ -86,9 +102,9 @@ async function handle (command: Command): Promise<Reply> {
         clearInterval(ticker)
         ticker = null
       }
-      return { seq, type: 'mark', counters: { ...counters } }
+      return mark(seq)
     case 'mark':
-      return { seq, type: 'mark', counters: { ...counters } }
+      return mark(seq)
     case 'close':
       if (ticker !== null) clearInterval(ticker)
       for (const peer of peers) peer.close()

@@ -18,6 +18,9 @@ export interface Counters {
   /** Sends skipped because too many were waiting for their ack (the rate was not held). */
   skipped: number
   inFlight: number
+  /** Ack latency since the previous mark, ms (null when nothing was acked). */
+  p50: number | null
+  p99: number | null
 }
 
 export type Reply =
