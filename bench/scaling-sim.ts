@@ -67,6 +67,9 @@ try {
     }))
   }
   const pids = servers.map((server) => server.child.pid as number)
+  // RSS of the fresh nodes: (after connecting − this) / sockets is an upper bound per socket, since it
+  // also holds what creating the rooms left (caches, and heap V8 grew then and keeps).
+  const rssFresh = pids.map(rssBytes)
   for (const server of servers) clients.push(ClientProcess.start({ url: server.url, secret: SECRET, contentLength: Number(values.content) }))
   log(`${NODES} nodes up; ${SOCKETS} users, ${placement.rooms.length} rooms of ${ROOM_SIZE}`)
 
@@ -132,7 +135,7 @@ try {
   await setRates([])
   await sleep(1000)
 
-  const figures = analyse({ quiet, windows, sockets: connected.map((reply) => reply.connected), rssBefore, rssAfter, rssBeforeGc, rssAfterGc: rssAfterGcs })
+  const figures = analyse({ quiet, windows, sockets: connected.map((reply) => reply.connected), rssBefore, rssAfter, rssBeforeGc, rssAfterGc: rssAfterGcs, rssFresh })
   const modelSubscribers = subscribingNodes(NODES, ROOM_SIZE)
   const table = rows(figures, modelSubscribers, subscribers, cpuPerMessage(figures.deliveriesPerMessage))
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ')

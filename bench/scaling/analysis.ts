@@ -18,6 +18,7 @@ export interface NodeFigures {
   cpuPerAck: number
   rssPerSocket: number
   rssPerSocketAfterGc: number
+  rssPerSocketFromFresh: number
   /** The node's CPU in its sending window as a share of one core (idle included). */
   sendingCoreShare: number
 }
@@ -49,6 +50,7 @@ export interface Inputs {
   rssAfter: number[]
   rssBeforeGc: number[]
   rssAfterGc: number[]
+  rssFresh: number[]
 }
 
 /** Calls of a command in `window` beyond the quiet window's rate. */
@@ -57,7 +59,7 @@ function beyondIdle (name: string | null, window: Window, quiet: Window): number
   return pick(window.calls) - pick(quiet.calls) / quiet.seconds * window.seconds
 }
 
-export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter, rssBeforeGc, rssAfterGc }: Inputs): Figures {
+export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter, rssBeforeGc, rssAfterGc, rssFresh }: Inputs): Figures {
   const idleRate = quiet.cpu.map((cpu) => cpu / quiet.seconds)
   const nodes = sockets.map((count, node): NodeFigures => {
     const sending = windows.find(({ senders }) => senders.includes(node))?.window as Window
@@ -73,6 +75,7 @@ export function analyse ({ quiet, windows, sockets, rssBefore, rssAfter, rssBefo
       cpuPerAck,
       rssPerSocket: ((rssAfter[node] as number) - (rssBefore[node] as number)) / count,
       rssPerSocketAfterGc: ((rssAfterGc[node] as number) - (rssBeforeGc[node] as number)) / count,
+      rssPerSocketFromFresh: ((rssAfter[node] as number) - (rssFresh[node] as number)) / count,
       sendingCoreShare: (sending.cpu[node] as number) / sending.seconds / 1e6,
     }
   })
@@ -117,6 +120,7 @@ export function rows (figures: Figures, modelSubscribers: number, measuredSubscr
     { cost: 'PostgreSQL CPU per send (the scratch database\'s backends)', unit: 'µs', model: MODEL.postgresPerSend, measured: figures.databasePerSend, spread: '' },
     { cost: 'RSS per socket, no forced GC', unit: 'KB', model: MODEL.rssPerSocket / 1000, measured: median(of((n) => n.rssPerSocket)) / 1000, spread: range(of((n) => n.rssPerSocket / 1000), 1) },
     { cost: 'RSS per socket, after a full GC before and after', unit: 'KB', model: MODEL.rssPerSocket / 1000, measured: median(of((n) => n.rssPerSocketAfterGc)) / 1000, spread: range(of((n) => n.rssPerSocketAfterGc / 1000), 1) },
+    { cost: 'RSS per socket from the fresh node (upper bound: rooms created too)', unit: 'KB', model: MODEL.rssPerSocket / 1000, measured: median(of((n) => n.rssPerSocketFromFresh)) / 1000, spread: range(of((n) => n.rssPerSocketFromFresh / 1000), 1) },
     { cost: 'Redis PUBLISH per message', unit: '', model: MODEL.publishesPerMessage, measured: figures.publishesPerMessage, spread: '' },
     { cost: 'Redis subscribing nodes per room channel (PUBSUB NUMSUB)', unit: '', model: modelSubscribers, measured: measuredSubscribers, spread: '' },
     { cost: 'Redis operations per message (1 + s)', unit: '', model: 1 + modelSubscribers, measured: figures.publishesPerMessage + measuredSubscribers, spread: '' },
