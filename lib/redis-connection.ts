@@ -1,5 +1,8 @@
-import { Cluster, type ClusterOptions } from 'ioredis'
-import type { Redis } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { parseHostList, parseUserInfo, redactedUserInfo, type HostPort } from './redis-url-parts.js'
+import { isSentinelUrl, parseSentinelUrl, redactSentinelUrl, sentinelOptions, SENTINEL_URL_FORM } from './redis-sentinel-url.js'
+
+export { isSentinelUrl, parseSentinelUrl, type SentinelTarget } from './redis-sentinel-url.js'
 
 /**
  * What the suite talks to Redis through: one server (or a primary behind Sentinel) as an ioredis `Redis`,
@@ -12,6 +15,16 @@ export function isCluster (connection: RedisConnection): connection is Cluster {
   return connection instanceof Cluster
 }
 
+/** Whether a `Redis` finds its primary through Sentinels (the URL form's, or a host's own client). */
+export function isSentinelClient (connection: RedisConnection): boolean {
+  return !isCluster(connection) && Array.isArray(connection.options.sentinels) && connection.options.sentinels.length > 0
+}
+
+/** The spellings of a `redis` option (and REDIS_URL) the suite accepts, for error messages. */
+export const ACCEPTED_REDIS_FORMS = 'redis://[user:password@]host:port[/db] (one server; rediss:// for TLS), ' +
+  'redis+cluster://[user:password@]host:port[,host:port...] (seed nodes of a Redis Cluster), ' +
+  `${SENTINEL_URL_FORM} (Sentinels and the name of the primary they monitor); rediss+cluster:// and rediss+sentinel:// for TLS`
+
 /** `redis+cluster://[user:password@]host:port[,host:port...]`; `rediss+cluster://` for TLS. */
 const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/
 
@@ -20,7 +33,7 @@ export function isClusterUrl (url: string): boolean {
 }
 
 export interface ClusterSeeds {
-  nodes: Array<{ host: string, port: number }>
+  nodes: HostPort[]
   tls: boolean
   username?: string
   password?: string
@@ -34,22 +47,7 @@ export function parseClusterUrl (url: string): ClusterSeeds {
   const match = CLUSTER_URL.exec(url)
   if (match === null) throw new Error('a Redis Cluster URL is redis+cluster://[user:password@]host:port[,host:port...]')
   const [, scheme, auth, hosts] = match as unknown as [string, string, string | undefined, string]
-  const nodes = hosts.split(',').map((entry) => {
-    const at = entry.lastIndexOf(':')
-    const host = at > 0 ? entry.slice(0, at).replace(/^\[|\]$/g, '') : entry
-    const port = at > 0 ? Number(entry.slice(at + 1)) : 6379
-    if (host === '' || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`a Redis Cluster seed "${entry}" is not host:port`)
-    return { host, port }
-  })
-  const seeds: ClusterSeeds = { nodes, tls: scheme === 'rediss' }
-  if (auth !== undefined && auth !== '') {
-    const colon = auth.indexOf(':')
-    const username = decodeURIComponent(colon >= 0 ? auth.slice(0, colon) : auth)
-    const password = colon >= 0 ? decodeURIComponent(auth.slice(colon + 1)) : undefined
-    if (username !== '') seeds.username = username
-    if (password !== undefined) seeds.password = password
-  }
-  return seeds
+  return { nodes: parseHostList(hosts, 6379, 'a Redis Cluster seed'), tls: scheme === 'rediss', ...parseUserInfo(auth) }
 }
 
 /** An ioredis Cluster on the URL's seeds, with `options` over the URL's credentials and TLS. */
@@ -63,15 +61,48 @@ export function clusterFromUrl (url: string, options: ClusterOptions): Cluster {
   return new Cluster(seeds.nodes, { ...options, redisOptions: { ...credentials, ...options.redisOptions } })
 }
 
+/**
+ * A `Redis` for a `redis://` or `redis+sentinel://` URL, with `options` over what the URL says (they
+ * are the suite's connection behaviour, never where to connect). `duplicate()` of it keeps the Sentinels.
+ */
+export function redisFromUrl (url: string, options: RedisOptions): Redis {
+  if (isSentinelUrl(url)) return new Redis({ ...sentinelOptions(parseSentinelUrl(url)), ...options })
+  return new Redis(url, options)
+}
+
+/**
+ * Why a `redis` value is not one the suite accepts, or undefined when it is: checked once when the
+ * options are resolved, so that a malformed multi-host URL fails at start with the accepted forms
+ * instead of deep inside a connection attempt.
+ */
+export function redisUrlProblem (url: string): string | undefined {
+  if (url === '') return `empty; accepted: ${ACCEPTED_REDIS_FORMS}`
+  try {
+    if (isClusterUrl(url)) parseClusterUrl(url)
+    else if (isSentinelUrl(url)) parseSentinelUrl(url)
+    else if (/^rediss?:\/\//.test(url)) new URL(url) // eslint-disable-line no-new
+    else return `"${redactRedisUrl(url)}" is not a Redis URL; accepted: ${ACCEPTED_REDIS_FORMS}`
+    return undefined
+  } catch (error) {
+    return `"${redactRedisUrl(url)}": ${error instanceof Error ? error.message : String(error)}; accepted: ${ACCEPTED_REDIS_FORMS}`
+  }
+}
+
 /** The URL with its password replaced, for messages that may end up in logs. */
 export function redactRedisUrl (url: string): string {
   if (isClusterUrl(url)) {
     try {
       const seeds = parseClusterUrl(url)
-      const auth = seeds.password !== undefined ? `${seeds.username ?? ''}:***@` : seeds.username !== undefined ? `${seeds.username}@` : ''
-      return `${seeds.tls ? 'rediss' : 'redis'}+cluster://${auth}${seeds.nodes.map((node) => `${node.host}:${node.port}`).join(',')}`
+      return `${seeds.tls ? 'rediss' : 'redis'}+cluster://${redactedUserInfo(seeds)}${seeds.nodes.map((node) => `${node.host}:${node.port}`).join(',')}`
     } catch {
-      return 'an invalid Redis Cluster URL'
+      return redactLoosely(url)
+    }
+  }
+  if (isSentinelUrl(url)) {
+    try {
+      return redactSentinelUrl(parseSentinelUrl(url))
+    } catch {
+      return redactLoosely(url)
     }
   }
   try {
@@ -79,6 +110,14 @@ export function redactRedisUrl (url: string): string {
     if (parsed.password !== '') parsed.password = '***'
     return parsed.toString()
   } catch {
-    return 'an invalid Redis URL'
+    return redactLoosely(url)
   }
+}
+
+/**
+ * A URL that does not parse, still shown (the error is about its shape) but with everything that could
+ * be a secret hidden: the whole user part up to the last `@`, and any …password= parameter.
+ */
+function redactLoosely (url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^@]*@/, '$1***@').replace(/([?&][^=&#]*password=)[^&#]*/gi, '$1***')
 }

@@ -4,11 +4,11 @@ import { RedisBroker } from '../lib/broker/redis.js'
 import { RedisPresenceStore } from '../lib/presence/redis.js'
 import { presenceSlotOf, CLUSTER_PRESENCE_SLOTS } from '../lib/presence/slots.js'
 import { parseClusterUrl } from '../lib/redis-connection.js'
-import { clusterSkip, duplicatesOf, isRun, Peer, type SendOutcome, startProcessCluster, storm, twoNodeCast } from './fixtures/cluster.js'
+import { clusterSkip, isRun, type SendOutcome, startProcessCluster, storm, twoNodeCast } from './fixtures/cluster.js'
+import { describeFailover, failoverDuringStorm, presenceCrossesNodes } from './fixtures/failover-storm.js'
 import { RedisClusterFixture, redisClusterSkip } from './fixtures/redis-cluster.js'
 import { randomPrefix } from './fixtures/server.js'
-import { sleep, until, within } from './fixtures/timing.js'
-import { TestClient } from './fixtures/ws-client.js'
+import { until, within } from './fixtures/timing.js'
 
 // A real Redis Cluster (3 primaries, 3 replicas) of the test's own, on loopback.
 const skip = redisClusterSkip()
@@ -141,16 +141,7 @@ t.test('two server nodes on a Redis Cluster and Postgres: delivery across shards
   }
 
   // Presence across nodes: a user on n2 is online for a reader on n1, offline after leaving and the grace.
-  const statusOf = async (peer: Peer, userId: string): Promise<string> => {
-    const reply = await peer.request('presence.get', { userIds: [userId] }, 3000)
-    return reply.event === 'ack' ? String((reply.data?.users as Array<{ status: string }>)[0]?.status) : `error ${reply.error?.code ?? ''}`
-  }
-  // (A user's presence is shown to those who share a room with them.)
-  const visitor = await Peer.connect(cluster, n2, 'visitor')
-  await la.createRoom('visit', [visitor])
-  await until('n1 to see the visitor on n2 online', async () => await statusOf(la, 'visitor') === 'online', { timeoutMs: 5000, everyMs: 50 })
-  visitor.close()
-  await until('n1 to see the visitor offline after the grace', async () => await statusOf(la, 'visitor') === 'offline', { timeoutMs: 10000, everyMs: 100 })
+  await presenceCrossesNodes(cluster, la, n2)
   t.pass('presence crosses nodes on the cluster: online, then offline after the grace')
 
   // ---- a primary SIGKILLed during a send storm ----
@@ -166,92 +157,16 @@ t.test('two server nodes on a Redis Cluster and Postgres: delivery across shards
   const shared = await la.request('room.create', { name: 'pz', type: 'GROUP', memberIds: [pzId] })
   t.equal(shared.event, 'ack', 'pz shares a room with la')
 
-  // Arrival times of lb's pushes in the room: lb is on n2, a sends on n1, so they come through Redis.
-  const arrivals = new Map<number, number>()
-  lb.client.socket.on('message', (raw) => {
-    const frame = JSON.parse(String(raw)) as { event?: string, id?: string, data?: { roomId?: string, seq?: number } }
-    if (frame.id === undefined && frame.data?.roomId === roomId && typeof frame.data.seq === 'number' && !arrivals.has(frame.data.seq)) arrivals.set(frame.data.seq, Date.now())
+  // lb is on n2 and a sends on n1: lb's pushes come through Redis. pz's presence keys are on the dead shard.
+  const report = await failoverDuringStorm(t, {
+    cluster, sender: a, watcher: lb, listeners: [la, lb], roomId,
+    presenceUserId: pzId, presenceNode: n2, presenceReader: la,
+    kill: async () => { await redis.kill(killPort) },
+    promoted: async () => {
+      const port = await redis.primaryOf(channelSlot(roomId))
+      return port !== undefined && port !== killPort
+    },
   })
-  const ackedAt = new Map<number, number>()
-  const outcomes: SendOutcome[] = []
-  let stopping = false
-  const traffic = storm(a, roomId, {
-    count: 100000, concurrency: 2, pauseMs: 10, tag: 'ft', stop: () => stopping,
-    onOutcome: (o) => { outcomes.push(o); if (o.ok) ackedAt.set(o.seq, Date.now()) },
-  })
-  await until('40 acks before the kill', () => outcomes.filter((o) => o.ok).length >= 40, { timeoutMs: 15000, everyMs: 20 })
-  await redis.kill(killPort)
-  const killedAt = Date.now()
-  const ackedBeforeKill = outcomes.filter((o) => o.ok).length
-
-  // Measured at once, from the kill: the replica takes the slot over (cluster-node-timeout 1 s, then an
-  // election); pushes of the room to n2 come again; a new socket of pz (its presence keys on the dead
-  // shard) on n2 is seen online from n1.
-  const failover = redis.waitUntil('a replica promoted for the killed primary\'s slots', async () => {
-    const port = await redis.primaryOf(channelSlot(roomId))
-    return port !== undefined && port !== killPort
-  }, 20000).then(() => Date.now() - killedAt)
-  const pushes = until('a push to n2 of a send acked after the failover began', () => {
-    for (const [seq, at] of arrivals) if ((ackedAt.get(seq) ?? 0) > killedAt + 200 && at > killedAt) return true
-    return false
-  }, { timeoutMs: 20000, everyMs: 20 }).then(() => {
-    // The first such push, by its arrival: the broker path is back (or the catch-up after it).
-    const times = [...arrivals].filter(([seq]) => (ackedAt.get(seq) ?? 0) > killedAt + 200).map(([, at]) => at)
-    return Math.min(...times) - killedAt
-  })
-  const presence = (async (): Promise<number> => {
-    for (let attempt = 0; attempt < 60; attempt++) {
-      try {
-        const client = await TestClient.connect(n2.wsUrl, { token: cluster.token(pzId) })
-        t.teardown(() => { client.close() })
-        await client.next((frame) => frame.event === 'session.ready', 3000)
-        await until('pz online on n1', async () => await statusOf(la, pzId) === 'online', { timeoutMs: 3000, everyMs: 50 })
-        return Date.now() - killedAt
-      } catch {
-        await sleep(100)
-      }
-    }
-    return -1
-  })()
-  const [failoverMs, pushesMs, presenceMs] = await Promise.all([failover, pushes, presence])
-  // The longest stretch without a push of the room at n2 around the kill.
-  const arrivalTimes = [...arrivals.values()].sort((x, y) => x - y)
-  let pauseMs = 0
-  for (let index = 1; index < arrivalTimes.length; index++) pauseMs = Math.max(pauseMs, (arrivalTimes[index] as number) - (arrivalTimes[index - 1] as number))
-  t.ok(presenceMs > 0, 'presence works again for a user on the killed shard')
-
-  await sleep(500)
-  stopping = true
-  await traffic
-  // Unknown outcomes are resent with their clientMsgId (the protocol's way): the original if it was stored.
-  const unknown = outcomes.filter((o) => !o.ok)
-  const resent = await Promise.all(unknown.map(async (o) => await a.send(roomId, `retry ${o.clientMsgId}`, o.clientMsgId)))
-  const acked = new Map<string, number>()
-  for (const o of [...outcomes, ...resent]) if (o.ok) acked.set(o.clientMsgId, o.seq)
-  t.equal(acked.size, outcomes.length, 'every send acked, at once or on its resend')
-
-  const [stored] = await cluster.sql<Array<{ rows: number, distinct_ids: number }>>`
-    select count(*)::int as rows, count(distinct client_msg_id)::int as distinct_ids from chat.messages where room_id = ${roomId} and client_msg_id like 'ft-%'`
-  t.equal(stored?.rows, acked.size, `stored: ${stored?.rows ?? -1} rows for ${acked.size} acked sends`)
-  t.equal(stored?.distinct_ids, stored?.rows, 'no send stored twice')
-
-  const last = Math.max(...acked.values())
-  const results: string[] = []
-  for (const peer of [la, lb]) {
-    t.ok(await peer.reaches(roomId, last, 15000), `${peer.userId} on ${peer.node.name} reached seq ${last}`)
-    await sleep(200) // a late echo would show up as a duplicate now
-    const seqs = peer.seqs(roomId)
-    const dup = duplicatesOf(seqs)
-    const held = new Set(seqs)
-    const lost = [...acked.values()].filter((seq) => !held.has(seq))
-    t.same(dup, [], `${peer.userId}: no duplicate`)
-    t.same(lost, [], `${peer.userId}: no acked message lost`)
-    t.ok(isRun(seqs, 1, last), `${peer.userId}: 1..${last} in order`)
-    results.push(`${peer.userId}@${peer.node.name} dup ${dup.length} lost ${lost.length}`)
-  }
-  t.comment(`primary :${killPort} SIGKILLed after ${ackedBeforeKill} acks; replica promoted after ${failoverMs} ms; ` +
-    `pushes to the other node resumed ${pushesMs} ms after the kill (longest pause ${pauseMs} ms), presence ${presenceMs} ms after; ` +
-    `${outcomes.length} sends: ${outcomes.length - unknown.length} acked at once, ${unknown.length} unknown (${unknown.map((o) => (o as { code: string }).code).join(',') || 'none'}) resent and acked; ` +
-    `stored ${stored?.rows ?? -1}; ${results.join('; ')}`)
+  t.comment(describeFailover(`primary :${killPort}`, report))
   for (const peer of [a, la, b, lb]) peer.close()
 })

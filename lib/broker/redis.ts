@@ -1,8 +1,8 @@
-import { Command, Redis, type Cluster, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { Command, type Cluster, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Broker, BrokerHandler } from './types.js'
 import { reportAsWarning } from './memory.js'
 import { shardBatches } from './slot-batches.js'
-import { clusterFromUrl, isCluster, isClusterUrl, redactRedisUrl, type RedisConnection } from '../redis-connection.js'
+import { clusterFromUrl, isCluster, isClusterUrl, isSentinelClient, redactRedisUrl, redisFromUrl, type RedisConnection } from '../redis-connection.js'
 import { SharedTimeout, withTimeout } from '../deadline.js'
 import { chatError, isChatError, refusals } from '../../plugins/core/errors.js'
 
@@ -22,7 +22,7 @@ interface RedisBrokerCommonOptions {
 }
 
 export type RedisBrokerOptions = RedisBrokerCommonOptions & (
-  /** `redis://…`, or `redis+cluster://host:port,host:port` for a Redis Cluster (lib/redis-connection.ts). */
+  /** `redis://…`, `redis+cluster://host:port,host:port` for a Redis Cluster, `redis+sentinel://…/name` (lib/redis-connection.ts). */
   | { url: string, client?: undefined, redisOptions?: RedisOptions }
   | { client: RedisConnection, url?: undefined, redisOptions?: undefined }
 )
@@ -120,7 +120,7 @@ export class RedisBroker implements Broker {
       // bursts when many sockets connect at once); publishes bypass it (see #publishNow).
       this.client = cluster
         ? clusterFromUrl(options.url, { enableAutoPipelining: true, ...CLUSTER_FAIL_FAST })
-        : new Redis(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
+        : redisFromUrl(options.url, { enableAutoPipelining: true, ...options.redisOptions, ...FAIL_FAST })
       this.#ownsClient = true
       this.#description = redactRedisUrl(options.url)
       this.#reportFirstError(this.client, `Redis at ${this.#description}`)
@@ -488,6 +488,7 @@ export { redactRedisUrl }
 
 function describeClient (client: RedisConnection): string {
   if (isCluster(client)) return `a Redis Cluster (host client, ${client.nodes('master').length} primaries known)`
+  if (isSentinelClient(client)) return `the primary "${client.options.name ?? ''}" behind ${client.options.sentinels?.length ?? 0} Sentinels (host client)`
   const { host, port, path, db } = client.options
   const where = path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
   return `redis://${where}${db !== undefined && db !== 0 ? `/${db}` : ''} (host client)`

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Sql } from 'postgres'
 import type { Cluster, Redis } from 'ioredis'
 import { databaseUrlProblem } from '../../db/client.js'
+import { redisUrlProblem } from '../../lib/redis-connection.js'
 import { FeedWebhookSchema, checkWebhooks, type FeedWebhookConfig } from '../feed/webhook-options.js'
 
 /** The feed's RabbitMQ exchange when `feed.rabbitmq.exchange` is not given. */
@@ -32,8 +33,8 @@ export const ChatOptionsSchema = Type.Object({
     description: 'at start, how long the database and Redis get to answer a first command; past it (or on a refusal) startup fails with the address and the cause',
   }),
   redis: Type.Optional(Type.String({
-    pattern: '^rediss?(\\+cluster)?://',
-    description: 'Redis URL, or redis+cluster://host:port,host:port (seed nodes) for a Redis Cluster; without it one node with an in-process bus',
+    pattern: '^rediss?(\\+cluster|\\+sentinel)?://',
+    description: 'Redis URL; redis+cluster://host:port,host:port (seed nodes) for a Redis Cluster; redis+sentinel://host:26379,host:26379/primaryName for a primary behind Sentinel; without it one node with an in-process bus',
   })),
   redisPrefix: Type.String({ default: 'chat:', maxLength: 64, description: 'prefix of every Redis key and channel' }),
   redisSharded: Type.Boolean({
@@ -225,8 +226,9 @@ export type ChatOptions = Partial<Omit<ChatConfig, 'jwt' | 'rateLimits' | 'group
   /** The host's postgres.js client; the suite uses it and never closes it. */
   databaseClient?: Sql
   /**
-   * The host's ioredis client (for example @fastify/redis), or its ioredis `Cluster` for a Redis Cluster;
-   * the suite duplicates it for subscribing (a Cluster with `shardedSubscribers`) and never closes it.
+   * The host's ioredis client (for example @fastify/redis; a `Redis` with `sentinels` and `name` for a
+   * primary behind Sentinel), or its ioredis `Cluster` for a Redis Cluster; the suite duplicates it for
+   * subscribing (a Cluster with `shardedSubscribers`, a Sentinel client with its Sentinels) and never closes it.
    */
   redisClient?: Redis | Cluster
   /** Veto hook: return false (or throw) to refuse an action with FORBIDDEN. */
@@ -279,6 +281,11 @@ export function resolveConfig (options: ChatOptions = {}): ChatConfig {
     else if (!HOOK_KEYS.has(key)) {
       throw new Error(`chat: unknown option "${key}"`)
     }
+  }
+  // Before the schema, whose pattern error would not say which forms are accepted.
+  if (typeof plain.redis === 'string') {
+    const problem = redisUrlProblem(plain.redis)
+    if (problem !== undefined) throw new Error(`chat: invalid option "redis": ${problem}`)
   }
   const withDefaults = Value.Default(ChatOptionsSchema, Value.Clone(plain))
   if (!checkOptions.Check(withDefaults)) {

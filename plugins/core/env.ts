@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { ChatOptions } from './config.js'
 import { databaseUrlProblem } from '../../db/client.js'
+import { redisUrlProblem } from '../../lib/redis-connection.js'
 
 export interface ServerSettings {
   port: number
@@ -81,7 +82,11 @@ export function settingsFromEnv (env: NodeJS.ProcessEnv): ServerSettings {
     if (problem !== undefined) throw new Error(`DATABASE_URL: ${problem}`)
     options.database = env.DATABASE_URL
   }
-  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') options.redis = env.REDIS_URL
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    const problem = redisUrlProblem(env.REDIS_URL)
+    if (problem !== undefined) throw new Error(`REDIS_URL: ${problem}`)
+    options.redis = env.REDIS_URL
+  }
   const cors = corsOf(env, options.cors)
   if (cors !== undefined) options.cors = cors
   const allowedOrigins = listOf(env.ALLOWED_ORIGINS)
