@@ -150,10 +150,9 @@ export interface IdleResult {
   rss: number
   /** (RSS with every socket open − the baseline after the warm-up) / sockets, both after a full GC. */
   rssPerSocket: number
-  /** VmRSS read without forcing a GC, after the settle (baseline) and after the quiet window. */
-  baselineRssUntouched: number
+  /** VmRSS after the quiet window, no GC forced since the baseline's. */
   rssUntouched: number
-  /** The same per socket: what an operator reads of a process left alone. */
+  /** (rssUntouched − the baseline) / sockets: what an operator reads of a process left alone. */
   rssPerSocketUntouched: number
   /** Server CPU over the quiet window, as a share of one core. */
   quietCpuCores: number
