@@ -6,14 +6,15 @@
  *     node --import tsx bench/loadgen.ts
  * Every loop is bounded: by a step count, a duration or a number of sockets.
  *
- * The scenarios are in bench/loadgen/: fanout.ts, durable.ts, idle.ts, conns.ts; what they share (connecting,
- * tokens, the pool) in driver.ts, the servers' CPU and RSS in server-usage.ts, the configuration and
+ * The scenarios are in bench/loadgen/: fanout.ts, lowrate.ts, durable.ts, idle.ts, conns.ts; what they share
+ * (connecting, tokens, the pool) in driver.ts, the fan-out room in room-load.ts, the servers' CPU and RSS in server-usage.ts, the configuration and
  * result types in types.ts.
  */
 import { conns } from './loadgen/conns.js'
 import { durable } from './loadgen/durable.js'
 import { fanout } from './loadgen/fanout.js'
 import { idle } from './loadgen/idle.js'
+import { lowrate } from './loadgen/lowrate.js'
 import type { LoadgenConfig, LoadgenResult } from './loadgen/types.js'
 
 const raw = process.env.BENCH_LOADGEN
@@ -27,6 +28,7 @@ setTimeout(() => {
 async function run (): Promise<LoadgenResult> {
   switch (config.scenario) {
     case 'fanout': return await fanout(config)
+    case 'lowrate': return await lowrate(config)
     case 'durable': return await durable(config)
     case 'idle': return await idle(config)
     case 'conns': return await conns(config)

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { median, round } from './lib.js'
 import { buildReport, P99_OK_MS, type RunResults } from './report.js'
+import type { FanoutStep } from './loadgen/types.js'
 import type { TargetKind } from './protocols.js'
 
 interface RawRun {
@@ -50,7 +51,18 @@ for (const kind of ['chat', 'socketio'] as const) {
     return result === undefined || result.rows === null ? null : result.totalAcked - result.rows
   })
 }
-for (const kind of targets) add(`idle KiB RSS/socket, ${NAMES[kind]}`, 1, (results) => (results.idle[kind]?.rssPerSocket ?? NaN) / 1024)
+if (runs.some((run) => run.results.lowrate !== undefined)) {
+  for (const rate of [20, 50]) {
+    const stepOf = (results: RunResults, kind: TargetKind): FanoutStep | undefined => results.lowrate?.[kind]?.steps.find((step) => step.rate === rate)
+    for (const kind of targets) add(`low rate ${rate}/s CPU µs/delivery, ${NAMES[kind]}`, 2, (results) => stepOf(results, kind)?.cpuMicrosPerDelivery)
+    for (const kind of targets) add(`low rate ${rate}/s p50 ms, ${NAMES[kind]}`, 1, (results) => stepOf(results, kind)?.p50)
+    for (const kind of targets) add(`low rate ${rate}/s p99 ms, ${NAMES[kind]}`, 1, (results) => stepOf(results, kind)?.p99)
+  }
+  for (const kind of targets) add(`low rate % of a core after set-up, ${NAMES[kind]}`, 2, (results) => (results.lowrate?.[kind]?.afterSetupCpuCores ?? NaN) * 100)
+}
+for (const kind of targets) add(`idle KiB RSS/socket after a GC, ${NAMES[kind]}`, 1, (results) => (results.idle[kind]?.rssPerSocket ?? NaN) / 1024)
+for (const kind of targets) add(`idle KiB RSS/socket left alone, ${NAMES[kind]}`, 1, (results) => (results.idle[kind]?.rssPerSocketUntouched ?? NaN) / 1024)
+for (const kind of targets) add(`idle % of a core, ${NAMES[kind]}`, 2, (results) => (results.idle[kind]?.quietCpuCores ?? NaN) * 100)
 for (const kind of ['chat', 'socketio'] as const) {
   add(`2 nodes deliveries/s at p99 ≤ ${P99_OK_MS} ms, ${NAMES[kind]}`, 0, (_results, report) => report.summary.cluster[kind]?.deliveredAtP99)
   add(`2 nodes CPU µs/delivery, ${NAMES[kind]}`, 2, (_results, report) => report.summary.cluster[kind]?.cpuMicrosPerDelivery)
@@ -79,11 +91,12 @@ for (const row of rows) {
 // The target checks: each run's own ratio, then the median of those.
 const checkLines = ['| target (this server) | median | runs | limit | holds (median) |', '| --- | --- | --- | --- | --- |']
 const reports = runs.map((run) => buildReport(run.results))
-const names = reports[0]?.checks.map((check) => check.target) ?? []
-for (const [index, name] of names.entries()) {
-  const measured = reports.map((report) => report.checks[index]?.measured ?? '—')
+// By name: runs with other scenarios have other checks.
+const names = [...new Set(reports.flatMap((report) => report.checks.map((check) => check.target)))]
+for (const name of names) {
+  const measured = reports.map((report) => report.checks.find((check) => check.target === name)?.measured ?? '—')
   const numbers = measured.map((text) => Number.parseFloat(text)).filter((value) => Number.isFinite(value))
-  const limit = reports[0]?.checks[index]?.limit ?? ''
+  const limit = reports.flatMap((report) => report.checks).find((check) => check.target === name)?.limit ?? ''
   const middle = numbers.length === 0 ? NaN : median(numbers)
   const unit = measured.find((text) => text !== '—')?.replace(/^[-\d.]+/, '') ?? ''
   const bound = Number.parseFloat(limit.replace(/[^\d.]/g, ''))

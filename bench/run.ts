@@ -3,7 +3,7 @@
  * own process and driven by a load generator in another (bench/loadgen.ts), loopback only, bounded in
  * time. Prints the side-by-side table and the raw JSON, writes bench/results/<date>.json and
  * bench/results/latest.svg. See docs/benchmarks.md.
- *   npm run bench [-- --scenarios fanout,cluster,durable,idle,conns] [--targets chat,socketio,relay]
+ *   npm run bench [-- --scenarios fanout,cluster,lowrate,durable,idle,conns] [--targets chat,socketio,relay]
  *                 [--cpu-prof] [--quick] [--readme] [--feed] [--conns-clients 5000]
  * conns (connects and the reconnect storm) runs only when named in --scenarios.
  * --feed runs the chat target with the event feed on (the Redis Stream sink) and, in the durable
@@ -22,13 +22,13 @@ import postgres from 'postgres'
 import { lineChart } from './chart.js'
 import { FeedLagSampler } from './feed-lag.js'
 import { benchLimits, ROOT, round, scratchDatabase, startProcess, startServer, type Started } from './lib.js'
-import type { ConnsConfig, DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult } from './loadgen/types.js'
+import type { ConnsConfig, DurableConfig, FanoutConfig, IdleConfig, LoadgenConfig, LoadgenResult, LowrateConfig } from './loadgen/types.js'
 import type { TargetKind } from './protocols.js'
 import { buildReport, chartSeries, checksTable, TARGET_NAMES, type RunResults } from './report.js'
 
 const { values } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: 'fanout,cluster,durable,idle' },
+    scenarios: { type: 'string', default: 'fanout,cluster,lowrate,durable,idle' },
     targets: { type: 'string', default: 'relay,chat,socketio' },
     'cpu-prof': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
@@ -63,8 +63,20 @@ const FANOUT = {
   sampleEvery: 10,
   contentLength: 100,
 }
+// Ordinary load: the fan-out room at a steady chat's rates, each held long enough for a stable CPU reading.
+const LOWRATE = {
+  members: 500,
+  senders: 5,
+  rates: [20, 50],
+  afterSetupMs: quick ? 3000 : 10_000,
+  warmMs: 1000,
+  stepMs: quick ? 4000 : 10_000,
+  drainMs: 1500,
+  sampleEvery: 10,
+  contentLength: 100,
+}
 const DURABLE = { rooms: 100, inFlight: 4, warmMs: 1000, durationMs: quick ? 3000 : 10_000, contentLength: 100 }
-const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 15_000 }
+const IDLE = { sockets: quick ? 1000 : 5000, concurrency: 100, settleMs: 15_000, quietMs: quick ? 10_000 : 30_000 }
 // Bounded: at most 5,000 clients (a multiple of the room size), each in 5 rooms of 50.
 const CONNS_ROOM_SIZE = 50
 const CONNS = {
@@ -164,7 +176,8 @@ async function countRows (target: TargetKind, url: string): Promise<number> {
 }
 
 const connsResults: NonNullable<RunResults['conns']> = {}
-const results: RunResults = { fanout: {}, cluster: {}, durable: {}, idle: {}, conns: connsResults }
+const lowrateResults: NonNullable<RunResults['lowrate']> = {}
+const results: RunResults = { fanout: {}, cluster: {}, lowrate: lowrateResults, durable: {}, idle: {}, conns: connsResults }
 const skipped: string[] = []
 
 async function one (scenario: keyof RunResults, target: TargetKind, nodes: number): Promise<void> {
@@ -180,6 +193,11 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
     if (scenario === 'fanout' || scenario === 'cluster') {
       const config: FanoutConfig = { scenario: 'fanout', ...common, ...FANOUT }
       results[scenario][target] = await loadgen(config) as never
+    } else if (scenario === 'lowrate') {
+      const config: LowrateConfig = { scenario: 'lowrate', ...common, ...LOWRATE }
+      const result = await loadgen(config)
+      if (result.scenario !== 'lowrate') throw new Error('unexpected result')
+      lowrateResults[target] = result
     } else if (scenario === 'durable') {
       const config: DurableConfig = { scenario: 'durable', ...common, ...DURABLE }
       const sampler = values.feed && target === 'chat' && cluster.database !== null ? new FeedLagSampler(cluster.database.url) : null
@@ -202,7 +220,7 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
       const result = await loadgen(config)
       if (result.scenario !== 'idle') throw new Error('unexpected result')
       results.idle[target] = result
-      log(`idle on ${TARGET_NAMES[target]}: ${result.connected}/${result.sockets} sockets, ${round(result.rssPerSocket / 1024, 1)} KiB per socket`)
+      log(`idle on ${TARGET_NAMES[target]}: ${result.connected}/${result.sockets} sockets, ${round(result.rssPerSocket / 1024, 1)} KiB per socket after a GC, ${round(result.rssPerSocketUntouched / 1024, 1)} KiB left alone, ${round(result.quietCpuCores * 100, 2)}% of a core when quiet`)
     }
   } finally {
     await cluster.stop()
@@ -217,6 +235,7 @@ process.once('SIGINT', () => { void cleanup().finally(() => process.exit(130)) }
 try {
   if (scenarios.has('fanout')) for (const target of targets) await one('fanout', target, 1)
   if (scenarios.has('cluster')) for (const target of targets) if (target !== 'relay') await one('cluster', target, 2)
+  if (scenarios.has('lowrate')) for (const target of targets) await one('lowrate', target, 1)
   if (scenarios.has('durable')) for (const target of targets) await one('durable', target, 1)
   if (scenarios.has('idle')) for (const target of targets) await one('idle', target, 1)
   // Two nodes of every target: the first takes the clients, the second the storm when the first is killed.
@@ -232,7 +251,7 @@ const raw = {
   date,
   durationSeconds: round((performance.now() - began) / 1000, 0),
   machine,
-  parameters: { fanout: FANOUT, durable: DURABLE, idle: IDLE, conns: CONNS, quick, chatOptions: { ...BENCH_LIMITS, ...FEED_OPTIONS } },
+  parameters: { fanout: FANOUT, lowrate: LOWRATE, durable: DURABLE, idle: IDLE, conns: CONNS, quick, chatOptions: { ...BENCH_LIMITS, ...FEED_OPTIONS } },
   skipped,
   results,
   summary: report.summary,

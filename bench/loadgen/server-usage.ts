@@ -8,7 +8,8 @@ export function cpuOf (pids: number[]): number {
   return total
 }
 
-function rssOf (pids: number[]): number {
+/** VmRSS summed over the nodes, read as it is: no collection forced. */
+export function rssOf (pids: number[]): number {
   let total = 0
   for (const pid of pids) total += rssBytes(pid)
   return total

@@ -15,19 +15,35 @@ interface Common {
   tag: string
 }
 
-export interface FanoutConfig extends Common {
-  scenario: 'fanout'
+/** The one room of the fanout and lowrate scenarios (room-load.ts). */
+export interface RoomLoadConfig extends Common {
+  scenario: 'fanout' | 'lowrate'
   members: number
   senders: number
+  /** Every n-th member reads send times (the others only count). */
+  sampleEvery: number
+  contentLength: number
+}
+
+export interface FanoutConfig extends RoomLoadConfig {
+  scenario: 'fanout'
   /** Aggregate send rates (messages/s over all senders), one step each, in order. */
   rates: number[]
   warmMs: number
   stepMs: number
   drainMs: number
   stopP99Ms: number
-  /** Every n-th member reads send times (the others only count). */
-  sampleEvery: number
-  contentLength: number
+}
+
+export interface LowrateConfig extends RoomLoadConfig {
+  scenario: 'lowrate'
+  /** Aggregate send rates, each held for stepMs. */
+  rates: number[]
+  /** The quiet window right after the room is set up, before any message. */
+  afterSetupMs: number
+  warmMs: number
+  stepMs: number
+  drainMs: number
 }
 
 export interface DurableConfig extends Common {
@@ -44,6 +60,8 @@ export interface IdleConfig extends Common {
   sockets: number
   concurrency: number
   settleMs: number
+  /** The window, after every socket connected and without traffic, whose CPU is read. */
+  quietMs: number
 }
 
 export interface ConnsConfig extends Common {
@@ -58,7 +76,7 @@ export interface ConnsConfig extends Common {
   stormLimitMs: number
 }
 
-export type LoadgenConfig = FanoutConfig | DurableConfig | IdleConfig | ConnsConfig
+export type LoadgenConfig = FanoutConfig | LowrateConfig | DurableConfig | IdleConfig | ConnsConfig
 
 export interface FanoutStep {
   /** Requested aggregate send rate, messages/s. */
@@ -75,6 +93,8 @@ export interface FanoutStep {
   cpuMicrosPerDelivery: number
   /** Server CPU in the window as a share of one core, summed over nodes. */
   cpuCores: number
+  /** Send to the sender's ack, ms (absent from older runs). */
+  ackP50?: number | null
 }
 
 export interface FanoutResult {
@@ -88,6 +108,20 @@ export interface FanoutResult {
   ackErrors: number
   closedSockets: number
   /** Pushes other than the messages (presence, membership…), not counted as deliveries. */
+  otherPushes: number
+}
+
+export interface LowrateResult {
+  scenario: 'lowrate'
+  members: number
+  senders: number
+  nodes: number
+  /** Server CPU, as a share of one core summed over nodes, over the quiet window after the set-up. */
+  afterSetupCpuCores: number
+  /** One per rate, in order. */
+  steps: FanoutStep[]
+  ackErrors: number
+  closedSockets: number
   otherPushes: number
 }
 
@@ -114,8 +148,14 @@ export interface IdleResult {
   connected: number
   baselineRss: number
   rss: number
-  /** (RSS with every socket open − the baseline after the warm-up) / sockets. */
+  /** (RSS with every socket open − the baseline after the warm-up) / sockets, both after a full GC. */
   rssPerSocket: number
+  /** VmRSS after the quiet window, no GC forced since the baseline's. */
+  rssUntouched: number
+  /** (rssUntouched − the baseline) / sockets: what an operator reads of a process left alone. */
+  rssPerSocketUntouched: number
+  /** Server CPU over the quiet window, as a share of one core. */
+  quietCpuCores: number
   connectSeconds: number
   cpuMicrosPerConnect: number
 }
@@ -150,4 +190,4 @@ export interface ConnsResult {
   storm: ConnsWave
 }
 
-export type LoadgenResult = FanoutResult | DurableResult | IdleResult | ConnsResult
+export type LoadgenResult = FanoutResult | LowrateResult | DurableResult | IdleResult | ConnsResult

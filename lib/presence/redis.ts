@@ -322,13 +322,15 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async heartbeat (localCounts: ReadonlyMap<string, number>, graceDeadline: number): Promise<RestoredUser[]> {
-    const counts = this.#countsByTag(localCounts)
+    // Grouped only when a write-back needs them: a beat of a node of 5,000 users would copy them all for nothing.
+    let counts: Map<TagKeys, Map<string, number>> | null = null
     const restored = await Promise.all(this.#tags.map(async (tag) => {
       const reply = await this.#run(SCRIPTS.heartbeat, [key(tag, `node:${this.#nodeId}`), key(tag, 'nodes')],
         [this.#nodeId, this.#ttlMs, graceDeadline, tag.script]) as [number, number]
       // Our liveness key was gone: another node may have removed our entries, so write them back.
-      if (Number(reply[0]) === 0) return await this.#resyncTag(tag, counts.get(tag) ?? new Map(), graceDeadline)
-      return []
+      if (Number(reply[0]) !== 0) return []
+      counts ??= this.#countsByTag(localCounts)
+      return await this.#resyncTag(tag, counts.get(tag) ?? new Map(), graceDeadline)
     }))
     return restored.flat()
   }

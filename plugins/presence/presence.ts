@@ -131,10 +131,6 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     }
   }
 
-  function localCountsSnapshot (): Map<string, number> {
-    return new Map(localCounts)
-  }
-
   app.chatSessions.contribute(async (connection, user) => {
     // A socket that closed while its session started has already ended; counting it would be a ghost.
     if (!connection.isOpen || closing) return {}
@@ -226,9 +222,11 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     if (beating || closing) return
     beating = true
     try {
+      // The live counts, not a copy: a store reads them only to write them back (then the current counts
+      // are the truth), and a copy of every user's count each beat was most of an idle node's heartbeat.
       const restored = needsResync
-        ? await store.resync(localCountsSnapshot(), graceDeadline())
-        : await store.heartbeat(localCountsSnapshot(), graceDeadline())
+        ? await store.resync(localCounts, graceDeadline())
+        : await store.heartbeat(localCounts, graceDeadline())
       needsResync = false
       for (const { userId, chosen, version } of restored) {
         const status = shownStatus(true, chosen)
