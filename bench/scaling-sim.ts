@@ -14,6 +14,7 @@ import { Redis } from 'ioredis'
 import { benchLimits, cpuMicrosSync, median, round, rssBytes, scratchDatabase, sleep, startServer, type Started } from './lib.js'
 import { rssAfterGc } from './loadgen/server-usage.js'
 import { analyse, rows } from './scaling/analysis.js'
+import { agreement, agreementReport } from './scaling/check.js'
 import { ClientProcess } from './scaling/clients.js'
 import { cpuPerMessage, subscribingNodes } from './scaling/model.js'
 import { meanNodesPerRoom, place } from './scaling/placement.js'
@@ -140,12 +141,14 @@ try {
   const table = rows(figures, modelSubscribers, subscribers, cpuPerMessage(figures.deliveriesPerMessage))
   const date = new Date().toISOString().slice(0, 16).replace('T', ' ')
   console.log(`\nScaling simulation, ${date} UTC: ${NODES} nodes, ${SOCKETS} sockets (${connected.map((reply) => reply.connected).join('/')}), rooms of ${ROOM_SIZE}, ${RATE} messages/s asked, ${round(figures.messagesPerSecond, 0)} acked/s over 2 × ${SECONDS / 2} s\n`)
-  console.log('| cost | model | measured | nodes\' range | measured ÷ model |')
+  console.log('| cost | model at saturation (the floor) | measured | nodes\' range | measured ÷ model |')
   console.log('| --- | --- | --- | --- | --- |')
   for (const row of table) console.log(`| ${row.cost} | ${round(row.model, 2)} ${row.unit} | ${round(row.measured, 2)} ${row.unit} | ${row.spread} | ${round(row.measured / row.model, 2)} |`)
   console.log(`\nper node: ${figures.nodes.map((node) => `#${node.node} idle ${round(node.idleCoreShare * 100, 1)}% of a core, sending ${round(node.sendingCoreShare * 100, 1)}%, ${round(node.cpuPerDelivery, 1)} µs/delivery, ${round(node.cpuPerAck, 1)} µs/ack, ${round(node.rssPerSocket / 1000, 1)} KB/socket (${round(node.rssPerSocketAfterGc / 1000, 1)} after GC)`).join('; ')}`)
   console.log(`deliveries per message ${round(figures.deliveriesPerMessage, 2)}; Redis per message: ${round(figures.publishesPerMessage, 2)} PUBLISH, ${round(figures.evalsPerMessage, 3)} EVAL (one per batch), ${round(figures.redisCallsPerMessage, 2)} commands in all beyond the background (${round(figures.redisIdleCallsPerSecond, 0)}/s in the quiet window); room channels span ${round(meanNodesPerRoom(placement), 2)} nodes by placement; connect ${round(connectSeconds, 1)} s, ${round(median(connectCpu), 0)} µs of node CPU per socket (median of nodes); errors ${figures.errors}, skipped ${figures.skipped}`)
-  console.log('\n' + JSON.stringify({ date, nodes: NODES, sockets: SOCKETS, roomSize: ROOM_SIZE, rate: RATE, seconds: SECONDS, connectSeconds, connectCpu, windows: windows.map(({ window, senders }) => ({ senders, seconds: window.seconds, p50: window.p50, p99: window.p99, errors: window.errors, skipped: window.skipped })), subscribers, modelSubscribers, figures, table }))
+  const checks = agreement(figures, { nodes: NODES, roomSize: ROOM_SIZE, sendersPerWindow: half }, subscribers)
+  console.log(`\nAgreement with docs/scaling.md's model at this run's rate (the table above compares with the saturated floor):\n\n${agreementReport(checks)}`)
+  console.log('\n' + JSON.stringify({ date, checks, nodes: NODES, sockets: SOCKETS, roomSize: ROOM_SIZE, rate: RATE, seconds: SECONDS, connectSeconds, connectCpu, windows: windows.map(({ window, senders }) => ({ senders, seconds: window.seconds, p50: window.p50, p99: window.p99, errors: window.errors, skipped: window.skipped })), subscribers, modelSubscribers, figures, table }))
 } finally {
   await Promise.all(clients.map((client) => client.stop()))
   await Promise.all(servers.map((server) => server.stop()))
