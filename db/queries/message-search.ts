@@ -62,13 +62,19 @@ export async function searchMessages (db: ChatDb, user: TenantUser, words: strin
   const ids = scope.ids
   if (ids === null || ids.length === 0) return []
   const inRooms = (column: SQL): SQL => sql`${column} in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`
-  // The room scan reads the messages as they are now (no indexer lag); `offset 0` keeps the rooms' rows a
-  // subquery of their own, so the planner cannot go to the index first. The GIN plan reads the indexer's
+  // The room scan reads the messages as they are now (no indexer lag): a message's indexed words where its
+  // entry is of its current edit (one primary-key probe: a join hashed the whole side table, and computing
+  // to_tsvector for every row cost about 15-30% more, measured on the 1-million-message seed), else its
+  // words computed as read. `offset 0` keeps the rooms' rows a subquery of their own, so the planner
+  // cannot go to the index first. The GIN plan reads the indexer's
   // message_search: an entry whose message was edited since it was written (edited_at differs) is kept only
   // if the message's words now match, so an edit is never found by its old words, even before it is
   // indexed again; deletes are read from the message, so they are never found either.
   const candidates = scope.events <= ROOM_SCAN_MAX_EVENTS
-    ? sql`(select m.id, to_tsvector(${SEARCH_CONFIG}::regconfig, m.content) as search, m.created_at from chat.messages m where ${inRooms(sql`m.room_id`)} and m.deleted_at is null offset 0) c`
+    ? sql`(select m.id, coalesce(
+          (select s.search from chat.message_search s where s.message_id = m.id and s.edited_at is not distinct from m.edited_at),
+          to_tsvector(${SEARCH_CONFIG}::regconfig, m.content)) as search, m.created_at
+        from chat.messages m where ${inRooms(sql`m.room_id`)} and m.deleted_at is null offset 0) c`
     : sql`(select s.message_id as id, case when m.edited_at is not distinct from s.edited_at then s.search else to_tsvector(${SEARCH_CONFIG}::regconfig, m.content) end as search, s.created_at
         from chat.message_search s join chat.messages m on m.id = s.message_id, q
         where s.search @@ q.q and ${inRooms(sql`s.room_id`)} and m.deleted_at is null) c`
