@@ -66,37 +66,45 @@ export async function searchMessages (db: ChatDb, user: TenantUser, words: strin
   // entry is of its current edit (one primary-key probe: a join hashed the whole side table, and computing
   // to_tsvector for every row cost about 15-30% more, measured on the 1-million-message seed), else its
   // words computed as read. `offset 0` keeps the rooms' rows a subquery of their own, so the planner
-  // cannot go to the index first. The GIN plan reads the indexer's
-  // message_search: an entry whose message was edited since it was written (edited_at differs) is kept only
-  // if the message's words now match, so an edit is never found by its old words, even before it is
-  // indexed again; deletes are read from the message, so they are never found either.
+  // cannot go to the index first. The GIN plan reads message_search alone (a common word's hits are many:
+  // a probe of the message for each cost more than the rest of the plan); only the page's hits are then
+  // checked against their messages, below.
   const candidates = scope.events <= ROOM_SCAN_MAX_EVENTS
     ? sql`(select m.id, coalesce(
           (select s.search from chat.message_search s where s.message_id = m.id and s.edited_at is not distinct from m.edited_at),
-          to_tsvector(${SEARCH_CONFIG}::regconfig, m.content)) as search, m.created_at
+          to_tsvector(${SEARCH_CONFIG}::regconfig, m.content)) as search, m.created_at, m.edited_at
         from chat.messages m where ${inRooms(sql`m.room_id`)} and m.deleted_at is null offset 0) c`
-    : sql`(select s.message_id as id, case when m.edited_at is not distinct from s.edited_at then s.search else to_tsvector(${SEARCH_CONFIG}::regconfig, m.content) end as search, s.created_at
-        from chat.message_search s join chat.messages m on m.id = s.message_id, q
-        where s.search @@ q.q and ${inRooms(sql`s.room_id`)} and m.deleted_at is null) c`
+    : sql`(select s.message_id as id, s.search, s.created_at, s.edited_at
+        from chat.message_search s, q
+        where s.search @@ q.q and ${inRooms(sql`s.room_id`)}) c`
   const afterKey = after === null
     ? sql``
     : sql` where (h.rank, h.created_at, h.id) < (${after.rank}::real, ${after.at}::timestamptz, ${after.id}::uuid)`
-  const found = rows<HitRow>(await db.execute(sql`
+  // `gone`: a hit whose message is deleted, or was edited since its entry was written (its words may be
+  // its old ones), both possible within the indexer's lag. It is passed over like a message that went
+  // between the statements, so an edit is never found by its old words, nor a deleted message at all.
+  const found = rows<HitRow & { gone: boolean }>(await db.execute(sql`
     with q as (select websearch_to_tsquery(${SEARCH_CONFIG}::regconfig, ${words}) as q),
     hits as (
-      select c.id, ts_rank(c.search, q.q) as rank, c.created_at
+      select c.id, ts_rank(c.search, q.q) as rank, c.created_at, c.edited_at
       from ${candidates}, q
       where c.search @@ q.q
+    ),
+    page as (
+      select h.id, h.rank, h.created_at, h.edited_at
+      from hits h${afterKey}
+      order by h.rank desc, h.created_at desc, h.id desc
+      limit ${limit}
     )
-    select h.id, h.rank::text as rank, to_char(h.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at
-    from hits h${afterKey}
-    order by h.rank desc, h.created_at desc, h.id desc
-    limit ${limit}`))
+    select p.id, p.rank::text as rank, to_char(p.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at,
+      not exists (select 1 from chat.messages m where m.id = p.id and m.deleted_at is null and m.edited_at is not distinct from p.edited_at) as gone
+    from page p
+    order by p.rank desc, p.created_at desc, p.id desc`))
   if (found.length === 0) return []
   const byId = new Map((await messagesByIds(db, found.map((hit) => hit.id))).map((row) => [row.id, row]))
   return found.map((hit) => {
     const row = byId.get(hit.id)
-    return { row: row === undefined || row.deletedAt !== null ? null : row, key: { rank: hit.rank, at: hit.at, id: hit.id } }
+    return { row: row === undefined || row.deletedAt !== null || hit.gone ? null : row, key: { rank: hit.rank, at: hit.at, id: hit.id } }
   })
 }
 
