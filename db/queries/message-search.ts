@@ -64,7 +64,7 @@ export async function searchMessages (db: ChatDb, user: TenantUser, words: strin
   const inRooms = (column: SQL): SQL => sql`${column} in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`
   // The room scan reads the messages as they are now (no indexer lag): a message's indexed words where its
   // entry is of its current edit (one primary-key probe: a join hashed the whole side table, and computing
-  // to_tsvector for every row cost about 15-30% more, measured on the 1-million-message seed), else its
+  // to_tsvector for every row cost about 15% more, measured on the 1-million-message seed), else its
   // words computed as read. `offset 0` keeps the rooms' rows a subquery of their own, so the planner
   // cannot go to the index first. The GIN plan reads message_search alone (a common word's hits are many:
   // a probe of the message for each cost more than the rest of the plan); only the page's hits are then
