@@ -17,6 +17,7 @@ import { presencePlugin } from './plugins/presence/presence.js'
 import { typingPlugin } from './plugins/typing/typing.js'
 import { feedPlugin } from './plugins/feed/feed.js'
 import { retentionPlugin } from './plugins/messaging/retention.js'
+import { searchIndexerPlugin } from './plugins/messaging/search-indexer.js'
 import presenceRoutes from './routes/presence/index.js'
 import roomsRoutes from './routes/rooms/index.js'
 import moderationRoutes from './routes/moderation/index.js'
@@ -85,6 +86,7 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   await app.register(roomsPlugin)
   if (config.concerns.messaging) await app.register(messagingPlugin)
   if (config.concerns.messaging) await app.register(retentionPlugin)
+  if (config.concerns.messaging) await app.register(searchIndexerPlugin)
   if (config.concerns.presence) await app.register(presencePlugin)
   if (config.concerns.typing) await app.register(typingPlugin)
   await app.register(feedPlugin)

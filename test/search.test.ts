@@ -2,9 +2,11 @@ import t from 'tap'
 import { sql } from 'drizzle-orm'
 import { connect, groupRoom, messagesOf, uid } from './fixtures/chat.js'
 import { rest, scopeOf } from './fixtures/rooms.js'
-import { onOneAndTwoNodes, type TestNode } from './fixtures/server.js'
+import { onOneAndTwoNodes, sharedServicesSkip, startCluster, type TestNode } from './fixtures/server.js'
+import { until } from './fixtures/timing.js'
 import { eraseExpired } from '../plugins/messaging/retention.js'
 import { ROOM_SCAN_MAX_EVENTS } from '../db/queries/message-search.js'
+import { rows } from '../db/client.js'
 
 // Message search (protocol 11.6, issue 24): full-text search by PostgreSQL (PGlite too) over the caller's
 // rooms, best rank first and newest first among equals, paged by an opaque cursor; deleted, erased and
@@ -24,6 +26,23 @@ async function send (person: { client: { ack: (event: string, data: unknown) => 
 
 async function age (node: TestNode, messageId: string, days: number): Promise<void> {
   await scopeOf(node).chatDb.execute(sql`update chat.messages set created_at = now() - make_interval(days => ${days}) where id = ${messageId}`)
+}
+
+/** Waits until no change of these messages is left in the search indexer's queue (the node's indexer runs on its own). */
+async function indexed (node: TestNode, ids: string[]): Promise<void> {
+  const db = scopeOf(node).chatDb
+  const list = sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)
+  await until('the indexer has indexed them', async () =>
+    rows<{ n: number }>(await db.execute(sql`select count(*)::int as n from chat.message_search_queue where message_id in (${list})`))[0]?.n === 0)
+}
+
+/** Makes a room big enough (by its last_seq, which counts its events) that it is searched through the GIN index. */
+async function searchedByIndex (node: TestNode, roomId: string): Promise<void> {
+  await scopeOf(node).chatDb.execute(sql`update chat.rooms set last_seq = last_seq + ${ROOM_SCAN_MAX_EVENTS} where id = ${roomId}`)
+}
+
+async function entryOf (node: TestNode, messageId: string): Promise<{ search: string | null } | undefined> {
+  return rows<{ search: string | null }>(await scopeOf(node).chatDb.execute(sql`select search::text as search from chat.message_search where message_id = ${messageId}`))[0]
 }
 
 onOneAndTwoNodes(t, 'finds words in the caller\'s rooms only, ranked, paged, over WebSocket and REST', async (t, nodeA, nodeB) => {
@@ -118,7 +137,91 @@ onOneAndTwoNodes(t, 'rooms with many events are searched through the index, with
     ((await bob.client.ack('message.search', { query, roomId })) as unknown as Page).messages.map((message) => message.id)))
   const scanned = await answers()
   t.same(scanned[0], [sent[3]?.id, sent[1]?.id, sent[0]?.id], 'read room by room: ranked, newest first among equals')
-  // last_seq counts a room's events; past ROOM_SCAN_MAX_EVENTS the words are looked up in the GIN index.
-  await scopeOf(nodeA).chatDb.execute(sql`update chat.rooms set last_seq = last_seq + ${ROOM_SCAN_MAX_EVENTS} where id = ${roomId}`)
+  // The room scan reads the messages themselves; the GIN plan reads what the indexer wrote.
+  await indexed(nodeA, sent.map((message) => message.id))
+  await searchedByIndex(nodeA, roomId)
   t.same(await answers(), scanned, 'the index finds the same messages in the same order')
+})
+
+onOneAndTwoNodes(t, 'through the index: found once indexed, an edit by its new words only, deletes and erasures never', async (t, nodeA, nodeB) => {
+  const alice = await connect(nodeA, uid('alice'))
+  const bob = await connect(nodeB, uid('bob'))
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, [bob.id])
+  await searchedByIndex(nodeA, roomId)
+  const [fresh, before, after, gone, old] = [word('fresh'), word('before'), word('after'), word('gone'), word('old')]
+  const search = async (query: string): Promise<string[]> => ((await bob.client.ack('message.search', { query })) as unknown as Page).messages.map((message) => message.id)
+
+  const found = await send(alice, roomId, `something ${fresh}`)
+  const edited = await send(alice, roomId, `it was ${before}`)
+  const deleted = await send(alice, roomId, `soon ${gone}`)
+  const expired = await send(alice, roomId, `long ago ${old}`)
+  await indexed(nodeA, [found.id, edited.id, deleted.id, expired.id])
+  t.same(await search(fresh), [found.id], 'a message is found once the indexer has run')
+  t.same(await search(before), [edited.id], 'and by its words before an edit')
+
+  await alice.client.ack('message.edit', { messageId: edited.id, content: `it is ${after}` })
+  t.same(await search(before), [], 'not by its old words once edited, even before it is indexed again')
+  await indexed(nodeA, [edited.id])
+  t.same(await search(after), [edited.id], 'by its new words once indexed again')
+  t.same(await search(before), [], 'and still not by the old ones')
+
+  t.same(await search(gone), [deleted.id], 'found before its delete')
+  await alice.client.ack('message.delete', { messageId: deleted.id })
+  t.same(await search(gone), [], 'not found once deleted, before the indexer runs')
+  await age(nodeA, expired.id, 40)
+  t.equal(await eraseExpired(scopeOf(nodeA).chatDb, 30, 100) >= 1, true, 'retention erased the old message')
+  t.same(await search(old), [], 'nor once erased')
+  await indexed(nodeA, [deleted.id, expired.id])
+  t.same(await search(gone), [], 'a deleted message is not found after the indexer ran')
+  t.same(await search(old), [], 'an erased one neither')
+  t.same([await entryOf(nodeA, deleted.id), await entryOf(nodeA, expired.id)], [{ search: null }, { search: null }], 'their entries keep none of their words')
+})
+
+void t.test('two nodes share the index queue: a batch cut off by a dying connection goes back, nothing is lost or indexed twice', { skip: sharedServicesSkip() }, async (t) => {
+  // A fresh database of this test's own: only these two nodes' indexers take from its queue.
+  const [nodeA, nodeB] = await startCluster(t, 2) as [TestNode, TestNode]
+  const alice = await connect(nodeA, uid('alice'))
+  const bob = await connect(nodeB, uid('bob'))
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, [bob.id])
+  await searchedByIndex(nodeA, roomId)
+  const fig = word('fig')
+  const db = scopeOf(nodeA).chatDb
+  const indexedBy = async (node: TestNode): Promise<number> => (await scopeOf(node).chatMetrics.registry.getSingleMetric('chat_search_indexed_total')?.get())?.values[0]?.value ?? 0
+
+  // A row lock on one entry stops the indexer that takes that message's next change at its write, after
+  // it has taken its queue rows: mid-batch. The entry is then cut off as a node's death would cut it.
+  const first = await send(alice, roomId, `${fig} to be edited`)
+  await indexed(nodeA, [first.id])
+  const grape = word('grape')
+  let release = (): void => {}
+  let lockHeld = (): void => {}
+  const locked = new Promise<void>((resolve) => { lockHeld = resolve })
+  const holder = db.transaction(async (tx) => {
+    await tx.execute(sql`select 1 from chat.message_search where message_id = ${first.id} for update`)
+    lockHeld()
+    await new Promise<void>((resolve) => { release = resolve })
+  })
+  await locked
+  await alice.client.ack('message.edit', { messageId: first.id, content: `${fig} now a ${grape}` })
+  const sent = [first, ...await Promise.all(Array.from({ length: 40 }, async (_, i) => await send(i % 2 === 0 ? alice : bob, roomId, `${fig} number ${i}`)))]
+  const stuck = sql`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+    and wait_event_type = 'Lock' and query like '%delete from chat.message_search_queue%'`
+  await until('an indexer is stuck mid-batch', async () => rows(await db.execute(stuck)).length > 0)
+  // What a node's death does to its batch: the connection goes, PostgreSQL rolls the statement back.
+  const killed = rows<{ ok: boolean }>(await db.execute(sql`select pg_terminate_backend(s.pid) as ok from (${stuck}) s`))
+  t.ok(killed.length > 0 && killed.every((row) => row.ok), 'the indexer stuck mid-batch is cut off')
+  release()
+  await holder
+
+  await indexed(nodeA, sent.map((message) => message.id))
+  const found = ((await bob.client.ack('message.search', { query: fig, limit: 50 })) as unknown as Page).messages.map((message) => message.id)
+  t.same(found.sort(), sent.map((message) => message.id).sort(), 'every message is found through the index')
+  t.same(((await bob.client.ack('message.search', { query: grape })) as unknown as Page).messages.map((message) => message.id), [first.id], 'the edit the cut-off batch held is indexed after all')
+  const [all] = rows<{ messages: number, entries: number, queued: number }>(await db.execute(sql`select
+    (select count(*)::int from chat.messages) as messages, (select count(*)::int from chat.message_search) as entries,
+    (select count(*)::int from chat.message_search_queue) as queued`))
+  t.same(all, { messages: all?.messages, entries: all?.messages, queued: 0 }, 'one entry per message, the queue empty')
+  t.equal(await indexedBy(nodeA) + await indexedBy(nodeB), (all?.messages ?? 0) + 1, 'each queued change (the messages and the edit) counted once, by the indexer that committed it')
 })

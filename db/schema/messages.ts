@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { check, customType, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigint, bigserial, check, customType, index, integer, jsonb, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import { chatSchema } from './chat-schema.js'
 import { rooms } from './rooms.js'
 import type { Attachment } from '../../schemas/message.js'
@@ -15,7 +15,7 @@ const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' })
 /**
  * The text-search configuration of message search: `simple` lowercases words and keeps them as written,
  * without a language's stemming or stop words, because a room's messages are in any language and a
- * stemmer of one mangles the others. The query side (db/queries/message-search.ts) uses the same one.
+ * stemmer of one mangles the others. The indexer and the query side (db/queries/message-search.ts) use it.
  */
 export const SEARCH_CONFIG = 'simple'
 
@@ -36,18 +36,45 @@ export const messages = chatSchema.table('messages', {
   editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
   deletedAt: timestamp('deleted_at', { withTimezone: true, mode: 'date' }),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-  // Written by the database with the row (and by an edit, a delete or retention, which change content):
-  // no send-path code computes it.
-  search: tsvector('search').generatedAlwaysAs(sql`to_tsvector('simple'::regconfig, content)`),
 }, (table) => [
   uniqueIndex('messages_room_seq_idx').on(table.roomId, table.seq),
   // A retried send with the same clientMsgId finds the original instead of writing a second row.
   uniqueIndex('messages_client_msg_idx').on(table.roomId, table.senderId, table.clientMsgId),
   // A thread's page and its root's summary; only thread replies are in it.
   index('messages_thread_idx').on(table.threadRootId, table.seq).where(sql`${table.threadRootId} is not null`),
-  // message.search: the GIN index finds a query's words; rooms and rank are filtered and sorted after.
-  index('messages_search_idx').using('gin', table.search),
   check('messages_type_check', sql`${table.type} in ('TEXT', 'IMAGE', 'FILE', 'VOICE', 'VIDEO', 'SYSTEM')`),
+])
+
+/**
+ * Messages written or changed and not yet (re)indexed for search. A trigger (migration 0015) adds a row for
+ * every inserted message and for every change of content or deleted_at, in the writing transaction, so a
+ * send pays one append to this table's btree (its key grows) instead of a GIN insert per word. The search
+ * indexer (plugins/messaging/search-indexer.ts) takes rows FOR UPDATE SKIP LOCKED and deletes them in the
+ * statement that writes message_search. No foreign key: a send would pay for its check, and a message
+ * that is gone by the time its row is taken is simply passed over.
+ */
+export const messageSearchQueue = chatSchema.table('message_search_queue', {
+  // Also the version of the index entry written from it: a message's later change takes a larger id.
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  messageId: uuid('message_id').notNull(),
+})
+
+/**
+ * message.search's index, off the send path: one row per message indexed, written by the search indexer
+ * from the message as it read then. `search` is null for a deleted or erased message (a tombstone, so that
+ * a slower indexer holding an older version cannot bring its words back: `version` only goes up).
+ * `edited_at` is the edit the words are of, so a query can tell an entry that an edit made stale.
+ */
+export const messageSearch = chatSchema.table('message_search', {
+  messageId: uuid('message_id').primaryKey().references(() => messages.id, { onDelete: 'cascade' }),
+  roomId: uuid('room_id').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
+  editedAt: timestamp('edited_at', { withTimezone: true, mode: 'date' }),
+  search: tsvector('search'),
+  version: bigint('version', { mode: 'number' }).notNull(),
+}, (table) => [
+  // message.search's GIN plan: the words first; rooms, deletes and rank are filtered and sorted after.
+  index('message_search_idx').using('gin', table.search),
 ])
 
 export const reactions = chatSchema.table('reactions', {
