@@ -192,6 +192,91 @@ t.test('concurrent subscribe and unsubscribe of one channel leave the upstream s
   t.same(await upstreamChannels(redis, prefix), [])
 })
 
+/** Calls of each command on a Redis so far, by name (INFO commandstats). */
+async function commandCalls (redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>()
+  for (const match of String(await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    calls.set(match[1] as string, Number(match[2]))
+  }
+  return calls
+}
+
+t.test('the subscribes and unsubscribes of one turn go upstream as one command of each kind', async (t) => {
+  // A Redis of its own: commandstats of the shared one counts other test files' commands too.
+  const server = await RedisServer.start(t)
+  for (const sharded of [false, true]) {
+    const [broker, publisher] = await redisBrokers(t, 2, { url: server.url, sharded })
+    if (broker === undefined || publisher === undefined) throw new Error('unreachable')
+    const redis = await observer(t, server.url)
+    const prefix = prefixOf(broker)
+    const [subscribe, unsubscribe] = sharded ? ['ssubscribe', 'sunsubscribe'] : ['subscribe', 'unsubscribe']
+    const channels = Array.from({ length: 40 }, (_, index) => `room:${index}`)
+    const handlers = channels.map(() => collector(1))
+
+    const before = await commandCalls(redis)
+    // As sessions starting together do: every subscribe asked for in the same turn.
+    await Promise.all(channels.map((channel, index) => broker.subscribe(channel, (handlers[index] as ReturnType<typeof collector>).handler)))
+    const subscribed = await commandCalls(redis)
+    t.equal((subscribed.get(subscribe) ?? 0) - (before.get(subscribe) ?? 0), 1, `${subscribe}: one command for ${channels.length} channels`)
+    const upstream = channels.map((channel) => sharded ? `${prefix}{${channel}}` : `${prefix}${channel}`).sort()
+    t.same(await upstreamChannels(redis, prefix, sharded), upstream, `${subscribe}: every channel is subscribed upstream`)
+
+    await publisher.publishMany(channels.map((channel) => [channel, channel] as const))
+    const received = await Promise.all(handlers.map(async ({ done }, index) => await within(done, 5000, `channel ${index}`)))
+    t.same(received, channels.map((channel) => [channel]), `${subscribe}: each channel's handler gets its payload`)
+
+    await Promise.all(channels.map((channel, index) => broker.unsubscribe(channel, (handlers[index] as ReturnType<typeof collector>).handler)))
+    const after = await commandCalls(redis)
+    t.equal((after.get(unsubscribe) ?? 0) - (subscribed.get(unsubscribe) ?? 0), 1, `${unsubscribe}: one command for ${channels.length} channels`)
+    t.same(await upstreamChannels(redis, prefix, sharded), [], `${unsubscribe}: nothing is left upstream`)
+    t.same(broker.subscribedChannels(), [])
+  }
+})
+
+t.test('reference counts hold when the changes of many channels share turns and race each other', async (t) => {
+  const [broker, publisher] = await redisBrokers(t, 2)
+  if (broker === undefined || publisher === undefined) throw new Error('unreachable')
+  const redis = await observer(t)
+  const prefix = prefixOf(broker)
+  const channels = Array.from({ length: 12 }, (_, index) => `room:race${index}`)
+  // Two handlers per channel; channel i ends with (i % 3) of them registered.
+  const handlers = channels.map(() => [collector(1), collector(1)] as const)
+  const changes: Array<Promise<void>> = []
+  for (let round = 0; round < 6; round++) {
+    for (const [index, channel] of channels.entries()) {
+      const [one, two] = handlers[index] as readonly [ReturnType<typeof collector>, ReturnType<typeof collector>]
+      // Both handlers come and go in every round, in both orders, some changes a turn apart and some
+      // not, so that a channel's SUBSCRIBE and UNSUBSCRIBE are asked for while the other is in flight.
+      changes.push(broker.subscribe(channel, one.handler), broker.subscribe(channel, two.handler))
+      if ((index + round) % 2 === 0) await new Promise((resolve) => setImmediate(resolve))
+      changes.push(broker.unsubscribe(channel, two.handler), broker.unsubscribe(channel, one.handler))
+    }
+    if (round % 2 === 1) await new Promise((resolve) => setImmediate(resolve))
+  }
+  for (const [index, channel] of channels.entries()) {
+    const [one, two] = handlers[index] as readonly [ReturnType<typeof collector>, ReturnType<typeof collector>]
+    if (index % 3 >= 1) changes.push(broker.subscribe(channel, one.handler))
+    if (index % 3 === 2) changes.push(broker.subscribe(channel, two.handler))
+  }
+  await Promise.all(changes)
+  const kept = channels.filter((_, index) => index % 3 !== 0)
+  t.same(broker.subscribedChannels().sort(), [...kept].sort(), 'the broker keeps the channels that still have a handler')
+  t.same(await upstreamChannels(redis, prefix), kept.map((channel) => `${prefix}${channel}`).sort(), 'and so does Redis')
+
+  await publisher.publishMany(channels.map((channel) => [channel, channel] as const))
+  for (const [index, channel] of channels.entries()) {
+    const [one, two] = handlers[index] as readonly [ReturnType<typeof collector>, ReturnType<typeof collector>]
+    if (index % 3 >= 1) t.same(await within(one.done, 5000, channel), [channel], `${channel}: its first handler receives`)
+    if (index % 3 === 2) t.same(await within(two.done, 5000, channel), [channel], `${channel}: its second handler receives`)
+  }
+  await sleep(50)
+  for (const [index, channel] of channels.entries()) {
+    const [one, two] = handlers[index] as readonly [ReturnType<typeof collector>, ReturnType<typeof collector>]
+    if (index % 3 === 0) t.same(one.received, [], `${channel}: removed handlers receive nothing`)
+    if (index % 3 < 2) t.same(two.received, [], `${channel}: a removed second handler receives nothing`)
+  }
+})
+
 t.test('memory broker: in order, never synchronously, reference counted', async (t) => {
   const broker = new MemoryBroker()
   t.teardown(() => broker.close())

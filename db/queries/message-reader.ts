@@ -26,8 +26,8 @@ export function toMessage (row: MessageRow, sender: Sender, replyTo: ReplySummar
   return toProtocolMessage(row, { sender, replyTo, reactions: messageReactions, thread })
 }
 
-/** The columns of a MessageRow (for the reads that build their own select, room-events' eventsAfterMany). */
-export const messageColumns = {
+/** The columns of a MessageRow. */
+const columns = {
   id: messages.id,
   roomId: messages.roomId,
   seq: messages.seq,
@@ -43,7 +43,6 @@ export const messageColumns = {
   deletedAt: messages.deletedAt,
   createdAt: messages.createdAt,
 }
-const columns = messageColumns
 
 /** Reactions of many messages in one query, grouped as the protocol shows them. */
 export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Map<string, Reactions>> {

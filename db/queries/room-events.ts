@@ -1,8 +1,7 @@
-import { and, asc, eq, gt, lte } from 'drizzle-orm'
-import { unionAll } from 'drizzle-orm/pg-core'
-import { messages, roomEvents } from '../schema/index.js'
-import type { ChatDb } from '../client.js'
-import { hydrate, messageColumns, rowsAfter, type MessageRow } from './message-reader.js'
+import { sql } from 'drizzle-orm'
+import { rows, type ChatDb } from '../client.js'
+import type { Attachment } from '../schema/index.js'
+import { hydrate, type MessageRow } from './message-reader.js'
 import type { Message } from '../../schemas/message.js'
 
 /** A durable room event as pushed and as replayed by sync: `data` carries `roomId` and `seq`. */
@@ -31,6 +30,9 @@ export function frameOf (event: RoomEvent): string {
   return event.frame
 }
 
+/** Above every seq (an integer column): the read of a log without an upper bound. */
+const NO_UPPER_BOUND = 2 ** 31 - 1
+
 /**
  * The log after `seq` is two tables: a room's messages (each `message.new` is its messages row, so a send
  * is written once) and room_events (every other durable event). Their seqs are disjoint and together
@@ -39,16 +41,8 @@ export function frameOf (event: RoomEvent): string {
  * the events after it in the log bring a client that applies them in order to the same state.
  */
 export async function eventsAfter (db: ChatDb, roomId: string, seq: number, limit: number, upTo?: number): Promise<RoomEvent[]> {
-  const condition = upTo === undefined
-    ? and(eq(roomEvents.roomId, roomId), gt(roomEvents.seq, seq))
-    : and(eq(roomEvents.roomId, roomId), gt(roomEvents.seq, seq), lte(roomEvents.seq, upTo))
-  const [logged, stored] = await Promise.all([
-    db.select({ seq: roomEvents.seq, event: roomEvents.event, data: roomEvents.data })
-      .from(roomEvents).where(condition).orderBy(asc(roomEvents.seq)).limit(limit),
-    rowsAfter(db, roomId, seq, limit, upTo === undefined ? undefined : upTo + 1),
-  ])
-  const cut = cutOf(logged, stored, limit)
-  return eventsOf(roomId, cut, await hydratedBySeq(db, cut))
+  const [events] = await eventsAfterMany(db, [{ roomId, seq, limit, upTo: upTo ?? NO_UPPER_BOUND }])
+  return events ?? []
 }
 
 /** One room's read of `eventsAfterMany`: the events after `seq`, up to `upTo`, at most `limit`. */
@@ -60,36 +54,95 @@ export interface LogRead {
 }
 
 /**
- * `eventsAfter` for several rooms at once, in three statements plus one hydration whatever the number of
- * rooms (each room's reads are a limited select of their own, joined by UNION ALL): a `sync` of many
- * rooms, which a whole reconnect storm sends, costs a few statements instead of five per room. Answers
- * each read in the order given, exactly as `eventsAfter` would.
+ * `eventsAfter` for several rooms at once, in two statements plus one hydration whatever the number of
+ * rooms: a `sync` of many rooms, which a whole reconnect storm sends, costs a few statements instead of
+ * five per room. Answers each read in the order given.
+ *
+ * Written as SQL rather than built with drizzle's select builders: a sync's reads were a quarter of a
+ * reconnect's CPU in drizzle's query building (a select, its conditions and a UNION ALL part per room
+ * and table). Each room's read is a LATERAL select of its own (its own ORDER BY seq LIMIT, on the
+ * (room_id, seq) index); the text depends only on the number of rooms, so postgres.js prepares it once
+ * per connection and count. Timestamps come as ISO text and jsonb as text: both drivers return the same.
  */
 export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): Promise<RoomEvent[][]> {
   if (reads.length === 0) return []
-  if (reads.length === 1) {
-    const [only] = reads as [LogRead]
-    return [await eventsAfter(db, only.roomId, only.seq, only.limit, only.upTo)]
-  }
-  const loggedOf = (read: LogRead) => db.select({ roomId: roomEvents.roomId, seq: roomEvents.seq, event: roomEvents.event, data: roomEvents.data })
-    .from(roomEvents).where(and(eq(roomEvents.roomId, read.roomId), gt(roomEvents.seq, read.seq), lte(roomEvents.seq, read.upTo)))
-    .orderBy(asc(roomEvents.seq)).limit(read.limit)
-  const storedOf = (read: LogRead) => db.select(messageColumns).from(messages)
-    .where(and(eq(messages.roomId, read.roomId), gt(messages.seq, read.seq), lte(messages.seq, read.upTo)))
-    .orderBy(asc(messages.seq)).limit(read.limit)
-  const [first, second, ...rest] = reads as [LogRead, LogRead, ...LogRead[]]
+  const bounds = sql.join(reads.map((read) => sql`(${read.roomId}::uuid, ${read.seq}::int, ${read.upTo}::int, ${read.limit}::int)`), sql`, `)
   const [logged, stored] = await Promise.all([
-    unionAll(loggedOf(first), loggedOf(second), ...rest.map(loggedOf)),
-    unionAll(storedOf(first), storedOf(second), ...rest.map(storedOf)),
+    db.execute(sql`select e.room_id::text as "roomId", e.seq, e.event, e.data::text as data
+      from (values ${bounds}) as r(room_id, after, up_to, lim)
+      cross join lateral (select room_id, seq, event, data from chat.room_events
+        where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) e`),
+    db.execute(sql`select m.id::text as id, m.room_id::text as "roomId", m.seq, m.sender_id as "senderId", m.type,
+        m.content, m.reply_to_id::text as "replyToId", m.thread_root_id::text as "threadRootId",
+        m.attachments::text as attachments, m.client_msg_id as "clientMsgId", array_to_json(m.mentions)::text as mentions,
+        ${sql.raw(iso('m.edited_at'))} as "editedAt", ${sql.raw(iso('m.deleted_at'))} as "deletedAt", ${sql.raw(iso('m.created_at'))} as "createdAt"
+      from (values ${bounds}) as r(room_id, after, up_to, lim)
+      cross join lateral (select * from chat.messages
+        where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) m`),
   ])
-  const cuts = reads.map((read) => cutOf(
-    logged.filter((row) => row.roomId === read.roomId).sort((a, b) => a.seq - b.seq),
-    stored.filter((row) => row.roomId === read.roomId).sort((a, b) => a.seq - b.seq),
-    read.limit,
-  ))
+  const loggedByRoom = byRoom(rows<LoggedText>(logged).map((row): Logged & { roomId: string } => ({
+    roomId: row.roomId, seq: Number(row.seq), event: row.event, data: JSON.parse(row.data) as Record<string, unknown>,
+  })))
+  const storedByRoom = byRoom(rows<StoredText>(stored).map(messageRowOf))
+  const cuts = reads.map((read) => cutOf(loggedByRoom.get(read.roomId) ?? [], storedByRoom.get(read.roomId) ?? [], read.limit))
   // One hydration for the messages of every room (senders, replies, reactions and threads in four statements).
   const hydrated = await hydratedBySeq(db, cuts.flat())
   return reads.map((read, index) => eventsOf(read.roomId, cuts[index] as LoggedOrStored[], hydrated))
+}
+
+const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
+function iso (column: string): string {
+  return `to_char(${column} at time zone 'UTC', ${ISO})`
+}
+
+interface LoggedText { roomId: string, seq: number | string, event: string, data: string }
+
+interface StoredText {
+  id: string
+  roomId: string
+  seq: number | string
+  senderId: string
+  type: MessageRow['type']
+  content: string
+  replyToId: string | null
+  threadRootId: string | null
+  attachments: string
+  clientMsgId: string | null
+  mentions: string
+  editedAt: string | null
+  deletedAt: string | null
+  createdAt: string
+}
+
+function messageRowOf (row: StoredText): MessageRow {
+  return {
+    id: row.id,
+    roomId: row.roomId,
+    seq: Number(row.seq),
+    senderId: row.senderId,
+    type: row.type,
+    content: row.content,
+    replyToId: row.replyToId,
+    threadRootId: row.threadRootId,
+    attachments: JSON.parse(row.attachments) as Attachment[],
+    clientMsgId: row.clientMsgId,
+    mentions: JSON.parse(row.mentions) as string[],
+    editedAt: row.editedAt === null ? null : new Date(row.editedAt),
+    deletedAt: row.deletedAt === null ? null : new Date(row.deletedAt),
+    createdAt: new Date(row.createdAt),
+  }
+}
+
+/** Rows by room, each room's in seq order (LATERAL keeps it, but a result's order is not a promise). */
+function byRoom<T extends { roomId: string, seq: number }> (list: T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const row of list) {
+    const group = groups.get(row.roomId)
+    if (group === undefined) groups.set(row.roomId, [row])
+    else group.push(row)
+  }
+  for (const group of groups.values()) group.sort((a, b) => a.seq - b.seq)
+  return groups
 }
 
 type Logged = { seq: number, event: string, data: Record<string, unknown> }

@@ -2,7 +2,10 @@ import { Command, type Cluster, type ClusterOptions, type RedisOptions } from 'i
 import type { Broker, BrokerHandler } from './types.js'
 import { reportAsWarning } from './memory.js'
 import { shardBatches } from './slot-batches.js'
-import { clusterFromUrl, isCluster, isClusterUrl, isSentinelClient, redactRedisUrl, redisFromUrl, type RedisConnection } from '../redis-connection.js'
+import { ChannelSubscriptions } from './channel-subscriptions.js'
+import { SubscribeTurns } from './subscribe-turns.js'
+import { describeClient, quit, waitForReady } from './connection-life.js'
+import { clusterFromUrl, isCluster, isClusterUrl, redactRedisUrl, redisFromUrl, type RedisConnection } from '../redis-connection.js'
 import { SharedTimeout, withTimeout } from '../deadline.js'
 import { chatError, isChatError, refusals } from '../../plugins/core/errors.js'
 
@@ -26,18 +29,6 @@ export type RedisBrokerOptions = RedisBrokerCommonOptions & (
   | { url: string, client?: undefined, redisOptions?: RedisOptions }
   | { client: RedisConnection, url?: undefined, redisOptions?: undefined }
 )
-
-interface ChannelState {
-  readonly channel: string
-  readonly upstreamName: string
-  // handler -> registrations: delivered once per payload, removed by as many unsubscribes.
-  readonly handlers: Map<BrokerHandler, number>
-  /** Whether Redis has this connection subscribed to the channel, as far as the last reply said. */
-  upstream: boolean
-  /** Upstream changes of one channel run one after another, so SUBSCRIBE and UNSUBSCRIBE never cross. */
-  tail: Promise<void>
-  pending: number
-}
 
 // Commands must fail instead of waiting for a Redis that may never come back: no offline queue, and
 // commands in flight when the connection drops are rejected at once rather than replayed later (a
@@ -91,11 +82,7 @@ export class RedisBroker implements Broker {
   readonly #onError: (error: unknown, context: string) => void
   readonly #description: string
   readonly #publishTimeout: SharedTimeout
-  readonly #channels = new Map<string, ChannelState>()
-  readonly #byUpstreamName = new Map<string, ChannelState>()
-  // ioredis reports sharded messages under the channel name with its keyPrefix applied (the shard
-  // channel is a key to it), plain messages without.
-  readonly #receivedPrefix: string
+  readonly #subscriptions: ChannelSubscriptions
   readonly #reconnectListeners: Array<() => void> = []
   readonly #disconnectListeners: Array<() => void> = []
   #subscriberWasReady = false
@@ -131,10 +118,23 @@ export class RedisBroker implements Broker {
       // owns its slot, and after a failover or a MOVED resubscribes the slot's channels where it went.
       ? this.client.duplicate(undefined, { shardedSubscribers: true, enableOfflineQueue: false, enableAutoPipelining: false, slotsRefreshInterval: 1000 })
       : this.client.duplicate({ ...FAIL_FAST, enableAutoPipelining: false })
-    this.#receivedPrefix = this.#sharded ? String(this.#subscriber.options.keyPrefix ?? '') : ''
+    const turns = new SubscribeTurns(this.#subscriber, this.#sharded)
+    this.#subscriptions = new ChannelSubscriptions({
+      upstreamName: (channel) => this.#upstreamName(channel),
+      // ioredis reports sharded messages under the channel name with its keyPrefix applied (the shard
+      // channel is a key to it), plain messages without.
+      receivedPrefix: this.#sharded ? String(this.#subscriber.options.keyPrefix ?? '') : '',
+      change: async (name, subscribe) => {
+        this.#assertUsable(this.#subscriber, subscribe ? 'subscribe' : 'unsubscribe')
+        await turns.change(name, subscribe)
+      },
+      bounded: async (waiting, what) => { await this.#bounded(waiting, what) },
+      onError: this.#onError,
+    })
     this.#reportFirstError(this.#subscriber, `Redis subscriber at ${this.#description}`)
+    const subscriptions = this.#subscriptions
     this.#subscriber.on(this.#sharded ? 'smessage' : 'message', (name: string, payload: string) => {
-      this.#deliver(name, payload)
+      subscriptions.deliver(name, payload)
     })
     this.#subscriber.on('ready', () => { this.#subscriberReady() })
     this.#subscriber.on('close', () => { this.#subscriberLost() })
@@ -225,38 +225,21 @@ export class RedisBroker implements Broker {
     await this.#bounded(command.promise, 'publish', this.#publishTimeout)
   }
 
+  /**
+   * The first handler of a channel subscribes it upstream; the SUBSCRIBEs of one turn go to Redis as one
+   * command (lib/broker/subscribe-turns.ts).
+   */
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
     if (this.#closed) throw refusals.brokerClosed()
-    const state = this.#state(channel)
-    state.handlers.set(handler, (state.handlers.get(handler) ?? 0) + 1)
-    try {
-      await this.#bounded(this.#reconcile(state), 'subscribe')
-    } catch (error) {
-      // This subscriber is told it failed, so it must not stay registered and receive anything later.
-      removeOne(state.handlers, handler)
-      // A run still waiting for Redis sees the removal itself; one that just succeeded needs undoing.
-      if (state.pending === 0 && state.upstream !== state.handlers.size > 0) this.#reconcileInBackground(state)
-      else this.#forgetIfIdle(state)
-      throw error
-    }
+    await this.#subscriptions.subscribe(channel, handler)
   }
 
   async unsubscribe (channel: string, handler: BrokerHandler): Promise<void> {
-    const state = this.#channels.get(channel)
-    if (state === undefined || !removeOne(state.handlers, handler)) return
-    try {
-      await this.#bounded(this.#reconcile(state), 'unsubscribe')
-    } catch (error) {
-      // The handler is gone locally, which is all the caller asked for; the upstream subscription that
-      // is left over is dropped by the reconciliation after the next reconnect.
-      this.#onError(error, `unsubscribe ${channel}`)
-    }
+    await this.#subscriptions.unsubscribe(channel, handler)
   }
 
   subscribedChannels (): string[] {
-    const channels: string[] = []
-    for (const state of this.#channels.values()) if (state.upstream) channels.push(state.channel)
-    return channels
+    return this.#subscriptions.subscribedChannels()
   }
 
   async ping (): Promise<void> {
@@ -279,9 +262,8 @@ export class RedisBroker implements Broker {
     this.#closed = true
     // Let upstream changes already sent finish, so that quitting does not race their replies; a Redis
     // that does not answer is not waited for.
-    await this.#bounded(Promise.all([...this.#channels.values()].map((state) => state.tail)), 'close').catch(() => {})
-    this.#channels.clear()
-    this.#byUpstreamName.clear()
+    await this.#bounded(this.#subscriptions.settled(), 'close').catch(() => {})
+    this.#subscriptions.clear()
     this.#reconnectListeners.length = 0
     this.#disconnectListeners.length = 0
     const closing = [quit(this.#subscriber, this.#timeoutMs)]
@@ -291,68 +273,6 @@ export class RedisBroker implements Broker {
 
   #upstreamName (channel: string): string {
     return this.#sharded ? `${this.#prefix}{${channel}}` : `${this.#prefix}${channel}`
-  }
-
-  #state (channel: string): ChannelState {
-    let state = this.#channels.get(channel)
-    if (state === undefined) {
-      const upstreamName = this.#upstreamName(channel)
-      state = { channel, upstreamName, handlers: new Map(), upstream: false, tail: Promise.resolve(), pending: 0 }
-      this.#channels.set(channel, state)
-      this.#byUpstreamName.set(this.#receivedPrefix + upstreamName, state)
-    }
-    return state
-  }
-
-  /**
-   * Brings the upstream subscription in line with the handlers, queued behind the channel's earlier
-   * changes. Each caller gets its own attempt, so a failure is reported to the caller it concerns and a
-   * later caller tries again. The command itself is not timed out here: `upstream` must only change on
-   * Redis' answer, and a dropped connection rejects it anyway (maxRetriesPerRequest 0).
-   */
-  #reconcile (state: ChannelState): Promise<void> {
-    state.pending++
-    const run = state.tail.then(async () => {
-      // Handlers may come and go while a command is on the wire; loop until the answer matches them.
-      for (;;) {
-        const wanted = state.handlers.size > 0
-        if (wanted === state.upstream) return
-        this.#assertUsable(this.#subscriber, wanted ? 'subscribe' : 'unsubscribe')
-        const name = state.upstreamName
-        if (wanted) await (this.#sharded ? this.#subscriber.ssubscribe(name) : this.#subscriber.subscribe(name))
-        else await (this.#sharded ? this.#subscriber.sunsubscribe(name) : this.#subscriber.unsubscribe(name))
-        state.upstream = wanted
-      }
-    })
-    const settled = run.finally(() => {
-      state.pending--
-      this.#forgetIfIdle(state)
-    })
-    state.tail = settled.catch(() => {})
-    return settled
-  }
-
-  #reconcileInBackground (state: ChannelState): void {
-    this.#reconcile(state).catch((error: unknown) => this.#onError(error, `reconcile ${state.channel}`))
-  }
-
-  #forgetIfIdle (state: ChannelState): void {
-    // A state with queued work must survive, or a new subscribe would start a second, unordered queue.
-    if (state.pending > 0 || state.upstream || state.handlers.size > 0) return
-    if (this.#channels.get(state.channel) === state) this.#channels.delete(state.channel)
-    this.#byUpstreamName.delete(this.#receivedPrefix + state.upstreamName)
-  }
-
-  #deliver (receivedName: string, payload: string): void {
-    const state = this.#byUpstreamName.get(receivedName)
-    if (state === undefined) return
-    for (const handler of state.handlers.keys()) {
-      try {
-        handler(payload)
-      } catch (error) {
-        this.#onError(error, `broker handler of ${state.channel}`)
-      }
-    }
   }
 
   #subscriberReady (): void {
@@ -371,10 +291,7 @@ export class RedisBroker implements Broker {
     const settled = isCluster(this.#subscriber) ? Promise.resolve() : this.#subscriber.ping().then(() => {})
     settled.then(() => {
       if (this.#closed) return
-      // Unsubscribes that failed while Redis was down were resubscribed by ioredis: drop them now.
-      for (const state of this.#channels.values()) {
-        if (state.upstream !== state.handlers.size > 0) this.#reconcileInBackground(state)
-      }
+      this.#subscriptions.reconcileAll()
       for (const listener of this.#reconnectListeners) {
         try {
           listener()
@@ -432,64 +349,4 @@ export class RedisBroker implements Broker {
   }
 }
 
-function removeOne (handlers: Map<BrokerHandler, number>, handler: BrokerHandler): boolean {
-  const count = handlers.get(handler)
-  if (count === undefined) return false
-  if (count > 1) handlers.set(handler, count - 1)
-  else handlers.delete(handler)
-  return true
-}
-
-async function waitForReady (connection: RedisConnection, timeoutMs: number, description: string): Promise<void> {
-  if (connection.status === 'ready') return
-  if (connection.status === 'end') throw new Error(`Redis at ${description}: connection closed`)
-  await new Promise<void>((resolve, reject) => {
-    let lastError: unknown
-    const onError = (error: unknown): void => { lastError = error }
-    const onReady = (): void => { done(); resolve() }
-    const onEnd = (): void => { done(); reject(new Error(`Redis at ${description}: connection closed`)) }
-    const timer = setTimeout(() => {
-      done()
-      const reason = lastError instanceof Error ? `: ${lastError.message}` : ''
-      reject(new Error(`Redis at ${description} unreachable: not ready within ${Math.max(0, timeoutMs)} ms${reason}`, { cause: lastError }))
-    }, Math.max(0, timeoutMs))
-    function done (): void {
-      clearTimeout(timer)
-      connection.off('ready', onReady)
-      connection.off('error', onError)
-      connection.off('end', onEnd)
-    }
-    connection.on('ready', onReady)
-    connection.on('error', onError)
-    connection.on('end', onEnd)
-  })
-}
-
-async function quit (connection: RedisConnection, timeoutMs: number): Promise<void> {
-  if (connection.status === 'end') return
-  if (connection.status === 'reconnecting') {
-    // No socket, only a timer to the next attempt: cancelling it is all, and no 'end' would follow.
-    connection.disconnect()
-    return
-  }
-  // Resolving on 'end' rather than on QUIT's reply: the socket is gone when close() returns.
-  const ended = new Promise<void>((resolve) => { connection.once('end', () => { resolve() }) })
-  if (connection.status === 'ready') {
-    // QUIT lets Redis answer what is in flight; a server that does not answer within the bound is cut.
-    connection.quit().catch(() => { connection.disconnect() })
-  } else {
-    connection.disconnect()
-  }
-  // `ended` never rejects: a rejection here is the bound passing.
-  await withTimeout(ended, timeoutMs, () => new Error('Redis did not close in time')).catch(() => { connection.disconnect() })
-}
-
 export { redactRedisUrl }
-
-function describeClient (client: RedisConnection): string {
-  if (isCluster(client)) return `a Redis Cluster (host client, ${client.nodes('master').length} primaries known)`
-  if (isSentinelClient(client)) return `the primary "${client.options.name ?? ''}" behind ${client.options.sentinels?.length ?? 0} Sentinels (host client)`
-  const { host, port, path, db } = client.options
-  const where = path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
-  return `redis://${where}${db !== undefined && db !== 0 ? `/${db}` : ''} (host client)`
-}

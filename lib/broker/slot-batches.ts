@@ -20,10 +20,9 @@ export interface ShardBatch {
  * The slot is ioredis' own (Command#getSlot, the key prefix applied, as the command will be routed).
  */
 export function shardBatches (cluster: Cluster, messages: ReadonlyArray<readonly [upstreamName: string, payload: string]>): ShardBatch[] {
-  const keyPrefix = cluster.options.keyPrefix
   const bySlot = new Map<number, SlotBatch>()
   for (const [name, payload] of messages) {
-    const slot = new Command('spublish', [name, ''], keyPrefix !== undefined ? { keyPrefix } : {}).getSlot()
+    const slot = slotOf(cluster, name)
     let batch = bySlot.get(slot)
     if (batch === undefined) {
       batch = { slot, channels: [], payloads: [] }
@@ -40,4 +39,10 @@ export function shardBatches (cluster: Cluster, messages: ReadonlyArray<readonly
     else batches.push(batch)
   }
   return [...byNode].map(([node, slots]) => ({ node, slots }))
+}
+
+/** The hash slot of a shard channel as ioredis routes its commands: the client's key prefix applied. */
+export function slotOf (cluster: Cluster, upstreamName: string): number {
+  const keyPrefix = cluster.options.keyPrefix
+  return new Command('spublish', [upstreamName, ''], keyPrefix !== undefined ? { keyPrefix } : {}).getSlot()
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { chatError, isChatError } from '../../plugins/core/errors.js'
 import { withTimeout } from '../deadline.js'
+import { MicroBatch } from '../micro-batch.js'
 import { isCluster, type RedisConnection } from '../redis-connection.js'
 import { presenceSlotOf, presenceTags } from './slots.js'
 import type {
@@ -69,17 +70,24 @@ local function dropNode(prefix, node, deadline)
 end
 `
 
-// KEYS: user, sockets:<node>, nodes, grace, version   ARGV: node, userId
-const ATTACH = `${TOTAL}${VERSION}
-local before = total(KEYS[1])
-local inGrace = redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'n:' .. ARGV[1], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('SADD', KEYS[3], ARGV[1])
-local chosen = redis.call('HGET', KEYS[1], 's') or ''
-local version = nextVersion(KEYS[5])
-if before > 0 or inGrace == 1 then return {1, chosen, version} end
-return {0, chosen, version}
+// KEYS: sockets:<node>, nodes, grace, version, user, user, ...   ARGV: node, userId, userId, ...
+// -> wasPresent, chosen, version for each user, in order. A user may come twice (two sockets): the
+// second sees the first.
+const ATTACH_MANY = `${TOTAL}${VERSION}
+redis.call('SADD', KEYS[2], ARGV[1])
+local field = 'n:' .. ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local key = KEYS[i + 3]
+  local before = total(key)
+  local inGrace = redis.call('ZREM', KEYS[3], ARGV[i])
+  redis.call('HINCRBY', key, field, 1)
+  redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  table.insert(out, (before > 0 or inGrace == 1) and 1 or 0)
+  table.insert(out, redis.call('HGET', key, 's') or '')
+  table.insert(out, nextVersion(KEYS[4]))
+end
+return out
 `
 
 // KEYS: user, sockets:<node>, grace   ARGV: node, userId, graceDeadline
@@ -201,7 +209,7 @@ class Script {
 }
 
 const SCRIPTS = {
-  attach: new Script(ATTACH),
+  attachMany: new Script(ATTACH_MANY),
   detach: new Script(DETACH),
   setChosen: new Script(SET_CHOSEN),
   expire: new Script(EXPIRE),
@@ -209,6 +217,9 @@ const SCRIPTS = {
   resync: new Script(RESYNC),
   leave: new Script(LEAVE),
 }
+
+/** Bounds one attach script's work inside Redis, which runs nothing else meanwhile. */
+const MAX_ATTACHES_PER_SCRIPT = 200
 
 export interface RedisPresenceStoreOptions {
   /** One Redis, or a Cluster: then the keys spread over several slots (lib/presence/slots.ts). */
@@ -251,6 +262,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #ttlMs: number
   readonly #timeoutMs: number
   readonly #tags: TagKeys[]
+  readonly #attaches = new MicroBatch<string, AttachResult>(async (userIds) => await this.#attachMany(userIds), MAX_ATTACHES_PER_SCRIPT)
 
   constructor (options: RedisPresenceStoreOptions) {
     this.#client = options.client
@@ -264,11 +276,29 @@ export class RedisPresenceStore implements PresenceStore {
     })
   }
 
+  /**
+   * The attaches of one turn go to Redis as one script per presence tag (lib/micro-batch.ts): sessions
+   * that start together (a reconnect storm) cost one command, not one each.
+   */
   async attach (userId: string): Promise<AttachResult> {
-    const tag = this.#tagOf(userId)
-    const reply = await this.#run(SCRIPTS.attach,
-      [user(tag, userId), this.#sockets(tag), key(tag, 'nodes'), key(tag, 'grace'), key(tag, 'version')], [this.#nodeId, userId]) as [number, string, number]
-    return { wasPresent: Number(reply[0]) === 1, chosen: chosenOf(reply[1]), version: Number(reply[2]) }
+    return await this.#attaches.load(userId)
+  }
+
+  async #attachMany (userIds: string[]): Promise<AttachResult[]> {
+    const results = new Map<string, AttachResult[]>()
+    await Promise.all([...this.#byTag(userIds)].map(async ([tag, ids]) => {
+      const keys = [this.#sockets(tag), key(tag, 'nodes'), key(tag, 'grace'), key(tag, 'version'), ...ids.map((id) => user(tag, id))]
+      const flat = await this.#run(SCRIPTS.attachMany, keys, [this.#nodeId, ...ids]) as Array<string | number>
+      ids.forEach((id, index) => {
+        const at = index * 3
+        const result = { wasPresent: Number(flat[at]) === 1, chosen: chosenOf(flat[at + 1]), version: Number(flat[at + 2]) }
+        const list = results.get(id)
+        if (list === undefined) results.set(id, [result])
+        else list.push(result)
+      })
+    }))
+    // A user twice in the batch takes their results in order, as the script made them.
+    return userIds.map((id) => results.get(id)?.shift() as AttachResult)
   }
 
   async detach (userId: string, graceDeadline: number): Promise<void> {
