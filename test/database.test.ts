@@ -16,7 +16,7 @@ import { sleep } from './fixtures/timing.js'
 
 // Every migration drizzle-kit wrote (the journal lists them): a fresh database gets all of them once.
 const MIGRATIONS = (JSON.parse(readFileSync(new URL('../db/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] }).entries.length
-const CHAT_TABLES = ['favorites', 'feed', 'feed_lease', 'feed_outbox', 'feed_parked', 'feed_positions', 'message_reports', 'messages', 'reactions', 'room_bans', 'room_events', 'room_members', 'rooms', 'users']
+const CHAT_TABLES = ['favorites', 'feed', 'feed_lease', 'feed_outbox', 'feed_parked', 'feed_positions', 'message_reports', 'message_search', 'message_search_queue', 'messages', 'reactions', 'room_bans', 'room_events', 'room_members', 'rooms', 'users']
 
 /** The server the Postgres subtests use, or undefined when none answers (those subtests then skip). */
 async function reachablePostgres (): Promise<string | undefined> {
