@@ -9,11 +9,10 @@ import { chatError } from '../plugins/core/errors.js'
  */
 
 /** A promise that rejects with `timedOut()` after `ms`, unless cancelled first (then it never settles). */
-function rejectAfter (ms: number, timedOut: () => Error, options: { unref?: boolean } = {}): { expired: Promise<never>, cancel: () => void } {
+function rejectAfter (ms: number, timedOut: () => Error): { expired: Promise<never>, cancel: () => void } {
   let timer: NodeJS.Timeout | undefined
   const expired = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => { reject(timedOut()) }, ms)
-    if (options.unref === true) timer.unref()
   })
   return { expired, cancel: () => { clearTimeout(timer) } }
 }
@@ -59,31 +58,61 @@ export async function withDeadline<T> (ms: number, what: string, work: (deadline
   })
 }
 
+/** One window of a SharedTimeout: its races, and how many of them have not settled yet. */
+interface TimeoutWindow {
+  readonly expires: number
+  pending: number
+  /** Every race that joined the window; rejecting one that has settled does nothing. */
+  readonly rejects: Array<(error: Error) => void>
+}
+
 /**
  * One timer for many commands: a command races the current window's timeout, and a window is shared by
  * every command that starts while it still has at least 90% of the bound left. A busy connection then
  * arms a timer every tenth of the bound instead of one per command, and each command still fails within
  * the bound (and not before 90% of it) when nothing answers.
+ *
+ * A window builds its error (an Error with a stack) only when it ends with a race still pending: on a
+ * connection that answers, nearly every window ends with none, and its error would be built for nothing.
  */
 export class SharedTimeout {
-  #expires = 0
-  #timeout: Promise<never> | null = null
+  #window: TimeoutWindow | null = null
 
   constructor (private readonly ms: number, private readonly error: () => Error) {}
 
   race<T> (command: Promise<T>): Promise<T> {
-    return Promise.race([command, this.#current()])
+    const window = this.#current()
+    window.pending += 1
+    return new Promise<T>((resolve, reject) => {
+      window.rejects.push(reject)
+      // One reaction on the command both settles the race and counts it out of its window: it takes the
+      // place of Promise.race's two (on the command and on a window promise), not one more beside them.
+      command.then((value) => {
+        window.pending -= 1
+        resolve(value)
+      }, (error: unknown) => {
+        window.pending -= 1
+        reject(error)
+      })
+    })
   }
 
-  #current (): Promise<never> {
+  #current (): TimeoutWindow {
     const now = performance.now()
-    if (this.#timeout === null || this.#expires - now < this.ms * 0.9) {
-      this.#expires = now + this.ms
-      // Unref'd: a window left over from the last command must not keep the process alive.
-      this.#timeout = rejectAfter(this.ms, this.error, { unref: true }).expired
-      // Rejected when its window ends whether or not a command still races it.
-      this.#timeout.catch(() => {})
-    }
-    return this.#timeout
+    const current = this.#window
+    if (current !== null && current.expires - now >= this.ms * 0.9) return current
+    const window: TimeoutWindow = { expires: now + this.ms, pending: 0, rejects: [] }
+    // Unref'd: a window left over from the last command must not keep the process alive.
+    setTimeout(() => { this.#end(window) }, this.ms).unref()
+    this.#window = window
+    return window
+  }
+
+  #end (window: TimeoutWindow): void {
+    // An ended window takes no more races, even one begun before the clock says it is over.
+    if (this.#window === window) this.#window = null
+    if (window.pending === 0) return
+    const error = this.error()
+    for (const reject of window.rejects) reject(error)
   }
 }

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { and, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm'
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm'
 import { messages, reactions, roomMembers, rooms, type MessageType } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
-import { chatError, refusals, toWireError } from '../core/errors.js'
+import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser, Connection } from '../realtime/connection.js'
 import { createSendWriter, type SendJob, type SendOutcome } from './send-writer.js'
 import { createScreening } from './screening.js'
@@ -12,14 +12,14 @@ import { historyPage, hydrate, messageById, reactionsOf, type MessageRow, type R
 import { SendInput, type Message, type SearchPage, type SearchRequest } from '../../schemas/messaging.js'
 import { Compile } from 'typebox/compile'
 import { unstorableField } from '../../lib/input-hygiene.js'
-import type { RoomEvent, RoomLog } from './room-log.js'
-import { frameOf } from '../../db/queries/room-events.js'
-import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
+import type { RoomEvent } from './room-log.js'
+import { ENVELOPE_RESERVE, ReplyBudget } from '../../lib/reply-budget.js'
 import type { Membership, RoomAction, RoomsService, SlowModeTurn } from '../rooms/types.js'
 import { userKeyOf } from '../../lib/user-key.js'
 import { createReports } from './reports.js'
 import { createPins } from './pins.js'
 import { createSearch } from './search.js'
+import { createSync, type SyncRoomResult } from './sync.js'
 import type { Report } from '../../schemas/moderation.js'
 import type { ReportStatus } from '../../db/schema/index.js'
 
@@ -27,26 +27,12 @@ const ATTACHMENT_TYPES = new Set<MessageType>(['IMAGE', 'FILE', 'VOICE', 'VIDEO'
 const NO_MENTIONS: string[] = []
 /** For sends from the host's code, which reach the service without the gateway's or REST's checks. */
 const checkSendInput = Compile(SendInput)
-/** Events read from the log at a time while filling a sync reply. */
-const SYNC_CHUNK = 100
-/** The ack's data around its rooms, and the field a room's entry may gain. */
-const SYNC_REPLY_FRAME = '{"rooms":[]}'
-const RESYNC_FIELD = ',"resync":true'
 const HISTORY_REPLY_FRAME = '{"messages":[],"hasMore":false}'
 export interface SendOptions {
   /** The sending socket: it gets the ack and not the message.new echo. */
   except?: Connection
   /** Server-side senders (the host's code) may post SYSTEM messages; clients may not. */
   allowSystem?: boolean
-}
-
-export interface SyncRoomResult {
-  roomId: string
-  events: Array<{ event: string, data: Record<string, unknown> }>
-  lastSeq: number
-  hasMore: boolean
-  resync?: boolean
-  error?: { code: string, message: string }
 }
 
 /** The room and seq of the event a change wrote: the acting socket's ack carries them instead of the push. */
@@ -58,44 +44,6 @@ export interface EventPlace {
 function placeOf (events: RoomEvent[]): Partial<EventPlace> {
   const event = events[0]
   return event === undefined ? {} : { roomId: event.roomId, seq: event.seq }
-}
-
-/** A room's entry in a sync reply without its events: what it takes whatever the events. */
-function skeletonOf (result: SyncRoomResult): SyncRoomResult {
-  return { ...result, events: [], hasMore: false }
-}
-
-/** The contract's sync input rule the schema cannot say: no room twice in one request. */
-function refuseRepeatedRooms (cursors: Array<{ roomId: string }>): void {
-  const seen = new Set<string>()
-  for (const [index, { roomId }] of cursors.entries()) {
-    if (seen.has(roomId)) {
-      throw chatError('VALIDATION_FAILED', `cursors.${index}.roomId: the room is already in cursors`, [{ field: `cursors.${index}.roomId`, message: 'a room may appear once' }])
-    }
-    seen.add(roomId)
-  }
-}
-
-/**
- * The first chunk of every room a sync will read, in one batched read (eventsAfterMany) instead of one
- * read of five statements per room, one room after another. Only as many rooms as `eventsLeft` could
- * take are read ahead (each room's gap bounds its events), so a reply that fills up early reads at most
- * one budget's worth more than it sends. The sync then takes each room's chunk as it would have read it.
- */
-async function firstChunksOf (roomLog: RoomLog, results: ReadonlyArray<{ roomId: string, from: number, lastSeq: number, hasMore: boolean }>, eventsLeft: number): Promise<Map<string, RoomEvent[]>> {
-  const reads: Array<{ roomId: string, seq: number, upTo: number, limit: number }> = []
-  let planned = 0
-  for (const result of results) {
-    if (planned >= eventsLeft) break
-    if (!result.hasMore) continue
-    const limit = Math.min(SYNC_CHUNK, eventsLeft, result.lastSeq - result.from)
-    reads.push({ roomId: result.roomId, seq: result.from, upTo: result.lastSeq, limit })
-    planned += limit
-  }
-  // One room reads as it always did, in its loop.
-  if (reads.length < 2) return new Map()
-  const chunks = await roomLog.eventsAfterMany(reads)
-  return new Map(reads.map((read, index) => [read.roomId, chunks[index] ?? []]))
 }
 
 /**
@@ -124,6 +72,7 @@ export interface MessagingService {
   react (user: ChatUser, messageId: string, emoji: string, add: boolean, except?: Connection): Promise<{ reactions: Reactions } & Partial<EventPlace>>
   history (user: ChatUser, roomId: string, page: { before?: number, after?: number, limit?: number, threadRootId?: string }): Promise<{ messages: Message[], hasMore: boolean }>
   markRead (user: ChatUser, roomId: string, seq: number, except?: Connection): Promise<{ lastReadSeq: number, unreadCount: number, mentionCount: number }>
+  /** How a client catches up: each named room's events after its cursor (plugins/messaging/sync.ts). */
   sync (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>): Promise<{ rooms: SyncRoomResult[] }>
   /** Resolves when every queued send is committed (graceful shutdown). */
   drain (): Promise<void>
@@ -399,74 +348,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
       return { lastReadSeq, unreadCount, mentionCount }
     },
 
-    async sync (user, cursors) {
-      await roomsService().authorize(user, 'sync')
-      refuseRepeatedRooms(cursors)
-      // The user's rooms from the node's cache, and every named room's tenant and lastSeq in one query: a
-      // frame of many cursors costs no query per cursor. A room that is not the user's answers NOT_MEMBER
-      // when it is a room of the user's tenant, NOT_FOUND otherwise (it does not exist, or is another
-      // tenant's: the same answer, so nothing tells them apart).
-      const mine = new Set(await roomsService().roomIdsOf(user))
-      const named = new Map((await db.select({ id: rooms.id, tenant: rooms.tenant, lastSeq: rooms.lastSeq }).from(rooms)
-        .where(inArray(rooms.id, cursors.map(({ roomId }) => roomId)))).map((row) => [row.id, row]))
-      const refused = new Map<string, SyncRoomResult>()
-      await Promise.all(cursors.map(async ({ roomId }) => {
-        try {
-          if (!mine.has(roomId)) throw named.get(roomId)?.tenant === user.tenant ? refusals.notMember() : refusals.roomNotFound()
-          await roomsService().requireMember(roomId, user)
-        } catch (error) {
-          refused.set(roomId, { roomId, events: [], lastSeq: 0, hasMore: false, error: toWireError(error) })
-        }
-      }))
-      const lastSeqs = new Map([...named.values()].map((row) => [row.id, row.lastSeq]))
-      const retention = config.eventRetention
-      const results = cursors.map(({ roomId, seq }): SyncRoomResult & { from: number } => {
-        const refusal = refused.get(roomId)
-        if (refusal !== undefined) return { ...refusal, from: seq }
-        const lastSeq = lastSeqs.get(roomId) ?? 0
-        const oldestKept = retention > 0 ? Math.max(1, lastSeq - retention + 1) : 1
-        if (seq > lastSeq || seq < oldestKept - 1) return { roomId, events: [], lastSeq, hasMore: false, resync: true, from: seq }
-        return { roomId, events: [], lastSeq, hasMore: seq < lastSeq, from: seq }
-      })
-      // Every room's fixed fields are set aside first (they are in the reply whatever happens), then
-      // events are added room after room while the event count and the bytes allow.
-      const budget = new ReplyBudget(config.maxReplyBytes, ENVELOPE_RESERVE + SYNC_REPLY_FRAME.length)
-      for (const result of results) budget.reserve(utf8Bytes(JSON.stringify(skeletonOf(result))) + 1 + RESYNC_FIELD.length)
-      let eventsLeft = config.syncMaxEvents
-      let full = false
-      const firstChunks = await firstChunksOf(roomLog, results, eventsLeft)
-      for (const result of results) {
-        if (full || eventsLeft === 0) break
-        if (!result.hasMore) continue
-        let after = result.from
-        while (after < result.lastSeq && eventsLeft > 0 && !full) {
-          // In chunks, so that a room's backlog is never read whole into memory for a reply that takes a page.
-          const limit = Math.min(SYNC_CHUNK, eventsLeft)
-          const read = after === result.from ? firstChunks.get(result.roomId) : undefined
-          const chunk = read !== undefined ? read.slice(0, limit) : await roomLog.eventsAfter(result.roomId, after, limit, result.lastSeq)
-          if (chunk.length === 0) break
-          for (const event of chunk) {
-            if (!budget.take(frameOf(event))) {
-              full = true
-              break
-            }
-            result.events.push({ event: event.event, data: event.data })
-            after = event.seq
-            eventsLeft -= 1
-          }
-          if (full && result.events.length === 0 && !results.some((other) => other.events.length > 0)) {
-            // One event larger than any reply can be: the room is answered as beyond the window (the
-            // client reloads it with history.fetch) instead of never getting past it.
-            result.resync = true
-            full = false
-            break
-          }
-        }
-        result.hasMore = result.resync !== true && after < result.lastSeq
-      }
-      return { rooms: results.map(({ from: _from, ...result }) => result) }
-    },
-
+    sync: createSync(app),
     drain: () => writer.drain(),
     report: reports.report,
     reports: reports.reports,
