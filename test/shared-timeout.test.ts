@@ -21,7 +21,9 @@ t.test('commands that never answer fail within the bound, and not before 90% of 
     }
   }))
   t.ok(failures.every((ms) => ms >= bound * 0.9 - 5), `none before 90% of the bound (shortest ${Math.min(...failures).toFixed(0)} ms)`)
-  t.ok(failures.every((ms) => ms <= bound + 50), `none much after it (longest ${Math.max(...failures).toFixed(0)} ms)`)
+  // A loaded machine fires timers late (274 ms here once under load 12), so the upper check is loose: it
+  // catches a race that waited for a second window (about twice the bound), not a late timer.
+  t.ok(failures.every((ms) => ms < bound * 1.8), `none near a second window (longest ${Math.max(...failures).toFixed(0)} ms)`)
   t.ok(performance.now() - started < bound * 3, 'the whole run ends')
 })
 
