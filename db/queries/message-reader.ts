@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm'
-import { messages, reactions, rooms, users, type Attachment } from '../schema/index.js'
+import { messages, type Attachment } from '../schema/index.js'
 import { SERVER_USER_ID } from '../../lib/user-key.js'
-import type { ChatDb } from '../client.js'
+import { rows as resultRows, type ChatDb } from '../client.js'
 import { excerptOf as excerptOfContent, groupReactions, isoOf, toMessage as toProtocolMessage, type Message, type MessageRecord, type ThreadSummary } from '../../schemas/message.js'
 
 /** A typed select of a messages row: the shape's record, with the reply link and Dates as Drizzle gives them. */
@@ -48,16 +48,26 @@ const columns = {
 export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Map<string, Reactions>> {
   const result = new Map<string, Reactions>()
   if (messageIds.length === 0) return result
-  const rows = await db.select({ messageId: reactions.messageId, emoji: reactions.emoji, userId: reactions.userId })
-    .from(reactions).where(inArray(reactions.messageId, messageIds)).orderBy(asc(reactions.createdAt), asc(reactions.userId))
+  const found = resultRows<{ messageId: string, emoji: string, userId: string }>(await db.execute(sql`select message_id::text as "messageId", emoji, user_id as "userId"
+    from chat.reactions where message_id in (${listOf(messageIds)}) order by created_at, user_id`))
   const byMessage = new Map<string, Array<{ emoji: string, userId: string }>>()
-  for (const row of rows) {
+  for (const row of found) {
     const list = byMessage.get(row.messageId)
     if (list === undefined) byMessage.set(row.messageId, [row])
     else list.push(row)
   }
   for (const [messageId, list] of byMessage) result.set(messageId, groupReactions(list))
   return result
+}
+
+/**
+ * The parameters of an `in (…)` list. The hydration's reads are written as SQL rather than built with
+ * drizzle's select builders: a profile of the reconnect storm (docs/benchmarks.md) found drizzle's query
+ * building and row mapping the largest avoidable cost there, and every sync, send and history page
+ * hydrates. The text depends only on the number of ids, so postgres.js prepares it once per count.
+ */
+function listOf (ids: readonly string[]): SQL {
+  return sql.join(ids.map((id) => sql`${id}`), sql`, `)
 }
 
 /** Turns rows into Messages with a fixed number of queries: senders, replied-to messages, reactions. */
@@ -68,18 +78,18 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
   const replyIds = [...new Set(rows.map((row) => row.replyToId).filter((id): id is string => id !== null))]
   const [senderRows, replyRows, reactionMap, threads] = await Promise.all([
     // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
-    db.select({ roomId: rooms.id, id: users.id, name: users.name, avatar: users.avatar }).from(rooms)
-      .innerJoin(users, sql`${users.tenant} = case when ${users.id} = ${SERVER_USER_ID} then '' else ${rooms.tenant} end`)
-      .where(and(inArray(rooms.id, roomIds), inArray(users.id, senderIds))),
+    db.execute(sql`select r.id::text as "roomId", u.id, u.name, u.avatar from chat.rooms r
+      join chat.users u on u.tenant = case when u.id = ${SERVER_USER_ID} then '' else r.tenant end
+      where r.id in (${listOf(roomIds)}) and u.id in (${listOf(senderIds)})`).then((result) => resultRows<{ roomId: string } & Sender>(result)),
     replyIds.length === 0
       ? Promise.resolve([])
-      : db.select({ id: messages.id, seq: messages.seq, senderId: messages.senderId, content: messages.content, deletedAt: messages.deletedAt })
-        .from(messages).where(inArray(messages.id, replyIds)),
+      : db.execute(sql`select id::text as id, seq, sender_id as "senderId", content, deleted_at is not null as deleted
+        from chat.messages where id in (${listOf(replyIds)})`).then((result) => resultRows<{ id: string, seq: number | string, senderId: string, content: string, deleted: boolean }>(result)),
     reactionsOf(db, rows.map((row) => row.id)),
     threadsOf(db, rows.filter((row) => row.threadRootId == null).map((row) => row.id)),
   ])
   const senders = new Map(senderRows.map((row) => [`${row.roomId} ${row.id}`, { id: row.id, name: row.name, avatar: row.avatar }]))
-  const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: row.seq, senderId: row.senderId, excerpt: excerptOf(row) }]))
+  const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: Number(row.seq), senderId: row.senderId, excerpt: excerptOfContent(row.content, row.deleted) }]))
   return rows.map((row) => toMessage(
     row,
     senders.get(`${row.roomId} ${row.senderId}`) ?? { id: row.senderId, name: null, avatar: null },
@@ -93,15 +103,14 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
 export async function threadsOf (db: ChatDb, rootIds: string[]): Promise<Map<string, ThreadSummary>> {
   const result = new Map<string, ThreadSummary>()
   if (rootIds.length === 0) return result
-  const found = await db.select({
-    rootId: messages.threadRootId,
-    replyCount: sql<number>`count(*)::int`,
-    lastReplyAt: sql<Date | string>`max(${messages.createdAt})`,
-    senders: sql<string[]>`array_agg(${messages.senderId} order by ${messages.seq})`,
-  }).from(messages).where(and(inArray(messages.threadRootId, rootIds), isNull(messages.deletedAt))).groupBy(messages.threadRootId)
+  const found = resultRows<{ rootId: string, replyCount: number | string, lastReplyAt: string, senders: string }>(await db.execute(sql`select
+      thread_root_id::text as "rootId", count(*)::int as "replyCount",
+      to_char(max(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "lastReplyAt",
+      array_to_json(array_agg(sender_id order by seq))::text as senders
+    from chat.messages where thread_root_id in (${listOf(rootIds)}) and deleted_at is null group by thread_root_id`))
   for (const row of found) {
-    if (row.rootId === null) continue
-    result.set(row.rootId, { replyCount: Number(row.replyCount), lastReplyAt: isoOf(row.lastReplyAt), participantIds: [...new Set(row.senders)] })
+    const senders = JSON.parse(row.senders) as string[]
+    result.set(row.rootId, { replyCount: Number(row.replyCount), lastReplyAt: isoOf(row.lastReplyAt), participantIds: [...new Set(senders)] })
   }
   return result
 }
