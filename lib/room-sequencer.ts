@@ -45,6 +45,11 @@ export class RoomSequencer {
     }
   }
 
+  /** The last seq delivered to this node's sockets in the room, or null when it has none yet. */
+  delivered (roomId: string): number | null {
+    return this.rooms.get(roomId)?.last ?? null
+  }
+
   accept (roomId: string, seq: number | null, frame: string, except: Connection | null): void {
     if (seq === null) {
       this.options.deliver(roomId, frame, except)

@@ -161,6 +161,11 @@ export class Hub {
     return this.sockets.connections()
   }
 
+  /** The last seq of a room this node has delivered to its sockets, or null when none yet. */
+  deliveredUpTo (roomId: string): number | null {
+    return this.sequencer.delivered(roomId)
+  }
+
   /** The seq this node has delivered a room up to, when it starts listening to it (a snapshot's lastSeq). */
   baseline (roomId: string, lastSeq: number): void {
     this.sequencer.baseline(roomId, lastSeq)

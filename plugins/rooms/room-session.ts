@@ -80,6 +80,11 @@ export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsA
       // Only a node that starts listening to the room now takes the snapshot's seq as its baseline:
       // where other sockets already listen, frames in flight must still reach them.
       if (idle) roomLog.baseline(room.id, room.lastSeq)
+      // The socket has joined the room (synchronously, above): every frame this node delivers from now on
+      // reaches it. One delivered between the snapshot's read and the join did not, so session.ready
+      // says the room is at least that far, and the client syncs it instead of waiting for a later push.
+      const delivered = hub.deliveredUpTo(room.id)
+      if (delivered !== null && delivered > room.lastSeq) room.lastSeq = delivered
       await subscribing
     }))
     // A socket that closed meanwhile was forgotten by the hub before these subscriptions: undo them.
