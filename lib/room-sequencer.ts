@@ -11,7 +11,8 @@ interface RoomState {
   last: number | null
   pending: Map<number, Pending>
   timer: NodeJS.Timeout | null
-  fetching: boolean
+  /** The gap fill in progress, if any: one at a time per room. */
+  filling: Promise<void> | null
 }
 
 export interface SequencerOptions {
@@ -42,6 +43,23 @@ export class RoomSequencer {
     if (state.last === null || lastSeq > state.last) {
       state.last = lastSeq
       this.drain(roomId, state)
+    }
+  }
+
+  /**
+   * Delivers, from the database, every event of the room up to `committed` that this node has not
+   * delivered yet; resolves once they are delivered (or a read failed: the next push's gap fill retries).
+   * For a node that starts listening to a room: events committed before its subscription took effect
+   * were published to no one here.
+   */
+  async catchUp (roomId: string, committed: number): Promise<void> {
+    for (;;) {
+      const state = this.rooms.get(roomId)
+      if (state === undefined || state.last === null || state.last >= committed || this.closed) return
+      const before = state.last
+      await (state.filling ?? this.fill(roomId, committed))
+      // A fill that delivered nothing failed (or the room was forgotten): stop rather than spin.
+      if (this.rooms.get(roomId) !== state || state.last === before) return
     }
   }
 
@@ -86,7 +104,7 @@ export class RoomSequencer {
   private state (roomId: string): RoomState {
     let state = this.rooms.get(roomId)
     if (state === undefined) {
-      state = { last: null, pending: new Map(), timer: null, fetching: false }
+      state = { last: null, pending: new Map(), timer: null, filling: null }
       this.rooms.set(roomId, state)
     }
     return state
@@ -119,12 +137,20 @@ export class RoomSequencer {
   }
 
   /** Reads the missing events from the database and delivers them, then whatever waited behind them. */
-  private async fill (roomId: string, upTo: number | undefined): Promise<void> {
+  private fill (roomId: string, upTo: number | undefined): Promise<void> {
     const state = this.rooms.get(roomId)
-    if (state === undefined || state.last === null || state.fetching || this.closed) return
-    state.fetching = true
+    if (state === undefined || state.last === null || state.filling !== null || this.closed) return state?.filling ?? Promise.resolve()
+    const filling = this.read(roomId, state, upTo).finally(() => {
+      state.filling = null
+      if (state.pending.size > 0 && !this.closed && this.rooms.get(roomId) === state) this.arm(roomId, state)
+    })
+    state.filling = filling
+    return filling
+  }
+
+  private async read (roomId: string, state: RoomState, upTo: number | undefined): Promise<void> {
     try {
-      const events = await this.options.fetch(roomId, state.last, upTo)
+      const events = await this.options.fetch(roomId, state.last as number, upTo)
       if (this.rooms.get(roomId) !== state) return
       for (const event of events) {
         if (event.seq !== (state.last as number) + 1) break
@@ -136,9 +162,6 @@ export class RoomSequencer {
       this.drain(roomId, state)
     } catch (error) {
       this.options.log.warn({ err: error, roomId }, 'filling a gap from the database failed; retrying')
-    } finally {
-      state.fetching = false
-      if (state.pending.size > 0 && !this.closed && this.rooms.get(roomId) === state) this.arm(roomId, state)
     }
   }
 }

@@ -53,6 +53,63 @@ t.test('catch up after a broker outage reads what was missed', async (t) => {
   sequencer.close()
 })
 
+t.test('catchUp delivers what was committed up to a seq, and resolves only once it is delivered', async (t) => {
+  const { delivered, sequencer, fetches } = harness([{ seq: 4, frame: 'four' }, { seq: 5, frame: 'five' }, { seq: 6, frame: 'six' }])
+  sequencer.baseline('r', 3)
+  await sequencer.catchUp('r', 5)
+  t.same(delivered, ['four', 'five'], 'up to the committed seq, not past it')
+  t.same(fetches, [[3, 5]])
+  t.equal(sequencer.delivered('r'), 5)
+  await sequencer.catchUp('r', 5)
+  t.same(fetches, [[3, 5]], 'nothing to read when the room is caught up')
+  sequencer.close()
+})
+
+t.test('catchUp while a gap fill runs waits for it, then reads the rest', async (t) => {
+  const stored = [{ seq: 1, frame: 'one' }, { seq: 2, frame: 'two' }, { seq: 3, frame: 'three' }, { seq: 4, frame: 'four' }]
+  const delivered: string[] = []
+  const fetches: Array<[number, number | undefined]> = []
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const sequencer = new RoomSequencer({
+    deliver: (_roomId, frame) => delivered.push(frame),
+    fetch: async (_roomId, after, upTo) => {
+      fetches.push([after, upTo])
+      if (fetches.length === 1) await gate
+      return stored.filter((event) => event.seq > after && (upTo === undefined || event.seq <= upTo))
+    },
+    log: Fastify({ logger: false }).log,
+    reorderWindowMs: 5,
+  })
+  sequencer.baseline('r', 0)
+  sequencer.accept('r', 2, 'two', null)
+  await sleep(30)
+  t.same(fetches, [[0, 1]], 'the gap fill for seq 1 is under way')
+  let caughtUp = false
+  const catching = sequencer.catchUp('r', 4).then(() => { caughtUp = true })
+  await sleep(10)
+  t.notOk(caughtUp, 'catchUp waits for the fill in progress')
+  release()
+  await catching
+  t.same(delivered, ['one', 'two', 'three', 'four'], 'each once, in order')
+  t.same(fetches, [[0, 1], [2, 4]], 'then reads only what the fill did not')
+  sequencer.close()
+})
+
+t.test('catchUp stops when the read fails (the next gap fill retries) instead of spinning', async (t) => {
+  let reads = 0
+  const sequencer = new RoomSequencer({
+    deliver: () => {},
+    fetch: async () => { reads += 1; throw new Error('database down') },
+    log: Fastify({ logger: false }).log,
+  })
+  sequencer.baseline('r', 0)
+  await sequencer.catchUp('r', 3)
+  t.equal(reads, 1)
+  t.equal(sequencer.delivered('r'), 0)
+  sequencer.close()
+})
+
 t.test('group commit batches concurrent submissions and keeps per-item results', async (t) => {
   const batches: number[][] = []
   const commit = new GroupCommit<number, number>({

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { startNode } from './fixtures/server.js'
+import { onOneAndTwoNodes, startNode } from './fixtures/server.js'
 import { countQueries, receives, rest, scopeOf, storeMessage } from './fixtures/rooms.js'
-import { connect, type Person } from './fixtures/chat.js'
+import { connect, groupRoom, uid, type Person } from './fixtures/chat.js'
 import { sleep } from './fixtures/timing.js'
 import type { ChatUser } from '../plugins/realtime/connection.js'
 
@@ -135,4 +135,33 @@ t.test('session.ready is read in a fixed number of queries, whatever the number 
   await client.closed
   await sleep(50)
   t.equal(manyRooms.filter((id) => scopeOf(node).chatHub.roomConnections(id).size > 0).length, 0, 'and unsubscribed when it closes')
+})
+
+// A message committed while a session starts, between the snapshot's read of the room and the moment
+// this node hears the room: on one node, delivered before the socket joined; across nodes, published by
+// the other node before this one's subscription took effect. Either way the client must learn of it at
+// once (a push, or a session.ready lastSeq that makes it sync), not when a later message shows the gap.
+onOneAndTwoNodes(t, 'a message sent while a session starts is pushed or covered by session.ready', async (t, nodeA, nodeB) => {
+  const alice = await connect(nodeA, uid('race-a'))
+  const bobId = uid('race-b')
+  const roomId = await groupRoom(alice, [bobId])
+  const hub = scopeOf(nodeB).chatHub
+  const subscribe = hub.subscribe.bind(hub)
+  let sent: Record<string, unknown> | null = null
+  // The window, held open: the snapshot has been read, the socket has not joined the room yet.
+  hub.subscribe = async (connection, room, knownSeq) => {
+    if (room === roomId && sent === null) sent = (await alice.client.ack('message.send', { roomId, content: 'in the window' })).message as Record<string, unknown>
+    return await subscribe(connection, room, knownSeq)
+  }
+  const bob = await connect(nodeB, bobId)
+  hub.subscribe = subscribe
+  t.ok(sent, 'the message was sent inside the window')
+  const seq = (sent as unknown as { seq: number }).seq
+  const readyRoom = (bob.ready.data?.rooms as Array<{ id: string, lastSeq: number }>).find((room) => room.id === roomId)
+  const pushed = await bob.client.collect(1000, (frame) => frame.event === 'message.new' && frame.data?.roomId === roomId)
+  t.ok((readyRoom?.lastSeq ?? 0) >= seq || pushed.some((frame) => frame.data?.seq === seq),
+    `seq ${seq} is pushed or within session.ready's lastSeq (${readyRoom?.lastSeq})`)
+  t.ok(pushed.length <= 1, 'and pushed at most once')
+  alice.client.close()
+  bob.client.close()
 })

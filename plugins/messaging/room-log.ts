@@ -29,8 +29,6 @@ export interface RoomLog {
   eventsAfter (roomId: string, seq: number, limit: number, upTo?: number): Promise<RoomEvent[]>
   /** `eventsAfter` of several rooms in a few statements (a sync's first page of every room), in the order given. */
   eventsAfterMany (reads: readonly LogRead[]): Promise<RoomEvent[][]>
-  /** Tells the hub which seq this node has delivered a room up to when it starts listening to it. */
-  baseline (roomId: string, lastSeq: number): void
 }
 
 declare module 'fastify' {
@@ -99,7 +97,6 @@ export const roomLogPlugin = fp(async function roomLogPlugin (app: FastifyInstan
     publish: (events, except) => hub.publishRoomEvents(events.map((event) => ({ roomId: event.roomId, seq: event.seq, frame: frameOf(event), except: except ?? null }))),
     eventsAfter: (roomId, seq, limit, upTo) => eventsAfter(db, roomId, seq, limit, upTo),
     eventsAfterMany: (reads) => eventsAfterMany(db, reads),
-    baseline: (roomId, lastSeq) => hub.baseline(roomId, lastSeq),
   }
   app.decorate('chatRoomLog', log)
 }, { name: 'chat-room-log', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub'] })

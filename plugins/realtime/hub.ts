@@ -6,7 +6,8 @@ import type { Connection, ConnectionObserver } from './connection.js'
 import { LatestVersions } from '../../lib/latest-versions.js'
 import { RoomSequencer, type SequencerOptions } from '../../lib/room-sequencer.js'
 import { withDeadline } from '../../lib/deadline.js'
-import { eventsAfter, frameOf } from '../../db/queries/room-events.js'
+import { committedSeqs, eventsAfter, frameOf } from '../../db/queries/room-events.js'
+import { MicroBatch } from '../../lib/micro-batch.js'
 import { LocalSockets } from './local-sockets.js'
 
 /** A cross-node instruction addressed to a user's sockets (subscribe to a room, drop one, ...). */
@@ -95,6 +96,12 @@ export interface HubOptions {
   nodeId?: string
   /** Reads a room's committed events in (after, upTo] as push frames: the sequencer's gap fill. */
   fetchGap: SequencerOptions['fetch']
+  /**
+   * Reads rooms' committed seqs (rooms.last_seq), for a node that starts listening to a room: what was
+   * published before its subscription took effect reached no one here. Unset: nothing is read (one node
+   * with the in-process bus delivers every publish through this hub, so it cannot miss one).
+   */
+  committedSeqs?: (roomId: string) => Promise<number | null>
   reorderWindowMs?: number
 }
 
@@ -114,6 +121,9 @@ export class Hub {
   private readonly broker: Broker
   private readonly log: FastifyBaseLogger
   private readonly roomHandlers = new Map<string, BrokerHandler>()
+  /** Rooms this node is starting to listen to: until their subscription is in effect and caught up. */
+  private readonly startingRooms = new Map<string, Promise<void>>()
+  private readonly committedSeqs: HubOptions['committedSeqs']
   private readonly userHandlers = new Map<string, BrokerHandler>()
   private readonly controlHandlers: UserControlHandler[] = []
   /** Latest version delivered per key of versioned frames, from this node or any other. */
@@ -125,6 +135,7 @@ export class Hub {
     this.broker = options.broker
     this.log = options.log
     this.nodeId = options.nodeId ?? randomUUID().slice(0, 8)
+    this.committedSeqs = options.committedSeqs
     const sequencerOptions: SequencerOptions = {
       deliver: (roomId, frame, except) => this.sockets.deliverRoom(roomId, frame, except),
       fetch: options.fetchGap,
@@ -166,11 +177,6 @@ export class Hub {
     return this.sequencer.delivered(roomId)
   }
 
-  /** The seq this node has delivered a room up to, when it starts listening to it (a snapshot's lastSeq). */
-  baseline (roomId: string, lastSeq: number): void {
-    this.sequencer.baseline(roomId, lastSeq)
-  }
-
   /** Adds an authenticated socket; the user's channel is subscribed with their first local socket. */
   async register (connection: Connection): Promise<void> {
     const userKey = connection.userKey
@@ -194,11 +200,45 @@ export class Hub {
     await Promise.all(leaving)
   }
 
-  async subscribe (connection: Connection, roomId: string): Promise<void> {
-    if (!this.sockets.join(connection, roomId)) return
+  /**
+   * The socket listens to the room from now on: it joins the room's local set at once (synchronously,
+   * so no frame this node delivers from here on misses it). The room's first local socket makes this
+   * node listen to the room's channel, from `knownSeq` (the seq the caller read the room at: the
+   * session's snapshot, a join's seq) on. Resolves when the subscription is in effect and whatever was
+   * committed before it took effect has been delivered here; a socket that joins meanwhile waits for
+   * that too, so that `deliveredUpTo` is then the room's seq as far as its client needs to know.
+   */
+  async subscribe (connection: Connection, roomId: string, knownSeq?: number): Promise<void> {
+    if (!this.sockets.join(connection, roomId)) {
+      await this.startingRooms.get(roomId)
+      return
+    }
+    if (knownSeq !== undefined) this.sequencer.baseline(roomId, knownSeq)
     const handler: BrokerHandler = (payload) => this.onRoomPayload(roomId, payload)
     this.roomHandlers.set(roomId, handler)
+    const starting = this.startListening(roomId, handler)
+    this.startingRooms.set(roomId, starting)
+    try {
+      await starting
+    } finally {
+      if (this.startingRooms.get(roomId) === starting) this.startingRooms.delete(roomId)
+    }
+  }
+
+  private async startListening (roomId: string, handler: BrokerHandler): Promise<void> {
     await this.broker.subscribe(`room:${roomId}`, handler)
+    // From here every publish of another node reaches this node. One made between the caller's read of
+    // the room and now did not: the room's committed seq, read now, says whether there was one.
+    if (this.committedSeqs === undefined || this.sequencer.delivered(roomId) === null) return
+    let committed: number | null
+    try {
+      committed = await this.committedSeqs(roomId)
+    } catch (error) {
+      // The next push's gap fill reads what was missed; until then a client may not know of it.
+      this.log.warn({ err: error, roomId }, 'hub: reading a room\'s seq after subscribing failed')
+      return
+    }
+    if (committed !== null) await this.sequencer.catchUp(roomId, committed)
   }
 
   async unsubscribe (connection: Connection, roomId: string): Promise<void> {
@@ -350,6 +390,11 @@ const GAP_FILL_LIMIT = 1000
 export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
   const db = app.chatDb
   const timeoutMs = app.chatConfig.databaseTimeoutMs
+  // The rooms a turn's sessions start listening to (a reconnect storm's) are read in one statement.
+  const seqs = new MicroBatch<string, number | null>(async (roomIds) => {
+    const byRoom = await withDeadline(timeoutMs, 'reading rooms\' seqs', () => committedSeqs(db, roomIds))
+    return roomIds.map((roomId) => byRoom.get(roomId) ?? null)
+  }, 500)
   const hub = new Hub({
     broker: app.chatBroker,
     log: app.log,
@@ -357,6 +402,7 @@ export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
     // Bounded: a fill that never settles would leave the room's gap open for good (the sequencer retries).
     fetchGap: async (roomId, after, upTo) => (await withDeadline(timeoutMs, 'a gap fill', () => eventsAfter(db, roomId, after, GAP_FILL_LIMIT, upTo)))
       .map((event) => ({ seq: event.seq, frame: frameOf(event) })),
+    ...(app.chatBroker.kind === 'memory' ? {} : { committedSeqs: (roomId: string) => seqs.load(roomId) }),
   })
   app.decorate('chatHub', hub)
   app.addHook('onClose', async () => hub.close())

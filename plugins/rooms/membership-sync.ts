@@ -84,7 +84,7 @@ async function loadUserRooms (db: ChatDb, userKey: string): Promise<string[]> {
  * invalidation whose publish failed is published again until it goes through (invalidation-retry.ts).
  */
 export async function startMembershipSync (app: FastifyInstance): Promise<MembershipSync> {
-  const { chatDb: db, chatHub: hub, chatBroker: broker, chatRoomLog: roomLog } = app
+  const { chatDb: db, chatHub: hub, chatBroker: broker } = app
   const cache = new MembershipCache({
     loadRoom: (roomId) => loadRoomEntry(db, roomId),
     loadUserRooms: (userKey) => loadUserRooms(db, userKey),
@@ -219,11 +219,10 @@ export async function startMembershipSync (app: FastifyInstance): Promise<Member
       // Addressed by user key: only the sockets of the room's tenant hear it.
       const sockets = [...hub.connectionsOf(userKey)]
       if (sockets.length === 0) return
-      const idle = hub.roomConnections(roomId).size === 0
-      // The sockets join the room's set synchronously, before any frame of the room can be delivered.
-      const subscribing = Promise.all(sockets.map((connection) => hub.subscribe(connection, roomId)))
-      // A node that starts listening to the room now delivers from the seq before the change on.
-      if (idle && typeof control.seq === 'number') roomLog.baseline(roomId, control.seq)
+      // The sockets join the room's set synchronously, before any frame of the room can be delivered; a
+      // node that starts listening to the room now delivers from the seq before the change on.
+      const knownSeq = typeof control.seq === 'number' ? control.seq : undefined
+      const subscribing = Promise.all(sockets.map((connection) => hub.subscribe(connection, roomId, knownSeq)))
       subscribing.catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: subscribe failed'))
     } else if (control.type === ROOM_UNSUBSCRIBE) {
       hub.unsubscribeUser(userKey, roomId).catch((error: unknown) => app.log.warn({ err: error, roomId }, 'rooms: unsubscribe failed'))

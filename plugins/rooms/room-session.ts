@@ -70,22 +70,21 @@ export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] 
 
 /** session.ready: rooms, people, favorites; every socket is subscribed to each of its user's rooms. */
 export function contributeRoomsToSession (app: FastifyInstance, snapshot: RoomsApiMethods['snapshot']): void {
-  const { chatSessions: sessions, chatHub: hub, chatRoomLog: roomLog } = app
+  const { chatSessions: sessions, chatHub: hub } = app
   sessions.contribute(async (connection, user) => {
     const { rooms, people, favorites } = await snapshot(user)
     await Promise.all(rooms.map(async (room) => {
       if (!connection.isOpen) return
-      const idle = hub.roomConnections(room.id).size === 0
-      const subscribing = hub.subscribe(connection, room.id)
-      // Only a node that starts listening to the room now takes the snapshot's seq as its baseline:
-      // where other sockets already listen, frames in flight must still reach them.
-      if (idle) roomLog.baseline(room.id, room.lastSeq)
-      // The socket has joined the room (synchronously, above): every frame this node delivers from now on
-      // reaches it. One delivered between the snapshot's read and the join did not, so session.ready
-      // says the room is at least that far, and the client syncs it instead of waiting for a later push.
+      // A node that starts listening to the room now takes the snapshot's seq as its baseline (where
+      // other sockets already listen, frames in flight must still reach them), and catches up on what
+      // was committed before its subscription took effect.
+      await hub.subscribe(connection, room.id, room.lastSeq)
+      // The socket joined the room before that: every frame this node delivered since reached it (held
+      // until session.ready). One delivered between the snapshot's read and the join did not, so
+      // session.ready says the room is at least that far, and the client syncs it instead of waiting
+      // for a later push.
       const delivered = hub.deliveredUpTo(room.id)
       if (delivered !== null && delivered > room.lastSeq) room.lastSeq = delivered
-      await subscribing
     }))
     // A socket that closed meanwhile was forgotten by the hub before these subscriptions: undo them.
     if (!connection.isOpen) await Promise.all([...connection.rooms].map((roomId) => hub.unsubscribe(connection, roomId)))
