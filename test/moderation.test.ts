@@ -203,9 +203,11 @@ onOneAndTwoNodes(t, 'reports reach the moderators live, not the room; resolved b
   const fine = await bob.client.ack('message.send', { roomId, content: 'something fine' }) as { message: { id: string } }
 
   const toMod = mod.client.next((frame) => frame.event === 'message.reported' && frame.data?.roomId === roomId)
+  const toOwner = owner.client.next((frame) => frame.event === 'message.reported' && frame.data?.roomId === roomId)
   const { report } = await carol.client.ack('message.report', { messageId: rude.message.id, reason: 'rude' }) as { report: { id: string, status: string, reporterId: string, excerpt: string } }
   t.same([report.status, report.reporterId, report.excerpt], ['open', carol.id, 'something rude'], 'the ack: an open report')
   t.equal(((await toMod).data?.report as { id: string }).id, report.id, 'the moderator (on the other node) hears it live')
+  t.equal(((await toOwner).data?.report as { id: string }).id, report.id, 'so does the owner: every MODERATOR and above, in one publish')
   t.notOk(await receivesReport(bob), 'the reported member does not')
   const byRest = await rest(nodeB, bob.token, 'POST', `/api/messages/${fine.message.id}/reports`, { reason: 'testing' })
   t.equal(byRest.status, 201, 'a report over REST')

@@ -53,7 +53,7 @@ export function createReports (app: FastifyInstance, deleteMessage: (user: ChatU
     if (entry === null) return
     const frame = JSON.stringify({ event: 'message.reported', data: { roomId, report } })
     const moderators = [...entry.members].filter(([, role]) => ROLE_RANK[role] >= ROLE_RANK.MODERATOR).map(([id]) => id)
-    await Promise.all(moderators.map((id) => app.chatHub.publishUser(userKeyOf({ id, tenant }), frame)))
+    await app.chatHub.publishUsers(moderators.map((id) => userKeyOf({ id, tenant })), frame)
       .catch((error: unknown) => app.log.warn({ err: error, roomId }, 'reports: telling the moderators failed after the commit'))
   }
 

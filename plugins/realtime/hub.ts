@@ -300,9 +300,18 @@ export class Hub {
    * and sub): the same sub in another tenant is another user with another channel (protocol 11.1).
    */
   async publishUser (userKey: string, frame: string, except?: Connection): Promise<void> {
-    this.sockets.deliverUser(userKey, frame, except ?? null)
-    this.observer?.published('user')
-    await this.broker.publish(`user:${userKey}`, encode(FRAME, this.nodeId, null, frame))
+    await this.publishUsers([userKey], frame, except)
+  }
+
+  /** `publishUser` of one frame to several users (a room's moderators): one broker command for all of them. */
+  async publishUsers (userKeys: readonly string[], frame: string, except?: Connection): Promise<void> {
+    if (userKeys.length === 0) return
+    const payload = encode(FRAME, this.nodeId, null, frame)
+    for (const userKey of userKeys) {
+      this.sockets.deliverUser(userKey, frame, except ?? null)
+      this.observer?.published('user')
+    }
+    await this.broker.publishMany(userKeys.map((userKey) => [`user:${userKey}`, payload] as const))
   }
 
   /** Runs a control on this node and on every other node that has sockets of the user (by key). */
