@@ -91,7 +91,9 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   if (config.concerns.typing) await app.register(typingPlugin)
   await app.register(feedPlugin)
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: config.maxPayload },
+    // The sessions keep the open sockets (and close them at shutdown); ws's own set of clients would hold
+    // a second entry and a 'close' listener per socket for nothing.
+    options: { maxPayload: config.maxPayload, clientTracking: false },
     // After the send writer's drain (registered before): the sessions say 1001 and cut the peers that do
     // not answer, then the WebSocket server stops.
     preClose (this: FastifyInstance, done: () => void) {

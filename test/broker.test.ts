@@ -108,7 +108,7 @@ t.test('a Redis publish is written in the call, not when the tick ends: publishe
   const arrived: string[] = []
   const all = collector(5)
   for (const channel of ['user:1', 'room:1', 'room:2']) {
-    await b.subscribe(channel, (payload) => { arrived.push(`${channel} ${payload}`); all.handler(payload) })
+    await b.subscribe(channel, (payload) => { arrived.push(`${channel} ${payload}`); all.handler(payload, channel) })
   }
   const queued = (a.client as Redis).commandQueue.length
   // A user control, a batch of room frames, a single frame: made in one tick, as a node does after a commit.
@@ -308,6 +308,18 @@ t.test('memory broker: in order, never synchronously, reference counted', async 
   await guarded.publish('room:2', 'y')
   t.same(await within(after.done, 1000, 'after a throwing handler'), ['y'], 'a throwing handler does not stop the others')
   t.same(errors, ['broker handler of room:2'])
+
+  // One handler can serve many channels: it is told which one a payload came on.
+  const channels: string[] = []
+  const shared: BrokerHandler = (payload, channel) => { channels.push(`${channel} ${payload}`) }
+  await broker.subscribe('user:a', shared)
+  await broker.subscribe('user:b', shared)
+  await broker.publish('user:b', 'to b')
+  await broker.publish('user:a', 'to a')
+  await sleep(10)
+  t.same(channels, ['user:b to b', 'user:a to a'])
+  await broker.unsubscribe('user:a', shared)
+  await broker.unsubscribe('user:b', shared)
 
   await broker.ping()
   await broker.close()

@@ -1,10 +1,10 @@
 import type { BrokerHandler } from './types.js'
+import { HandlerCounts, type HandlerErrorSink } from './handler-counts.js'
 
 interface ChannelState {
   readonly channel: string
   readonly upstreamName: string
-  // handler -> registrations: delivered once per payload, removed by as many unsubscribes.
-  readonly handlers: Map<BrokerHandler, number>
+  readonly handlers: HandlerCounts
   /** Whether Redis has this connection subscribed to the channel, as far as the last reply said. */
   upstream: boolean
   /** Upstream changes of one channel run one after another, so SUBSCRIBE and UNSUBSCRIBE never cross. */
@@ -32,17 +32,18 @@ export interface ChannelSubscriptionsOptions {
 export class ChannelSubscriptions {
   readonly #channels = new Map<string, ChannelState>()
   readonly #byReceivedName = new Map<string, ChannelState>()
+  readonly #onHandlerError: HandlerErrorSink = (error, channel) => this.options.onError(error, `broker handler of ${channel}`)
 
   constructor (private readonly options: ChannelSubscriptionsOptions) {}
 
   async subscribe (channel: string, handler: BrokerHandler): Promise<void> {
     const state = this.#state(channel)
-    state.handlers.set(handler, (state.handlers.get(handler) ?? 0) + 1)
+    state.handlers.add(handler)
     try {
       await this.options.bounded(this.#reconcile(state), 'subscribe')
     } catch (error) {
       // This subscriber is told it failed, so it must not stay registered and receive anything later.
-      removeOne(state.handlers, handler)
+      state.handlers.remove(handler)
       // A run still waiting for Redis sees the removal itself; one that just succeeded needs undoing.
       if (state.pending === 0 && state.upstream !== state.handlers.size > 0) this.#reconcileInBackground(state)
       else this.#forgetIfIdle(state)
@@ -52,7 +53,7 @@ export class ChannelSubscriptions {
 
   async unsubscribe (channel: string, handler: BrokerHandler): Promise<void> {
     const state = this.#channels.get(channel)
-    if (state === undefined || !removeOne(state.handlers, handler)) return
+    if (state === undefined || !state.handlers.remove(handler)) return
     try {
       await this.options.bounded(this.#reconcile(state), 'unsubscribe')
     } catch (error) {
@@ -72,13 +73,7 @@ export class ChannelSubscriptions {
   deliver (receivedName: string, payload: string): void {
     const state = this.#byReceivedName.get(receivedName)
     if (state === undefined) return
-    for (const handler of state.handlers.keys()) {
-      try {
-        handler(payload)
-      } catch (error) {
-        this.options.onError(error, `broker handler of ${state.channel}`)
-      }
-    }
+    state.handlers.deliver(payload, state.channel, this.#onHandlerError)
   }
 
   /** After a reconnect: unsubscribes that failed while Redis was down were resubscribed; drop them now. */
@@ -102,7 +97,7 @@ export class ChannelSubscriptions {
     let state = this.#channels.get(channel)
     if (state === undefined) {
       const upstreamName = this.options.upstreamName(channel)
-      state = { channel, upstreamName, handlers: new Map(), upstream: false, tail: Promise.resolve(), pending: 0 }
+      state = { channel, upstreamName, handlers: new HandlerCounts(), upstream: false, tail: Promise.resolve(), pending: 0 }
       this.#channels.set(channel, state)
       this.#byReceivedName.set(this.options.receivedPrefix + upstreamName, state)
     }
@@ -143,12 +138,4 @@ export class ChannelSubscriptions {
     if (this.#channels.get(state.channel) === state) this.#channels.delete(state.channel)
     this.#byReceivedName.delete(this.options.receivedPrefix + state.upstreamName)
   }
-}
-
-function removeOne (handlers: Map<BrokerHandler, number>, handler: BrokerHandler): boolean {
-  const count = handlers.get(handler)
-  if (count === undefined) return false
-  if (count > 1) handlers.set(handler, count - 1)
-  else handlers.delete(handler)
-  return true
 }

@@ -1,4 +1,5 @@
 import type { Broker, BrokerHandler } from './types.js'
+import { HandlerCounts, type HandlerErrorSink } from './handler-counts.js'
 import { refusals } from '../../plugins/core/errors.js'
 
 export interface MemoryBrokerOptions {
@@ -13,11 +14,10 @@ export interface MemoryBrokerOptions {
  */
 export class MemoryBroker implements Broker {
   readonly kind = 'memory' as const
-  // handler -> registrations: the same handler subscribed twice is called once per payload but needs
-  // two unsubscribes, so two owners of one handler cannot unsubscribe each other.
-  readonly #channels = new Map<string, Map<BrokerHandler, number>>()
+  readonly #channels = new Map<string, HandlerCounts>()
   readonly #onError: (error: unknown, context: string) => void
   #closed = false
+  readonly #onHandlerError: HandlerErrorSink = (error, channel) => this.#onError(error, `broker handler of ${channel}`)
 
   constructor (options: MemoryBrokerOptions = {}) {
     this.#onError = options.onError ?? reportAsWarning
@@ -38,18 +38,15 @@ export class MemoryBroker implements Broker {
     if (this.#closed) throw refusals.brokerClosed()
     let handlers = this.#channels.get(channel)
     if (handlers === undefined) {
-      handlers = new Map()
+      handlers = new HandlerCounts()
       this.#channels.set(channel, handlers)
     }
-    handlers.set(handler, (handlers.get(handler) ?? 0) + 1)
+    handlers.add(handler)
   }
 
   async unsubscribe (channel: string, handler: BrokerHandler): Promise<void> {
     const handlers = this.#channels.get(channel)
-    const count = handlers?.get(handler)
-    if (handlers === undefined || count === undefined) return
-    if (count > 1) handlers.set(handler, count - 1)
-    else handlers.delete(handler)
+    if (handlers === undefined || !handlers.remove(handler)) return
     if (handlers.size === 0) this.#channels.delete(channel)
   }
 
@@ -72,15 +69,7 @@ export class MemoryBroker implements Broker {
   }
 
   #deliver (channel: string, payload: string): void {
-    const handlers = this.#channels.get(channel)
-    if (handlers === undefined) return
-    for (const handler of handlers.keys()) {
-      try {
-        handler(payload)
-      } catch (error) {
-        this.#onError(error, `broker handler of ${channel}`)
-      }
-    }
+    this.#channels.get(channel)?.deliver(payload, channel, this.#onHandlerError)
   }
 }
 

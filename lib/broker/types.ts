@@ -1,5 +1,8 @@
-/** Receives one published payload, exactly as it was published. */
-export type BrokerHandler = (payload: string) => void
+/**
+ * Receives one published payload, exactly as it was published, and the channel it came on: one handler
+ * can serve many channels (the hub's one for every user channel) instead of a closure per channel.
+ */
+export type BrokerHandler = (payload: string, channel: string) => void
 
 /**
  * Moves bytes between nodes and nothing else (centrifuge's broker): no knowledge of sockets or rooms.

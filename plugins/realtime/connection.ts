@@ -8,14 +8,17 @@ type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 type LogArgs = Parameters<FastifyBaseLogger['info']>
 
 /**
- * A socket's logger: its bindings are kept, and the pino child is made the first time a line is logged
- * at an enabled level. An idle socket never logs, and a pino child per socket (and one per `child`
- * call) costs about a kilobyte that thousands of idle sockets would hold for nothing.
+ * A socket's logger: the pino child is made the first time a line is logged at an enabled level, with
+ * the socket's bindings read then (its request id, its id, and its user's id once it has one). An idle
+ * socket never logs, and a pino child per socket (or a bindings object kept for one) costs memory that
+ * thousands of idle sockets would hold for nothing.
  */
-class LazyLogger implements FastifyBaseLogger {
+class ConnectionLogger implements FastifyBaseLogger {
   private made: FastifyBaseLogger | null = null
+  /** The user the child was made with: a socket that authenticated since gets a child that names it. */
+  private madeFor: string | null = null
 
-  constructor (private readonly parent: FastifyBaseLogger, private readonly bindings: Bindings) {}
+  constructor (private readonly parent: FastifyBaseLogger, private readonly connection: Connection, private readonly reqId: string | undefined) {}
 
   get level (): FastifyBaseLogger['level'] {
     return (this.made ?? this.parent).level
@@ -26,8 +29,7 @@ class LazyLogger implements FastifyBaseLogger {
   }
 
   child (bindings: Bindings, options?: Parameters<FastifyBaseLogger['child']>[1]): FastifyBaseLogger {
-    if (options !== undefined || this.made !== null) return this.real().child(bindings, options)
-    return new LazyLogger(this.parent, { ...this.bindings, ...bindings })
+    return this.real().child(bindings, options)
   }
 
   fatal (...args: LogArgs): void { this.write('fatal', args) }
@@ -39,7 +41,13 @@ class LazyLogger implements FastifyBaseLogger {
   silent (): void {}
 
   private real (): FastifyBaseLogger {
-    if (this.made === null) this.made = this.parent.child(this.bindings)
+    const userId = this.connection.userId
+    if (this.made === null || this.madeFor !== userId) {
+      const bindings: Bindings = this.reqId === undefined ? { connectionId: this.connection.id } : { reqId: this.reqId, connectionId: this.connection.id }
+      if (userId !== null) bindings.userId = userId
+      this.made = this.parent.child(bindings)
+      this.madeFor = userId
+    }
     return this.made
   }
 
@@ -141,7 +149,7 @@ export class Connection {
   /** Rooms this socket is subscribed to on this node (maintained by the hub). */
   readonly rooms = new Set<string>()
   private held: Array<[string, Buffer | undefined]> | null = null
-  log: FastifyBaseLogger
+  readonly log: FastifyBaseLogger
   private closed = false
   private stream: Corkable | null = null
   private backlogAtCork = 0
@@ -154,7 +162,7 @@ export class Connection {
     private readonly observer: ConnectionObserver | null = null,
     reqId?: string,
   ) {
-    this.log = new LazyLogger(log, reqId === undefined ? { connectionId: this.id } : { reqId, connectionId: this.id })
+    this.log = new ConnectionLogger(log, this, reqId)
   }
 
   get userId (): string | null {

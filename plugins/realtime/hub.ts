@@ -31,6 +31,10 @@ export interface HubObserver extends ConnectionObserver {
   roomDelivered (ms: number): void
 }
 
+/** Broker channels: a room's frames, and a user's frames and controls. */
+const ROOM_CHANNEL = 'room:'
+const USER_CHANNEL = 'user:'
+
 // Broker payloads: "<kind><originNodeId> <seq or -> <body>". The header lets a node skip its own echo
 // and order a room's frames without parsing the JSON it is about to forward untouched.
 const FRAME = 'f'
@@ -120,11 +124,13 @@ export class Hub {
   private readonly sequencer: RoomSequencer
   private readonly broker: Broker
   private readonly log: FastifyBaseLogger
-  private readonly roomHandlers = new Map<string, BrokerHandler>()
+  // One handler for every room channel and one for every user channel (the channel names the room or
+  // the user), not a closure per channel: an idle socket's user channel cost one, and its registration.
+  private readonly roomHandler: BrokerHandler = (payload, channel) => this.onRoomPayload(channel.slice(ROOM_CHANNEL.length), payload)
+  private readonly userHandler: BrokerHandler = (payload, channel) => this.onUserPayload(channel.slice(USER_CHANNEL.length), payload)
   /** Rooms this node is starting to listen to: until their subscription is in effect and caught up. */
   private readonly startingRooms = new Map<string, Promise<void>>()
   private readonly committedSeqs: HubOptions['committedSeqs']
-  private readonly userHandlers = new Map<string, BrokerHandler>()
   private readonly controlHandlers: UserControlHandler[] = []
   /** Latest version delivered per key of versioned frames, from this node or any other. */
   private readonly frameVersions = new LatestVersions()
@@ -183,20 +189,14 @@ export class Hub {
     if (userKey === null) throw new Error('hub: register needs an authenticated connection')
     // Added before any await so that concurrent logins of one user count each other.
     if (!this.sockets.add(userKey, connection)) return
-    const handler: BrokerHandler = (payload) => this.onUserPayload(userKey, payload)
-    this.userHandlers.set(userKey, handler)
-    await this.broker.subscribe(`user:${userKey}`, handler)
+    await this.broker.subscribe(USER_CHANNEL + userKey, this.userHandler)
   }
 
   async unregister (connection: Connection): Promise<void> {
     const userKey = connection.userKey
     if (userKey === null || !this.sockets.has(userKey, connection)) return
     const leaving = [...connection.rooms].map((roomId) => this.unsubscribe(connection, roomId))
-    if (this.sockets.remove(userKey, connection)) {
-      const handler = this.userHandlers.get(userKey)
-      this.userHandlers.delete(userKey)
-      if (handler !== undefined) leaving.push(this.broker.unsubscribe(`user:${userKey}`, handler))
-    }
+    if (this.sockets.remove(userKey, connection)) leaving.push(this.broker.unsubscribe(USER_CHANNEL + userKey, this.userHandler))
     await Promise.all(leaving)
   }
 
@@ -214,9 +214,7 @@ export class Hub {
       return
     }
     if (knownSeq !== undefined) this.sequencer.baseline(roomId, knownSeq)
-    const handler: BrokerHandler = (payload) => this.onRoomPayload(roomId, payload)
-    this.roomHandlers.set(roomId, handler)
-    const starting = this.startListening(roomId, handler)
+    const starting = this.startListening(roomId)
     this.startingRooms.set(roomId, starting)
     try {
       await starting
@@ -225,8 +223,8 @@ export class Hub {
     }
   }
 
-  private async startListening (roomId: string, handler: BrokerHandler): Promise<void> {
-    await this.broker.subscribe(`room:${roomId}`, handler)
+  private async startListening (roomId: string): Promise<void> {
+    await this.broker.subscribe(ROOM_CHANNEL + roomId, this.roomHandler)
     // From here every publish of another node reaches this node. One made between the caller's read of
     // the room and now did not: the room's committed seq, read now, says whether there was one.
     if (this.committedSeqs === undefined || this.sequencer.delivered(roomId) === null) return
@@ -244,9 +242,7 @@ export class Hub {
   async unsubscribe (connection: Connection, roomId: string): Promise<void> {
     if (!this.sockets.leave(connection, roomId)) return
     this.sequencer.forget(roomId)
-    const handler = this.roomHandlers.get(roomId)
-    this.roomHandlers.delete(roomId)
-    if (handler !== undefined) await this.broker.unsubscribe(`room:${roomId}`, handler)
+    await this.broker.unsubscribe(ROOM_CHANNEL + roomId, this.roomHandler)
   }
 
   /** Unsubscribes every local socket of a user (by key) from a room (a membership lost on any node). */
@@ -264,7 +260,7 @@ export class Hub {
     if (pushes.length === 0) return
     // Handed to the broker first, so that the frames leave for the other nodes before this node's own
     // socket writes (which go out when the tick ends) rather than after them.
-    const messages = pushes.map(({ roomId, seq, frame }) => [`room:${roomId}`, encode(FRAME, this.nodeId, seq, frame)] as const)
+    const messages = pushes.map(({ roomId, seq, frame }) => [ROOM_CHANNEL + roomId, encode(FRAME, this.nodeId, seq, frame)] as const)
     const published = this.broker.publishMany(messages)
     for (let index = 0; index < pushes.length; index += 1) this.observer?.published('room')
     for (const push of pushes) this.deliverLocally(push.roomId, push.seq, push.frame, push.except ?? null)
@@ -284,7 +280,7 @@ export class Hub {
     // sent to every node).
     if (version !== undefined && !this.frameVersions.admit(version.key, version.version)) return
     const payload = version === undefined ? encode(FRAME, this.nodeId, seq, frame) : encodeVersioned(this.nodeId, version, frame)
-    const published = this.broker.publish(`room:${roomId}`, payload)
+    const published = this.broker.publish(ROOM_CHANNEL + roomId, payload)
     this.observer?.published('room')
     try {
       this.deliverLocally(roomId, seq, frame, options.except ?? null)
@@ -311,14 +307,14 @@ export class Hub {
       this.sockets.deliverUser(userKey, frame, except ?? null)
       this.observer?.published('user')
     }
-    await this.broker.publishMany(userKeys.map((userKey) => [`user:${userKey}`, payload] as const))
+    await this.broker.publishMany(userKeys.map((userKey) => [USER_CHANNEL + userKey, payload] as const))
   }
 
   /** Runs a control on this node and on every other node that has sockets of the user (by key). */
   async controlUser (userKey: string, control: UserControl): Promise<void> {
     this.runControl(userKey, control)
     this.observer?.published('control')
-    await this.broker.publish(`user:${userKey}`, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
+    await this.broker.publish(USER_CHANNEL + userKey, encode(CONTROL, this.nodeId, null, JSON.stringify(control)))
   }
 
   close (): void {

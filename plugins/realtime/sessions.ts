@@ -188,8 +188,8 @@ export const sessionsPlugin = fp(async function sessionsPlugin (app: FastifyInst
       connection.close(CloseCodes.TOO_MANY_CONNECTIONS, 'too many connections for this user')
       return
     }
+    // From here the socket's log lines name the user (connection.ts, ConnectionLogger).
     connection.user = user
-    connection.log = connection.log.child({ userId: user.id })
     armExpiry(connection, user)
     // Registered before any other await, so that concurrent logins of one user count each other;
     // pushes that arrive meanwhile wait behind session.ready.
