@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { inArray } from 'drizzle-orm'
-import { rooms } from '../../db/schema/index.js'
 import { frameOf } from '../../db/queries/room-events.js'
+import { roomHeadsOf } from '../../db/queries/room-heads.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import { chatError, refusals, toWireError } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
@@ -81,8 +80,7 @@ export function createSync (app: FastifyInstance): Sync {
     // when it is a room of the user's tenant, NOT_FOUND otherwise (it does not exist, or is another
     // tenant's: the same answer, so nothing tells them apart).
     const mine = new Set(await roomsService.roomIdsOf(user))
-    const named = new Map((await db.select({ id: rooms.id, tenant: rooms.tenant, lastSeq: rooms.lastSeq }).from(rooms)
-      .where(inArray(rooms.id, cursors.map(({ roomId }) => roomId)))).map((row) => [row.id, row]))
+    const named = await roomHeadsOf(db, cursors.map(({ roomId }) => roomId))
     const refused = new Map<string, SyncRoomResult>()
     await Promise.all(cursors.map(async ({ roomId }) => {
       try {
