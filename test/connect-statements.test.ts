@@ -3,10 +3,12 @@ import { startNode } from './fixtures/server.js'
 import { countQueries, scopeOf } from './fixtures/rooms.js'
 import { connect, uid } from './fixtures/chat.js'
 import { hydrate, messagesByIds } from '../db/queries/message-reader.js'
+import type { ChatUser } from '../plugins/realtime/connection.js'
 
 // The statements a reconnect costs (issue 25): the hydration of a sync's messages is one statement
-// whatever the messages carry, and the last-seen stamps of one turn (a node's sweep of a dead node's
-// users) are one upsert. The answers stay those of the statements they replace.
+// whatever the messages carry, the syncs of one turn share their reads, and the last-seen stamps of one
+// turn (a node's sweep of a dead node's users) are one upsert. The answers stay those of the statements
+// they replace.
 
 const node = await startNode(t, {})
 
@@ -63,4 +65,27 @@ t.test('last-seen stamps of one turn: one upsert, and a user stamped twice keeps
   const profiles = await users.profiles('', ids)
   t.same(ids.map((id) => profiles.get(id)?.lastSeen), [late.toISOString(), early.toISOString(), early.toISOString()], 'each user\'s stamp; the later of two')
   t.equal((await users.profiles('other', [ids[0] as string])).get(ids[0] as string)?.lastSeen, late.toISOString(), 'the other tenant\'s row')
+})
+
+t.test('syncs of one turn: each distinct read once, each sync its own answer', async (t) => {
+  const alice = await connect(node, uid('alice'))
+  const bob = await connect(node, uid('bob'))
+  const carol = await connect(node, uid('carol'))
+  t.teardown(() => { for (const one of [alice, bob, carol]) one.client.close() })
+  const roomId = ((await alice.client.ack('room.create', { name: 'storm', type: 'GROUP', memberIds: [bob.id, carol.id] })).room as { id: string }).id
+  for (const content of ['one', 'two', 'three']) await alice.client.ack('message.send', { roomId, content })
+  const sync = scopeOf(node).chatMessaging.sync
+  const users: ChatUser[] = [alice, bob, carol].map((person) => ({ id: person.id, tenant: '', name: null, avatar: null, roles: [], permissions: [], exp: null }))
+  const cursors = [[{ roomId, seq: 0 }], [{ roomId, seq: 0 }], [{ roomId, seq: 1 }]]
+  // Alone first: the answers to compare with, and the membership cache warm (no read of it below).
+  const alone = []
+  for (const [index, user] of users.entries()) alone.push(await sync(user, cursors[index] ?? []))
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  const together = await counter.run(async () => await Promise.all(users.map(async (user, index) => await sync(user, cursors[index] ?? []))))
+  t.same(together, alone, 'the same answers as one sync at a time')
+  t.same(together[2]?.rooms[0]?.events.map((event) => (event.data as { message: { content: string } }).message.content), ['two', 'three'], 'the later cursor: its own events')
+  // One heads read; the two cursors of the room are two reads (events, messages, hydration each), where
+  // one sync at a time took four statements each.
+  t.equal(counter.count, 7, 'one heads read and two distinct log reads of three statements')
 })
