@@ -70,49 +70,64 @@ function listOf (ids: readonly string[]): SQL {
   return sql.join(ids.map((id) => sql`${id}`), sql`, `)
 }
 
-/** Turns rows into Messages with a fixed number of queries: senders, replied-to messages, reactions. */
-export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
-  if (rows.length === 0) return []
-  const senderIds = [...new Set(rows.map((row) => row.senderId))]
-  const roomIds = [...new Set(rows.map((row) => row.roomId))]
-  const replyIds = [...new Set(rows.map((row) => row.replyToId).filter((id): id is string => id !== null))]
-  const [senderRows, replyRows, reactionMap, threads] = await Promise.all([
-    // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
-    db.execute(sql`select r.id::text as "roomId", u.id, u.name, u.avatar from chat.rooms r
-      join chat.users u on u.tenant = case when u.id = ${SERVER_USER_ID} then '' else r.tenant end
-      where r.id in (${listOf(roomIds)}) and u.id in (${listOf(senderIds)})`).then((result) => resultRows<{ roomId: string } & Sender>(result)),
-    replyIds.length === 0
-      ? Promise.resolve([])
-      : db.execute(sql`select id::text as id, seq, sender_id as "senderId", content, deleted_at is not null as deleted
-        from chat.messages where id in (${listOf(replyIds)})`).then((result) => resultRows<{ id: string, seq: number | string, senderId: string, content: string, deleted: boolean }>(result)),
-    reactionsOf(db, rows.map((row) => row.id)),
-    threadsOf(db, rows.filter((row) => row.threadRootId == null).map((row) => row.id)),
-  ])
-  const senders = new Map(senderRows.map((row) => [`${row.roomId} ${row.id}`, { id: row.id, name: row.name, avatar: row.avatar }]))
-  const replies = new Map(replyRows.map((row) => [row.id, { id: row.id, seq: Number(row.seq), senderId: row.senderId, excerpt: excerptOfContent(row.content, row.deleted) }]))
-  return rows.map((row) => toMessage(
-    row,
-    senders.get(`${row.roomId} ${row.senderId}`) ?? { id: row.senderId, name: null, avatar: null },
-    row.replyToId === null ? null : replies.get(row.replyToId) ?? null,
-    reactionMap.get(row.id) ?? [],
-    threads.get(row.id) ?? null,
-  ))
+interface ExtrasRow {
+  id: string
+  senderKnown: boolean
+  senderName: string | null
+  senderAvatar: string | null
+  replyId: string | null
+  replySeq: number | string | null
+  replySenderId: string | null
+  replyContent: string | null
+  replyDeleted: boolean | null
+  reactions: string | null
+  replyCount: number | string | null
+  lastReplyAt: string | null
+  threadSenders: string | null
 }
 
-/** The thread summaries of the roots among `rootIds` (those with a reply), in one grouped query. */
-export async function threadsOf (db: ChatDb, rootIds: string[]): Promise<Map<string, ThreadSummary>> {
-  const result = new Map<string, ThreadSummary>()
-  if (rootIds.length === 0) return result
-  const found = resultRows<{ rootId: string, replyCount: number | string, lastReplyAt: string, senders: string }>(await db.execute(sql`select
-      thread_root_id::text as "rootId", count(*)::int as "replyCount",
-      to_char(max(created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as "lastReplyAt",
-      array_to_json(array_agg(sender_id order by seq))::text as senders
-    from chat.messages where thread_root_id in (${listOf(rootIds)}) and deleted_at is null group by thread_root_id`))
-  for (const row of found) {
-    const senders = JSON.parse(row.senders) as string[]
-    result.set(row.rootId, { replyCount: Number(row.replyCount), lastReplyAt: isoOf(row.lastReplyAt), participantIds: [...new Set(senders)] })
-  }
-  return result
+/**
+ * Turns rows into Messages with one statement: each row's sender, replied-to message, reactions and
+ * thread summary, read by correlated selects over a `VALUES` list of the rows' own fields. It used to be
+ * three or four statements (senders, replies, reactions, threads); a reconnect storm's profile put the
+ * per-statement cost (postgres.js' loopback write, PostgreSQL's parse and plan) first, and every sync,
+ * send and history page hydrates. The rows' fields are sent rather than joined from chat.messages, so a
+ * row inserted by a transaction that has not committed yet hydrates the same from any connection.
+ */
+export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
+  if (rows.length === 0) return []
+  const given = sql.join(rows.map((row) => sql`(${row.id}::uuid, ${row.roomId}::uuid, ${row.senderId}::text, ${row.replyToId}::uuid, ${row.threadRootId == null}::boolean)`), sql`, `)
+  // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
+  // Thread summaries are those of roots with a reply that is not deleted, as threadsOf gives them.
+  const found = resultRows<ExtrasRow>(await db.execute(sql`select v.id::text as id,
+      (su.id is not null) as "senderKnown", su.name as "senderName", su.avatar as "senderAvatar",
+      rt.id::text as "replyId", rt.seq as "replySeq", rt.sender_id as "replySenderId", rt.content as "replyContent",
+      (rt.deleted_at is not null) as "replyDeleted",
+      (select json_agg(json_build_object('emoji', re.emoji, 'userId', re.user_id) order by re.created_at, re.user_id)::text
+         from chat.reactions re where re.message_id = v.id) as reactions,
+      th.n as "replyCount", th.last as "lastReplyAt", th.senders as "threadSenders"
+    from (values ${given}) as v(id, room_id, sender_id, reply_to_id, is_root)
+    join chat.rooms xr on xr.id = v.room_id
+    left join chat.users su on su.id = v.sender_id
+      and su.tenant = case when v.sender_id = ${SERVER_USER_ID} then '' else xr.tenant end
+    left join chat.messages rt on rt.id = v.reply_to_id
+    left join lateral (select count(*)::int as n,
+        to_char(max(t.created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last,
+        array_to_json(array_agg(t.sender_id order by t.seq))::text as senders
+      from chat.messages t where v.is_root and t.thread_root_id = v.id and t.deleted_at is null) th on true`))
+  const extras = new Map(found.map((row) => [row.id, row]))
+  return rows.map((row) => {
+    const extra = extras.get(row.id)
+    const sender = extra?.senderKnown === true ? { id: row.senderId, name: extra.senderName, avatar: extra.senderAvatar } : { id: row.senderId, name: null, avatar: null }
+    const replyTo = row.replyToId === null || extra?.replyId == null
+      ? null
+      : { id: extra.replyId, seq: Number(extra.replySeq), senderId: extra.replySenderId as string, excerpt: excerptOfContent(extra.replyContent ?? '', extra.replyDeleted === true) }
+    const reactions = extra?.reactions == null ? [] : groupReactions(JSON.parse(extra.reactions) as Array<{ emoji: string, userId: string }>)
+    const thread = extra === undefined || extra.replyCount === null || Number(extra.replyCount) === 0
+      ? null
+      : { replyCount: Number(extra.replyCount), lastReplyAt: isoOf(extra.lastReplyAt as string), participantIds: [...new Set(JSON.parse(extra.threadSenders ?? '[]') as string[])] }
+    return toMessage(row, sender, replyTo, reactions, thread)
+  })
 }
 
 export async function messageById (db: ChatDb, messageId: string): Promise<MessageRow | null> {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
-import { inArray } from 'drizzle-orm'
-import { rooms } from '../../db/schema/index.js'
-import { frameOf } from '../../db/queries/room-events.js'
+import { frameOf, type LogRead } from '../../db/queries/room-events.js'
+import { roomHeadsOf, type RoomHead } from '../../db/queries/room-heads.js'
+import { MicroBatch } from '../../lib/micro-batch.js'
 import { ENVELOPE_RESERVE, ReplyBudget, utf8Bytes } from '../../lib/reply-budget.js'
 import { chatError, refusals, toWireError } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
@@ -38,14 +38,16 @@ function refuseRepeatedRooms (cursors: Array<{ roomId: string }>): void {
   }
 }
 
+type ReadMany = (reads: readonly LogRead[]) => Promise<RoomEvent[][]>
+
 /**
- * The first chunk of every room a sync will read, in one batched read (eventsAfterMany) instead of one
- * read of five statements per room, one room after another. Only as many rooms as `eventsLeft` could
- * take are read ahead (each room's gap bounds its events), so a reply that fills up early reads at most
- * one budget's worth more than it sends. The sync then takes each room's chunk as it would have read it.
+ * The first chunk of every room a sync will read, in one batched read instead of one read per room,
+ * one room after another. Only as many rooms as `eventsLeft` could take are read ahead (each room's gap
+ * bounds its events), so a reply that fills up early reads at most one budget's worth more than it
+ * sends. The sync then takes each room's chunk as it would have read it.
  */
-async function firstChunksOf (roomLog: RoomLog, results: ReadonlyArray<{ roomId: string, from: number, lastSeq: number, hasMore: boolean }>, eventsLeft: number): Promise<Map<string, RoomEvent[]>> {
-  const reads: Array<{ roomId: string, seq: number, upTo: number, limit: number }> = []
+async function firstChunksOf (readMany: ReadMany, results: ReadonlyArray<{ roomId: string, from: number, lastSeq: number, hasMore: boolean }>, eventsLeft: number): Promise<Map<string, RoomEvent[]>> {
+  const reads: LogRead[] = []
   let planned = 0
   for (const result of results) {
     if (planned >= eventsLeft) break
@@ -54,10 +56,54 @@ async function firstChunksOf (roomLog: RoomLog, results: ReadonlyArray<{ roomId:
     reads.push({ roomId: result.roomId, seq: result.from, upTo: result.lastSeq, limit })
     planned += limit
   }
-  // One room reads as it always did, in its loop.
-  if (reads.length < 2) return new Map()
-  const chunks = await roomLog.eventsAfterMany(reads)
+  if (reads.length === 0) return new Map()
+  const chunks = await readMany(reads)
   return new Map(reads.map((read, index) => [read.roomId, chunks[index] ?? []]))
+}
+
+function readKey (read: LogRead): string {
+  return `${read.roomId} ${read.seq} ${read.upTo} ${read.limit}`
+}
+
+/**
+ * The syncs of one event-loop turn read their first chunks together, each distinct read once. After a
+ * node dies, every member of a room reconnects and asks for the same room from the same cursor: the
+ * reconnect storm's largest cost was one statement per sync and table, and most of them read the same
+ * rows. Reads of one room from different cursors go in separate calls (a call answers a room once).
+ */
+function turnReader (roomLog: RoomLog): ReadMany {
+  const batch = new MicroBatch<readonly LogRead[], RoomEvent[][]>(async (lists) => {
+    const unique = new Map<string, LogRead>()
+    for (const list of lists) for (const read of list) if (!unique.has(readKey(read))) unique.set(readKey(read), read)
+    const rounds: Array<{ rooms: Set<string>, reads: LogRead[] }> = []
+    for (const read of unique.values()) {
+      let round = rounds.find((candidate) => !candidate.rooms.has(read.roomId))
+      if (round === undefined) {
+        round = { rooms: new Set(), reads: [] }
+        rounds.push(round)
+      }
+      round.rooms.add(read.roomId)
+      round.reads.push(read)
+    }
+    const answers = await Promise.all(rounds.map(async (round) => await roomLog.eventsAfterMany(round.reads)))
+    const byKey = new Map<string, RoomEvent[]>()
+    rounds.forEach((round, index) => round.reads.forEach((read, at) => byKey.set(readKey(read), answers[index]?.[at] ?? [])))
+    return lists.map((list) => list.map((read) => byKey.get(readKey(read)) ?? []))
+  })
+  return async (reads) => await batch.load(reads)
+}
+
+/** The syncs of one turn read the heads (tenant, lastSeq) of the rooms they name in one statement. */
+function turnHeads (db: FastifyInstance['chatDb']): (roomIds: readonly string[]) => Promise<Map<string, RoomHead>> {
+  const batch = new MicroBatch<readonly string[], Map<string, RoomHead>>(async (lists) => {
+    const all = await roomHeadsOf(db, [...new Set(lists.flat())])
+    // Each sync sees only the rooms it named.
+    return lists.map((list) => new Map(list.flatMap((roomId) => {
+      const head = all.get(roomId)
+      return head === undefined ? [] : [[roomId, head] as const]
+    })))
+  })
+  return async (roomIds) => roomIds.length === 0 ? new Map() : await batch.load(roomIds)
 }
 
 export type Sync = (user: ChatUser, cursors: Array<{ roomId: string, seq: number }>) => Promise<{ rooms: SyncRoomResult[] }>
@@ -71,6 +117,8 @@ export type Sync = (user: ChatUser, cursors: Array<{ roomId: string, seq: number
 export function createSync (app: FastifyInstance): Sync {
   const db = app.chatDb
   const config = app.chatConfig
+  const readFirstChunks = turnReader(app.chatRoomLog)
+  const headsOf = turnHeads(db)
   const roomLog = app.chatRoomLog
   return async function sync (user, cursors) {
     const roomsService = app.chatRooms
@@ -81,8 +129,7 @@ export function createSync (app: FastifyInstance): Sync {
     // when it is a room of the user's tenant, NOT_FOUND otherwise (it does not exist, or is another
     // tenant's: the same answer, so nothing tells them apart).
     const mine = new Set(await roomsService.roomIdsOf(user))
-    const named = new Map((await db.select({ id: rooms.id, tenant: rooms.tenant, lastSeq: rooms.lastSeq }).from(rooms)
-      .where(inArray(rooms.id, cursors.map(({ roomId }) => roomId)))).map((row) => [row.id, row]))
+    const named = await headsOf(cursors.map(({ roomId }) => roomId))
     const refused = new Map<string, SyncRoomResult>()
     await Promise.all(cursors.map(async ({ roomId }) => {
       try {
@@ -108,7 +155,7 @@ export function createSync (app: FastifyInstance): Sync {
     for (const result of results) budget.reserve(utf8Bytes(JSON.stringify(skeletonOf(result))) + 1 + RESYNC_FIELD.length)
     let eventsLeft = config.syncMaxEvents
     let full = false
-    const firstChunks = await firstChunksOf(roomLog, results, eventsLeft)
+    const firstChunks = await firstChunksOf(readFirstChunks, results, eventsLeft)
     for (const result of results) {
       if (full || eventsLeft === 0) break
       if (!result.hasMore) continue

@@ -1,0 +1,91 @@
+import t from 'tap'
+import { startNode } from './fixtures/server.js'
+import { countQueries, scopeOf } from './fixtures/rooms.js'
+import { connect, uid } from './fixtures/chat.js'
+import { hydrate, messagesByIds } from '../db/queries/message-reader.js'
+import type { ChatUser } from '../plugins/realtime/connection.js'
+
+// The statements a reconnect costs (issue 25): the hydration of a sync's messages is one statement
+// whatever the messages carry, the syncs of one turn share their reads, and the last-seen stamps of one
+// turn (a node's sweep of a dead node's users) are one upsert. The answers stay those of the statements
+// they replace.
+
+const node = await startNode(t, {})
+
+t.test('hydration: sender, reply, reactions and thread summary in one statement', async (t) => {
+  const alice = await connect(node, uid('alice'), { name: 'Alice A' })
+  const bob = await connect(node, uid('bob'), { name: 'Bob B' })
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = ((await alice.client.ack('room.create', { name: 'hydrate', type: 'GROUP', memberIds: [bob.id] })).room as { id: string }).id
+  const send = async (person: typeof alice, data: Record<string, unknown>): Promise<{ id: string }> =>
+    (await person.client.ack('message.send', { roomId, ...data })).message as { id: string }
+  const root = await send(alice, { content: 'root' })
+  const reply = await send(bob, { content: 'a reply to root', replyToId: root.id })
+  await send(bob, { content: 'in the thread', threadRootId: root.id })
+  await send(alice, { content: 'also in the thread', threadRootId: root.id })
+  await bob.client.ack('reaction.add', { messageId: root.id, emoji: '👍' })
+  await alice.client.ack('reaction.add', { messageId: root.id, emoji: '👍' })
+  await alice.client.ack('reaction.add', { messageId: root.id, emoji: '🎉' })
+
+  const db = scopeOf(node).chatDb
+  const rows = await messagesByIds(db, [root.id, reply.id])
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  const hydrated = await counter.run(async () => await hydrate(db, rows))
+  t.equal(counter.count, 1, 'one statement')
+  const byId = new Map(hydrated.map((message) => [message.id, message]))
+  const rootMessage = byId.get(root.id)
+  const replyMessage = byId.get(reply.id)
+  t.equal(rootMessage?.sender.name, 'Alice A', 'the root\'s sender, by the room\'s tenant')
+  t.same(rootMessage?.reactions, [{ emoji: '👍', count: 2, userIds: [bob.id, alice.id] }, { emoji: '🎉', count: 1, userIds: [alice.id] }], 'reactions grouped in the order given')
+  t.equal(rootMessage?.thread?.replyCount, 2, 'the root\'s thread summary counts its replies')
+  t.same(rootMessage?.thread?.participantIds, [bob.id, alice.id], 'thread participants in the order they replied')
+  t.equal(replyMessage?.sender.name, 'Bob B', 'the reply\'s sender')
+  t.same(replyMessage?.replyTo, { id: root.id, seq: rootMessage?.seq, senderId: alice.id, excerpt: 'root' }, 'the replied-to message')
+  t.equal(replyMessage?.thread ?? null, null, 'a message without replies in a thread has no thread summary')
+  t.same(replyMessage?.reactions, [], 'no reactions')
+})
+
+t.test('last-seen stamps of one turn: one upsert, and a user stamped twice keeps the later time', async (t) => {
+  const users = scopeOf(node).chatUsers
+  const ids = [uid('gone'), uid('gone'), uid('gone')]
+  const early = new Date('2026-01-01T00:00:00.000Z')
+  const late = new Date('2026-01-02T00:00:00.000Z')
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  await counter.run(async () => {
+    await Promise.all([
+      ...ids.map(async (id) => { await users.touchLastSeen({ id, tenant: '' }, early) }),
+      users.touchLastSeen({ id: ids[0] as string, tenant: '' }, late),
+      // The same sub in another tenant is another user: its own row.
+      users.touchLastSeen({ id: ids[0] as string, tenant: 'other' }, late),
+    ])
+  })
+  t.equal(counter.count, 1, 'one statement for the turn')
+  const profiles = await users.profiles('', ids)
+  t.same(ids.map((id) => profiles.get(id)?.lastSeen), [late.toISOString(), early.toISOString(), early.toISOString()], 'each user\'s stamp; the later of two')
+  t.equal((await users.profiles('other', [ids[0] as string])).get(ids[0] as string)?.lastSeen, late.toISOString(), 'the other tenant\'s row')
+})
+
+t.test('syncs of one turn: each distinct read once, each sync its own answer', async (t) => {
+  const alice = await connect(node, uid('alice'))
+  const bob = await connect(node, uid('bob'))
+  const carol = await connect(node, uid('carol'))
+  t.teardown(() => { for (const one of [alice, bob, carol]) one.client.close() })
+  const roomId = ((await alice.client.ack('room.create', { name: 'storm', type: 'GROUP', memberIds: [bob.id, carol.id] })).room as { id: string }).id
+  for (const content of ['one', 'two', 'three']) await alice.client.ack('message.send', { roomId, content })
+  const sync = scopeOf(node).chatMessaging.sync
+  const users: ChatUser[] = [alice, bob, carol].map((person) => ({ id: person.id, tenant: '', name: null, avatar: null, roles: [], permissions: [], exp: null }))
+  const cursors = [[{ roomId, seq: 0 }], [{ roomId, seq: 0 }], [{ roomId, seq: 1 }]]
+  // Alone first: the answers to compare with, and the membership cache warm (no read of it below).
+  const alone = []
+  for (const [index, user] of users.entries()) alone.push(await sync(user, cursors[index] ?? []))
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  const together = await counter.run(async () => await Promise.all(users.map(async (user, index) => await sync(user, cursors[index] ?? []))))
+  t.same(together, alone, 'the same answers as one sync at a time')
+  t.same(together[2]?.rooms[0]?.events.map((event) => (event.data as { message: { content: string } }).message.content), ['two', 'three'], 'the later cursor: its own events')
+  // One heads read; the two cursors of the room are two reads (events, messages, hydration each), where
+  // one sync at a time took four statements each.
+  t.equal(counter.count, 7, 'one heads read and two distinct log reads of three statements')
+})
