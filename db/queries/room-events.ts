@@ -96,7 +96,7 @@ export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): P
   })))
   const storedByRoom = byRoom(rows<StoredText>(stored).map(messageRowOf))
   const cuts = reads.map((read) => cutOf(loggedByRoom.get(read.roomId) ?? [], storedByRoom.get(read.roomId) ?? [], read.limit))
-  // One hydration for the messages of every room (senders, replies, reactions and threads in four statements).
+  // One hydration for the messages of every room (senders, replies, reactions and threads in one statement).
   const hydrated = await hydratedBySeq(db, cuts.flat())
   return reads.map((read, index) => eventsOf(read.roomId, cuts[index] as LoggedOrStored[], hydrated))
 }
