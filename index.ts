@@ -84,9 +84,10 @@ async function chatScope (app: FastifyInstance, options: { config: ChatConfig, r
   // keeps the store up to date and pushes changes to rooms) after rooms.
   await app.register(presenceStorePlugin)
   await app.register(roomsPlugin)
+  // The search indexer before the writers of messages, which wake it after their commits.
+  if (config.concerns.messaging) await app.register(searchIndexerPlugin)
   if (config.concerns.messaging) await app.register(messagingPlugin)
   if (config.concerns.messaging) await app.register(retentionPlugin)
-  if (config.concerns.messaging) await app.register(searchIndexerPlugin)
   if (config.concerns.presence) await app.register(presencePlugin)
   if (config.concerns.typing) await app.register(typingPlugin)
   await app.register(feedPlugin)
@@ -175,6 +176,6 @@ export { chatLoggerOptions, redactSecrets } from './plugins/core/logging.js'
 // The building blocks, for hosts that compose their own subset (each declares its dependencies, and a
 // missing one fails startup with a message that names it).
 export { configPlugin, databasePlugin, brokerPlugin, hubPlugin, gatewayPlugin, metricsPlugin, usersPlugin, authPlugin, sessionsPlugin }
-export { roomLogPlugin, presenceStorePlugin, roomsPlugin, messagingPlugin, presencePlugin, typingPlugin }
+export { roomLogPlugin, presenceStorePlugin, roomsPlugin, searchIndexerPlugin, messagingPlugin, presencePlugin, typingPlugin }
 export type { ServerApi } from './plugins/core/server-api.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { sql } from 'drizzle-orm'
 import { connect, groupRoom, messagesOf, uid } from './fixtures/chat.js'
-import { rest, scopeOf } from './fixtures/rooms.js'
+import { rest, scopeOf, storeMessage } from './fixtures/rooms.js'
 import { onOneAndTwoNodes, sharedServicesSkip, startCluster, type TestNode } from './fixtures/server.js'
 import { until } from './fixtures/timing.js'
 import { eraseExpired } from '../plugins/messaging/retention.js'
@@ -171,12 +171,71 @@ onOneAndTwoNodes(t, 'through the index: found once indexed, an edit by its new w
   t.same(await search(gone), [], 'not found once deleted, before the indexer runs')
   await age(nodeA, expired.id, 40)
   t.equal(await eraseExpired(scopeOf(nodeA).chatDb, 30, 100) >= 1, true, 'retention erased the old message')
+  // Called here outside the retention plugin, whose sweep wakes the indexer itself.
+  scopeOf(nodeA).chatSearchIndexer.wake()
   t.same(await search(old), [], 'nor once erased')
   await indexed(nodeA, [deleted.id, expired.id])
   t.same(await search(gone), [], 'a deleted message is not found after the indexer ran')
   t.same(await search(old), [], 'an erased one neither')
   t.same([await entryOf(nodeA, deleted.id), await entryOf(nodeA, expired.id)], [{ search: null }, { search: null }], 'their entries keep none of their words')
 })
+
+/** Waits, generously, until `check` holds: a bound on a hang, not a measure of speed. */
+async function soon (what: string, check: () => Promise<boolean>): Promise<void> {
+  await until(what, check, { timeoutMs: 15_000, everyMs: 50 })
+}
+
+onOneAndTwoNodes(t, 'the indexer is woken by this node\'s writes: sends, edits, deletes and retention are indexed without its poll', async (t, nodeA, nodeB) => {
+  const alice = await connect(nodeA, uid('alice'))
+  const bob = await connect(nodeB, uid('bob'))
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, [bob.id])
+  await searchedByIndex(nodeA, roomId)
+  const [lime, after, old] = [word('lime'), word('after'), word('old')]
+  const search = async (query: string): Promise<string[]> => ((await bob.client.ack('message.search', { query })) as unknown as Page).messages.map((message) => message.id)
+
+  // The poll is an hour away (options below): within these waits only a wake runs the indexer.
+  const sent = await send(alice, roomId, `a ${lime} please`)
+  await soon('the sent message is found through the index', async () => (await search(lime)).length > 0)
+  t.same(await search(lime), [sent.id], 'a sent message is indexed after the send batch\'s commit')
+  await alice.client.ack('message.edit', { messageId: sent.id, content: `now ${after}` })
+  await soon('the edit is found by its new words', async () => (await search(after)).length > 0)
+  t.same(await search(after), [sent.id], 'an edit is indexed after its commit')
+  await alice.client.ack('message.delete', { messageId: sent.id })
+  await soon('the deleted message\'s entry loses its words', async () => (await entryOf(nodeA, sent.id))?.search === null)
+  t.pass('a delete is indexed after its commit')
+
+  const expired = await send(alice, roomId, `long ago ${old}`)
+  await soon('the old message is indexed', async () => typeof (await entryOf(nodeA, expired.id))?.search === 'string')
+  await age(nodeA, expired.id, 40)
+  await soon('the erased message\'s entry loses its words', async () => (await entryOf(nodeA, expired.id))?.search === null)
+  t.same(await search(old), [], 'retention\'s sweep (the plugin\'s, every 100 ms here) wakes the indexer too')
+}, { options: { searchIndexPollMs: 3_600_000, retention: { maxAgeDays: 30, sweepMs: 100 } } })
+
+onOneAndTwoNodes(t, 'changes queued by someone else (SQL outside the suite, a node that died) are indexed by the safety-net poll', async (t, nodeA, nodeB) => {
+  const alice = await connect(nodeA, uid('alice'))
+  const bob = await connect(nodeB, uid('bob'))
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, [bob.id])
+  await searchedByIndex(nodeA, roomId)
+  const db = scopeOf(nodeA).chatDb
+  const [quince, after] = [word('quince'), word('after')]
+  const search = async (query: string): Promise<string[]> => ((await bob.client.ack('message.search', { query })) as unknown as Page).messages.map((message) => message.id)
+
+  // Written by SQL (as a host's INSERT): its trigger queues it, and nothing on any node wakes an indexer.
+  const stored = await storeMessage(nodeA, roomId, alice.id, `a ${quince} by hand`)
+  await soon('the message written by SQL is found through the index', async () => (await search(quince)).length > 0)
+  t.same(await search(quince), [stored.id], 'an INSERT from outside is indexed by the poll')
+  await db.execute(sql`update chat.messages set content = ${`now ${after}`}, edited_at = now() where id = ${stored.id}`)
+  await soon('the edit by SQL is found by its new words', async () => (await search(after)).length > 0)
+  t.same(await search(after), [stored.id], 'an UPDATE from outside too')
+
+  // A node that queued a change and died before indexing it: its queue row waits for whoever polls.
+  await db.execute(sql`delete from chat.message_search where message_id = ${stored.id}`)
+  await db.execute(sql`insert into chat.message_search_queue (message_id) values (${stored.id})`)
+  await soon('the queued row is indexed', async () => (await entryOf(nodeA, stored.id)) !== undefined)
+  t.same(await search(after), [stored.id], 'a row left in the queue is indexed by the poll')
+}, { options: { searchIndexPollMs: 200 } })
 
 void t.test('two nodes share the index queue: a batch cut off by a dying connection goes back, nothing is lost or indexed twice', { skip: sharedServicesSkip() }, async (t) => {
   // A fresh database of this test's own: only these two nodes' indexers take from its queue.

@@ -134,6 +134,10 @@ export const ChatOptionsSchema = Type.Object({
     sweepMs: Type.Integer({ minimum: 100, maximum: 86_400_000, default: 60_000, description: 'how often the node holding the retention lease looks for expired messages' }),
     batchSize: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000, description: 'messages erased per statement (a sweep runs statements until none is left)' }),
   }, { additionalProperties: false, default: {} }),
+  searchIndexPollMs: Type.Integer({
+    minimum: 100, maximum: 3_600_000, default: 5000,
+    description: 'how often the search indexer looks at its queue unprompted: it runs at once after this node\'s own writes, and this poll picks up changes queued by other nodes that died first or by SQL outside the suite',
+  }),
   eventRetention: Type.Integer({ minimum: 0, default: 0, description: 'room events kept per room for sync; 0 keeps all' }),
   databaseTimeoutMs: Type.Integer({
     minimum: 100, default: 5000,

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
 import { FEED_RABBITMQ_EXCHANGE } from '../core/config.js'
 import { releaseLease, takeLease } from '../../db/queries/leases.js'
+import { PeriodicJob } from '../../lib/periodic-job.js'
 import { FeedRelay } from './relay.js'
 import { RabbitMqSink } from './sinks/rabbitmq.js'
 import { RedisStreamSink } from './sinks/redis-stream.js'
@@ -85,54 +86,52 @@ export const feedPlugin = fp(async function feedPlugin (app: FastifyInstance) {
   // The lease is held until heldUntil by this node's clock, counted from before the statement that took
   // it: a node that cannot renew stops relaying before its lease could have expired on the database.
   let heldUntil = 0
-  let stopped = false
-  let leaseTimer: NodeJS.Timeout | undefined
-  let stepTimer: NodeJS.Timeout | undefined
   let lastPrune = 0
-  const holding = (): boolean => !stopped && Date.now() < heldUntil
+  const holding = (): boolean => !lease.stopped && Date.now() < heldUntil
 
-  async function renew (): Promise<void> {
-    const started = Date.now()
-    try {
+  const lease = new PeriodicJob({
+    run: async () => {
+      const started = Date.now()
+      const had = heldUntil > 0
       heldUntil = await takeLease(app.chatDb, LEASE_NAME, holder, options.leaseMs) ? started + options.leaseMs : 0
-    } catch (error) {
+      // Taken now (at start, or from a node that stopped renewing): relay at once, not after a pause.
+      if (!had && heldUntil > 0) relaying.wake()
+      return Math.floor(options.leaseMs / 3)
+    },
+    onError: (error) => {
       heldUntil = 0
       log.warn({ err: error }, 'feed: lease renewal failed, not relaying')
-    }
-    if (!stopped) leaseTimer = setTimeout(() => { void renew() }, Math.floor(options.leaseMs / 3))
-  }
+      return Math.floor(options.leaseMs / 3)
+    },
+  })
 
-  async function step (): Promise<void> {
-    let busy = false
-    if (holding()) {
-      try {
-        const moved = await relay.move()
-        const more = holding() && await relay.deliver()
-        if (holding() && Date.now() - lastPrune > PRUNE_EVERY_MS) {
-          lastPrune = Date.now()
-          await relay.prune()
-        }
-        busy = moved === options.batchSize || more
-      } catch (error) {
-        log.warn({ err: error }, 'feed: relay step failed')
+  const relaying = new PeriodicJob({
+    run: async () => {
+      if (!holding()) return IDLE_MS
+      const moved = await relay.move()
+      const more = holding() && await relay.deliver()
+      if (holding() && Date.now() - lastPrune > PRUNE_EVERY_MS) {
+        lastPrune = Date.now()
+        await relay.prune()
       }
-    }
-    if (!stopped) stepTimer = setTimeout(() => { inFlight = step() }, busy ? 0 : IDLE_MS)
-  }
-  let inFlight: Promise<void> | undefined
+      return moved === options.batchSize || more ? 0 : IDLE_MS
+    },
+    onError: (error) => {
+      log.warn({ err: error }, 'feed: relay step failed')
+      return IDLE_MS
+    },
+  })
 
-  let running: Promise<void> | undefined
   app.addHook('onReady', async () => {
-    running = renew().then(() => { inFlight = step() })
+    lease.start()
+    relaying.start()
   })
   app.addHook('onClose', async () => {
-    stopped = true
-    clearTimeout(leaseTimer)
-    clearTimeout(stepTimer)
-    await running
+    const stepping = relaying.stop()
+    await lease.stop()
     // Closing the sinks first ends a delivery waiting on a slow webhook, which the step in flight awaits.
     await relay.close()
-    await inFlight
+    await stepping
     const held = heldUntil > 0
     heldUntil = 0
     if (held) await releaseLease(app.chatDb, LEASE_NAME, holder).catch((error: unknown) => log.warn({ err: error }, 'feed: lease release failed'))

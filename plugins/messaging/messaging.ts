@@ -250,6 +250,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         await stillMay(tx, user, row.roomId, 'message.edit.own')
         return { message, events }
       })
+      app.chatSearchIndexer.wake()
       await roomLog.publish(events, except)
       const event = events[0] as RoomEvent
       return { message, roomId: event.roomId, seq: event.seq }
@@ -272,6 +273,7 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
         await stillMay(tx, user, row.roomId, own ? 'message.delete.own' : 'message.delete.any')
         return appended
       })
+      if (events.length > 0) app.chatSearchIndexer.wake()
       await roomLog.publish(events, except)
       return placeOf(events)
     },
@@ -357,4 +359,4 @@ export const messagingPlugin = fp(async function messagingPlugin (app: FastifyIn
     search: createSearch(app),
   }
   app.decorate('chatMessaging', service)
-}, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics'] })
+}, { name: 'chat-messaging', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-room-log', 'chat-rooms', 'chat-metrics', 'chat-search-indexer'] })

@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm'
 import { Counter } from 'prom-client'
 import { rows, type ChatDb } from '../../db/client.js'
 import { releaseLease, takeLease } from '../../db/queries/leases.js'
+import { PeriodicJob } from '../../lib/periodic-job.js'
 
 const LEASE_NAME = 'retention'
 /** Statements of one sweep at most: a backlog is worked off over several sweeps, never in one long burst. */
@@ -47,32 +48,32 @@ export const retentionPlugin = fp(async function retentionPlugin (app: FastifyIn
   const holder = app.chatHub.nodeId
   const leaseMs = Math.max(1000, sweepMs * 3)
   const erasedTotal = new Counter({ name: 'chat_retention_erased_total', help: 'messages erased by retention', registers: [app.chatMetrics.registry] })
-  let timer: NodeJS.Timeout | undefined
-  let stopped = false
-  let running: Promise<void> = Promise.resolve()
   let held = false
 
-  async function sweep (): Promise<void> {
-    try {
+  const job = new PeriodicJob({
+    run: async () => {
       held = await takeLease(app.chatDb, LEASE_NAME, holder, leaseMs)
-      if (!held) return
-      for (let batch = 0; batch < MAX_BATCHES_PER_SWEEP && !stopped; batch += 1) {
+      if (!held) return sweepMs
+      let sweepErased = 0
+      for (let batch = 0; batch < MAX_BATCHES_PER_SWEEP && !job.stopped; batch += 1) {
         const erased = await eraseExpired(app.chatDb, maxAgeDays, batchSize)
         erasedTotal.inc(erased)
+        sweepErased += erased
         if (erased < batchSize) break
       }
-    } catch (error) {
+      // Each erasure queued its message for search: its entry loses its words now, not at the next poll.
+      if (sweepErased > 0) app.chatSearchIndexer.wake()
+      return sweepMs
+    },
+    onError: (error) => {
       app.log.warn({ err: error }, 'retention: a sweep failed')
-    } finally {
-      if (!stopped) timer = setTimeout(() => { running = sweep() }, sweepMs)
-    }
-  }
+      return sweepMs
+    },
+  })
 
-  app.addHook('onReady', async () => { running = sweep() })
+  app.addHook('onReady', async () => { job.start() })
   app.addHook('onClose', async () => {
-    stopped = true
-    clearTimeout(timer)
-    await running
+    await job.stop()
     if (held) await releaseLease(app.chatDb, LEASE_NAME, holder).catch((error: unknown) => app.log.warn({ err: error }, 'retention: lease release failed'))
   })
-}, { name: 'chat-retention', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-metrics'] })
+}, { name: 'chat-retention', fastify: '5.x', dependencies: ['chat-config', 'chat-database', 'chat-hub', 'chat-metrics', 'chat-search-indexer'] })

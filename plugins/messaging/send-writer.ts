@@ -196,6 +196,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
     return new Map(originals.map((row, index) => [tripleKey(row.roomId, row.senderId, row.clientMsgId as string), hydrated[index] as Message]))
   }
   const metrics = app.chatMetrics
+  const searchIndexer = app.chatSearchIndexer
   const writer = new GroupCommit<SendJob, SendOutcome>({
     flush: async (jobs, release) => {
       // A batch that hangs (a lost query, a database behind a partition) would hold its in-flight slot for ever.
@@ -207,6 +208,8 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
       // before any sender is answered. The acks do not wait for the broker: a node that misses a push
       // reads it back from the database.
       void hub.publishRoomEvents(pushes)
+      // The batch's trigger queued its messages for search: one wake per batch, not per message.
+      if (pushes.length > 0) searchIndexer.wake()
       return results
     },
     // A room's sends are written in the order they were queued: a batch never overtakes one in flight
