@@ -45,17 +45,6 @@ export async function eventsAfter (db: ChatDb, roomId: string, seq: number, limi
   return events ?? []
 }
 
-/**
- * Rooms' committed seqs (the log's head, rooms.last_seq), by id; a room that does not exist is absent.
- * The ids travel as one JSON parameter, so the text is the same for any number of rooms.
- */
-export async function committedSeqs (db: ChatDb, roomIds: readonly string[]): Promise<Map<string, number>> {
-  if (roomIds.length === 0) return new Map()
-  const result = await db.execute(sql`select id::text as id, last_seq as "lastSeq" from chat.rooms
-    where id in (select value::uuid from json_array_elements_text(${JSON.stringify(roomIds)}::text::json))`)
-  return new Map(rows<{ id: string, lastSeq: number | string }>(result).map((row) => [row.id, Number(row.lastSeq)]))
-}
-
 /** One room's read of `eventsAfterMany`: the events after `seq`, up to `upTo`, at most `limit`. */
 export interface LogRead {
   roomId: string

@@ -6,7 +6,8 @@ import type { Connection, ConnectionObserver } from './connection.js'
 import { LatestVersions } from '../../lib/latest-versions.js'
 import { RoomSequencer, type SequencerOptions } from '../../lib/room-sequencer.js'
 import { withDeadline } from '../../lib/deadline.js'
-import { committedSeqs, eventsAfter, frameOf } from '../../db/queries/room-events.js'
+import { eventsAfter, frameOf } from '../../db/queries/room-events.js'
+import { roomHeadsOf } from '../../db/queries/room-heads.js'
 import { MicroBatch } from '../../lib/micro-batch.js'
 import { LocalSockets } from './local-sockets.js'
 
@@ -397,8 +398,8 @@ export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
   const timeoutMs = app.chatConfig.databaseTimeoutMs
   // The rooms a turn's sessions start listening to (a reconnect storm's) are read in one statement.
   const seqs = new MicroBatch<string, number | null>(async (roomIds) => {
-    const byRoom = await withDeadline(timeoutMs, 'reading rooms\' seqs', () => committedSeqs(db, roomIds))
-    return roomIds.map((roomId) => byRoom.get(roomId) ?? null)
+    const heads = await withDeadline(timeoutMs, 'reading rooms\' seqs', () => roomHeadsOf(db, roomIds))
+    return roomIds.map((roomId) => heads.get(roomId)?.lastSeq ?? null)
   }, 500)
   const hub = new Hub({
     broker: app.chatBroker,
