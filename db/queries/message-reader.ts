@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gt, inArray, isNull, lt, sql, type SQL } from 'driz
 import { messages, type Attachment } from '../schema/index.js'
 import { SERVER_USER_ID } from '../../lib/user-key.js'
 import { rows as resultRows, type ChatDb } from '../client.js'
+import { inList, iso } from './sql-parts.js'
 import { excerptOf as excerptOfContent, groupReactions, isoOf, toMessage as toProtocolMessage, type Message, type MessageRecord, type ThreadSummary } from '../../schemas/message.js'
 
 /** A typed select of a messages row: the shape's record, with the reply link and Dates as Drizzle gives them. */
@@ -49,7 +50,7 @@ export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Ma
   const result = new Map<string, Reactions>()
   if (messageIds.length === 0) return result
   const found = resultRows<{ messageId: string, emoji: string, userId: string }>(await db.execute(sql`select message_id::text as "messageId", emoji, user_id as "userId"
-    from chat.reactions where message_id in (${listOf(messageIds)}) order by created_at, user_id`))
+    from chat.reactions where message_id in (${inList(messageIds)}) order by created_at, user_id`))
   const byMessage = new Map<string, Array<{ emoji: string, userId: string }>>()
   for (const row of found) {
     const list = byMessage.get(row.messageId)
@@ -58,16 +59,6 @@ export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Ma
   }
   for (const [messageId, list] of byMessage) result.set(messageId, groupReactions(list))
   return result
-}
-
-/**
- * The parameters of an `in (…)` list. The hydration's reads are written as SQL rather than built with
- * drizzle's select builders: a profile of the reconnect storm (docs/benchmarks.md) found drizzle's query
- * building and row mapping the largest avoidable cost there, and every sync, send and history page
- * hydrates. The text depends only on the number of ids, so postgres.js prepares it once per count.
- */
-function listOf (ids: readonly string[]): SQL {
-  return sql.join(ids.map((id) => sql`${id}`), sql`, `)
 }
 
 interface ExtrasRow {
@@ -105,14 +96,14 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
       (rt.deleted_at is not null) as "replyDeleted",
       (select json_agg(json_build_object('emoji', re.emoji, 'userId', re.user_id) order by re.created_at, re.user_id)::text
          from chat.reactions re where re.message_id = v.id) as reactions,
-      th.n as "replyCount", th.last as "lastReplyAt", th.senders as "threadSenders"
+      th.n as "replyCount", ${sql.raw(iso('th.last_at'))} as "lastReplyAt", th.senders as "threadSenders"
     from (values ${given}) as v(id, room_id, sender_id, reply_to_id, is_root)
     join chat.rooms xr on xr.id = v.room_id
     left join chat.users su on su.id = v.sender_id
       and su.tenant = case when v.sender_id = ${SERVER_USER_ID} then '' else xr.tenant end
     left join chat.messages rt on rt.id = v.reply_to_id
     left join lateral (select count(*)::int as n,
-        to_char(max(t.created_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as last,
+        max(t.created_at) as last_at,
         array_to_json(array_agg(t.sender_id order by t.seq))::text as senders
       from chat.messages t where v.is_root and t.thread_root_id = v.id and t.deleted_at is null) th on true`))
   const extras = new Map(found.map((row) => [row.id, row]))

@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm'
 import { rows, type ChatDb } from '../client.js'
 import { SEARCH_CONFIG } from '../schema/index.js'
 import { messagesByIds, type MessageRow } from './message-reader.js'
+import { inList } from './sql-parts.js'
 import type { TenantUser } from '../../lib/user-key.js'
 
 /** Where a page of hits starts: after the hit (rank, created_at, id), in the order they are listed. */
@@ -61,7 +62,7 @@ export async function searchMessages (db: ChatDb, user: TenantUser, words: strin
   const scope = await scopeOf(db, user, options.roomId)
   const ids = scope.ids
   if (ids === null || ids.length === 0) return []
-  const inRooms = (column: SQL): SQL => sql`${column} in (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`
+  const inRooms = (column: SQL): SQL => sql`${column} in (${inList(ids, 'uuid')})`
   // The room scan reads the messages as they are now (no indexer lag): a message's indexed words where its
   // entry is of its current edit (one primary-key probe: a join hashed the whole side table, and computing
   // to_tsvector for every row cost about 15% more, measured on the 1-million-message seed), else its

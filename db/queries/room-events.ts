@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import { rows, type ChatDb } from '../client.js'
 import type { Attachment } from '../schema/index.js'
 import { hydrate, type MessageRow } from './message-reader.js'
+import { iso } from './sql-parts.js'
 import type { Message } from '../../schemas/message.js'
 
 /** A durable room event as pushed and as replayed by sync: `data` carries `roomId` and `seq`. */
@@ -88,11 +89,6 @@ export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): P
   // One hydration for the messages of every room (senders, replies, reactions and threads in one statement).
   const hydrated = await hydratedBySeq(db, cuts.flat())
   return reads.map((read, index) => eventsOf(read.roomId, cuts[index] as LoggedOrStored[], hydrated))
-}
-
-const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
-function iso (column: string): string {
-  return `to_char(${column} at time zone 'UTC', ${ISO})`
 }
 
 interface LoggedText { roomId: string, seq: number | string, event: string, data: string }

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { rows, type ChatDb } from '../client.js'
+import { inList } from './sql-parts.js'
 
 export interface RoomHead {
   id: string
@@ -16,7 +17,7 @@ export async function roomHeadsOf (db: ChatDb, roomIds: readonly string[]): Prom
   const heads = new Map<string, RoomHead>()
   if (roomIds.length === 0) return heads
   const found = rows<{ id: string, tenant: string, lastSeq: number | string }>(await db.execute(sql`select id::text as id, tenant, last_seq as "lastSeq"
-    from chat.rooms where id in (${sql.join(roomIds.map((id) => sql`${id}::uuid`), sql`, `)})`))
+    from chat.rooms where id in (${inList(roomIds, 'uuid')})`))
   for (const row of found) heads.set(row.id, { id: row.id, tenant: row.tenant, lastSeq: Number(row.lastSeq) })
   return heads
 }

@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rows, type ChatDb } from '../../db/client.js'
+import { inList } from '../../db/queries/sql-parts.js'
 import type { PresenceInfo } from '../presence/presence-store.js'
 import type { FeedEntry, FeedSink } from './types.js'
 
@@ -209,7 +210,7 @@ export class FeedRelay {
     const roomIds = [...new Set(created.map((entry) => entry.roomId as string))]
     const members = rows<{ room_id: string, user_id: string }>(await this.options.db.execute(sql`
       select room_id, user_id from chat.room_members
-      where room_id in (${sql.join(roomIds.map((id) => sql`${id}::uuid`), sql`, `)})`))
+      where room_id in (${inList(roomIds, 'uuid')})`))
     const byRoom = new Map<string, string[]>()
     for (const { room_id: roomId, user_id: userId } of members) {
       const list = byRoom.get(roomId) ?? []

@@ -1,6 +1,7 @@
 import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm'
 import { MUTED_FOREVER, roomBans, roomMembers, type Role } from '../../db/schema/index.js'
 import type { ChatDb } from '../../db/client.js'
+import { inList } from '../../db/queries/sql-parts.js'
 import { chatError, refusals } from '../core/errors.js'
 import type { ChatUser } from '../realtime/connection.js'
 import { isoOf } from '../../schemas/message.js'
@@ -30,7 +31,7 @@ const inForce = or(isNull(roomBans.until), gt(roomBans.until, sql`now()`))
 export async function bansIn (tx: ChatDb, roomId: string, userIds: string[]): Promise<BanRow[]> {
   if (userIds.length === 0) return []
   return await tx.select().from(roomBans)
-    .where(and(eq(roomBans.roomId, roomId), sql`${roomBans.userId} in (${sql.join(userIds.map((id) => sql`${id}`), sql`, `)})`, inForce))
+    .where(and(eq(roomBans.roomId, roomId), sql`${roomBans.userId} in (${inList(userIds)})`, inForce))
 }
 
 /** Refuses a join or an add while any of `userIds` is banned (BANNED, details.userIds). */

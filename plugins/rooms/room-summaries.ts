@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { rows, type ChatDb } from '../../db/client.js'
+import { inList, iso } from '../../db/queries/sql-parts.js'
 import type { Attachment, MessageType, Role, RoomStatus, RoomType } from '../../db/schema/index.js'
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
@@ -11,11 +12,6 @@ import { SERVER_USER_ID, type TenantUser } from '../../lib/user-key.js'
  * message pages, each in one statement whatever the number of rooms. Timestamps are formatted in SQL
  * and jsonb is read as text, so both drivers (postgres.js, PGlite) return the same plain values.
  */
-
-const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
-function iso (column: string): string {
-  return `to_char(${column} at time zone 'UTC', ${ISO})`
-}
 
 /** The columns of a message `x` with its sender `su` and reply target `rt`, prefixed `m_`. */
 const MESSAGE_COLUMNS = `
@@ -80,10 +76,6 @@ function messageOf (row: MessageRow): Message | null {
       : { id: row.m_reply_id, seq: row.m_reply_seq as number, senderId: row.m_reply_sender_id as string, excerpt: excerptOf(row.m_reply_content ?? '', row.m_reply_deleted === true) },
     reactions: row.m_reactions === null ? [] : JSON.parse(row.m_reactions) as Reaction[],
   })
-}
-
-function list (values: readonly string[]): SQL {
-  return sql.join(values.map((value) => sql`${value}`), sql`, `)
 }
 
 export interface RoomRow {
@@ -180,7 +172,7 @@ export interface SummaryResult {
 export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[], tenant?: string): Promise<SummaryResult> {
   const peers = new Map<string, Peer>()
   if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
-  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id in (${list(roomIds)})`
+  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id in (${inList(roomIds)})`
   const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
   const result = await db.execute(sql`
     select m.user_id, r.tenant as room_tenant, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
@@ -206,7 +198,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       where x.room_id = r.id and x.deleted_at is null
       order by x.seq desc limit 1
     ) lm on true
-    where m.user_id in (${list(userIds)})${roomFilter}${tenantFilter}
+    where m.user_id in (${inList(userIds)})${roomFilter}${tenantFilter}
     order by r.updated_at desc, r.id`)
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
@@ -285,7 +277,7 @@ export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: read
       order by p.user_id limit 1
     ) peer on true
     left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
-    where f.tenant = ${tenant} and f.user_id in (${list(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
+    where f.tenant = ${tenant} and f.user_id in (${inList(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
     order by f.created_at, f.type, f.target_id`)
   for (const row of rows<FavoriteRow & { user_id: string }>(result)) {
     byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
@@ -306,7 +298,7 @@ interface MemberRow {
 /** Members of a room, oldest first; only `userIds` when given; only `page.limit` from `page.offset` when given. */
 export async function loadMembers (db: ChatDb, roomId: string, userIds?: readonly string[], page?: { offset: number, limit: number }): Promise<Member[]> {
   if (userIds?.length === 0) return []
-  const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${list(userIds)})`
+  const filter = userIds === undefined ? sql`` : sql` and m.user_id in (${inList(userIds)})`
   const paged = page === undefined ? sql`` : sql` limit ${page.limit} offset ${page.offset}`
   const result = await db.execute(sql`
     select m.user_id, m.role, m.last_read_seq, ${sql.raw(iso('m.joined_at'))} as joined_at,
@@ -356,6 +348,6 @@ export async function usersSharingARoom (db: ChatDb, user: TenantUser, userIds: 
     select distinct other.user_id from chat.room_members mine
       join chat.rooms r on r.id = mine.room_id and r.tenant = ${user.tenant}
       join chat.room_members other on other.room_id = mine.room_id
-    where mine.user_id = ${user.id} and other.user_id in (${list(userIds)})`)
+    where mine.user_id = ${user.id} and other.user_id in (${inList(userIds)})`)
   return new Set(rows<{ user_id: string }>(result).map((row) => row.user_id))
 }
