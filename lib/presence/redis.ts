@@ -262,7 +262,7 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #ttlMs: number
   readonly #timeoutMs: number
   readonly #tags: TagKeys[]
-  readonly #attaches = new MicroBatch<string, AttachResult>(async (userIds) => await this.#attachMany(userIds), MAX_ATTACHES_PER_SCRIPT)
+  readonly #attaches = new MicroBatch<string, AttachResult>(async (userIds) => await this.#attachMany(userIds), { maxBatch: MAX_ATTACHES_PER_SCRIPT })
 
   constructor (options: RedisPresenceStoreOptions) {
     this.#client = options.client

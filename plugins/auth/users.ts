@@ -36,6 +36,8 @@ const REMEMBERED_MAX = 50_000
 /** Users as tokens describe them, cached in the database so that history and member lists show names. */
 export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) {
   const db = app.chatDb
+  // One batch of each kind at a time: the stamps and profiles that arrive meanwhile go in the next.
+  const timeoutMs = app.chatConfig.databaseTimeoutMs
   // What this node last wrote per user: a session start of an unchanged user costs no write.
   const remembered = new Map<string, string>()
   const resolveUser = app.chatHooks.resolveUser
@@ -50,7 +52,7 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
       on conflict (tenant, id) do update set name = excluded.name, avatar = excluded.avatar, updated_at = now()
       where users.name is distinct from excluded.name or users.avatar is distinct from excluded.avatar`)
     return batch.map(() => undefined)
-  })
+  }, { inFlight: { max: 1, timeoutMs, what: 'writing profiles' } })
   // Last-seen stamps of one turn in one statement: when a node dies, another node's sweep stamps every
   // one of its users offline at once (one upsert each before). A user stamped twice in a turn keeps the
   // later call's time, as two statements one after the other would have left it.
@@ -60,7 +62,7 @@ export const usersPlugin = fp(async function usersPlugin (app: FastifyInstance) 
       values ${sql.join(unique.map((stamp) => sql`(${stamp.id}, ${stamp.tenant}, ${stamp.at.toISOString()}::timestamptz)`), sql`, `)}
       on conflict (tenant, id) do update set last_seen = excluded.last_seen`)
     return batch.map(() => undefined)
-  })
+  }, { inFlight: { max: 1, timeoutMs, what: 'stamping last seen' } })
 
   async function resolved (user: ChatUser): Promise<ChatUser> {
     if (resolveUser === undefined || (user.name !== null && user.avatar !== null)) return user

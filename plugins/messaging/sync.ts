@@ -71,7 +71,7 @@ function readKey (read: LogRead): string {
  * reconnect storm's largest cost was one statement per sync and table, and most of them read the same
  * rows. Reads of one room from different cursors go in separate calls (a call answers a room once).
  */
-function turnReader (roomLog: RoomLog): ReadMany {
+function turnReader (roomLog: RoomLog, timeoutMs: number): ReadMany {
   const batch = new MicroBatch<readonly LogRead[], RoomEvent[][]>(async (lists) => {
     const unique = new Map<string, LogRead>()
     for (const list of lists) for (const read of list) if (!unique.has(readKey(read))) unique.set(readKey(read), read)
@@ -89,12 +89,12 @@ function turnReader (roomLog: RoomLog): ReadMany {
     const byKey = new Map<string, RoomEvent[]>()
     rounds.forEach((round, index) => round.reads.forEach((read, at) => byKey.set(readKey(read), answers[index]?.[at] ?? [])))
     return lists.map((list) => list.map((read) => byKey.get(readKey(read)) ?? []))
-  })
+  }, { inFlight: { max: 1, timeoutMs, what: 'the sync\'s reads' } })
   return async (reads) => await batch.load(reads)
 }
 
 /** The syncs of one turn read the heads (tenant, lastSeq) of the rooms they name in one statement. */
-function turnHeads (db: FastifyInstance['chatDb']): (roomIds: readonly string[]) => Promise<Map<string, RoomHead>> {
+function turnHeads (db: FastifyInstance['chatDb'], timeoutMs: number): (roomIds: readonly string[]) => Promise<Map<string, RoomHead>> {
   const batch = new MicroBatch<readonly string[], Map<string, RoomHead>>(async (lists) => {
     const all = await roomHeadsOf(db, [...new Set(lists.flat())])
     // Each sync sees only the rooms it named.
@@ -102,7 +102,7 @@ function turnHeads (db: FastifyInstance['chatDb']): (roomIds: readonly string[])
       const head = all.get(roomId)
       return head === undefined ? [] : [[roomId, head] as const]
     })))
-  })
+  }, { inFlight: { max: 1, timeoutMs, what: 'reading rooms\' heads' } })
   return async (roomIds) => roomIds.length === 0 ? new Map() : await batch.load(roomIds)
 }
 
@@ -117,8 +117,8 @@ export type Sync = (user: ChatUser, cursors: Array<{ roomId: string, seq: number
 export function createSync (app: FastifyInstance): Sync {
   const db = app.chatDb
   const config = app.chatConfig
-  const readFirstChunks = turnReader(app.chatRoomLog)
-  const headsOf = turnHeads(db)
+  const readFirstChunks = turnReader(app.chatRoomLog, config.databaseTimeoutMs)
+  const headsOf = turnHeads(db, config.databaseTimeoutMs)
   const roomLog = app.chatRoomLog
   return async function sync (user, cursors) {
     const roomsService = app.chatRooms

@@ -398,9 +398,9 @@ export const hubPlugin = fp(async function hubPlugin (app: FastifyInstance) {
   const timeoutMs = app.chatConfig.databaseTimeoutMs
   // The rooms a turn's sessions start listening to (a reconnect storm's) are read in one statement.
   const seqs = new MicroBatch<string, number | null>(async (roomIds) => {
-    const heads = await withDeadline(timeoutMs, 'reading rooms\' seqs', () => roomHeadsOf(db, roomIds))
+    const heads = await roomHeadsOf(db, roomIds)
     return roomIds.map((roomId) => heads.get(roomId)?.lastSeq ?? null)
-  }, 500)
+  }, { maxBatch: 500, inFlight: { max: 1, timeoutMs, what: 'reading rooms\' seqs' } })
   const hub = new Hub({
     broker: app.chatBroker,
     log: app.log,
