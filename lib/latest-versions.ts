@@ -8,11 +8,14 @@ const PRUNE_ABOVE = 1024
  * a frame older than one already delivered for its key is out of date and is dropped. Two nodes' pushes
  * about one key race only for the time a broker hop takes, so a key is forgotten once it has been quiet
  * for `memoryMs`; what arrives after that is taken as new.
+ *
+ * With the latest version it keeps where that version was delivered (the rooms the hub wrote it to), so
+ * that a frame sent to several rooms reaches a socket in more than one of them once.
  */
 export class LatestVersions {
   // In order of last change (a changed key is moved to the end), so that pruning stops at the first
   // key that is still fresh.
-  readonly #latest = new Map<string, { version: number, at: number }>()
+  readonly #latest = new Map<string, { version: number, at: number, deliveredTo: string[] }>()
   readonly #memoryMs: number
 
   constructor (memoryMs = DEFAULT_MEMORY_MS) {
@@ -23,16 +26,19 @@ export class LatestVersions {
     return this.#latest.size
   }
 
-  /** True when `version` is not older than the latest seen for `key` (equal is the same change). */
-  admit (key: string, version: number, now = Date.now()): boolean {
+  /**
+   * Null when `version` is older than the latest seen for `key`; else the places the caller has recorded
+   * for that version (an equal version is the same change), empty for a newer one. The caller adds to it.
+   */
+  admit (key: string, version: number, now = Date.now()): string[] | null {
     const seen = this.#latest.get(key)
-    if (seen !== undefined && version < seen.version) return false
-    if (seen === undefined || version > seen.version) {
-      this.#latest.delete(key)
-      this.#latest.set(key, { version, at: now })
-      if (this.#latest.size > PRUNE_ABOVE) this.#prune(now)
-    }
-    return true
+    if (seen !== undefined && version < seen.version) return null
+    if (seen !== undefined && version === seen.version) return seen.deliveredTo
+    const latest = { version, at: now, deliveredTo: [] }
+    this.#latest.delete(key)
+    this.#latest.set(key, latest)
+    if (this.#latest.size > PRUNE_ABOVE) this.#prune(now)
+    return latest.deliveredTo
   }
 
   #prune (now: number): void {

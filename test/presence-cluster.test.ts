@@ -100,6 +100,20 @@ t.test('presence across nodes', { skip: sharedServicesSkip() }, async (t) => {
     await disconnect(alice)
   })
 
+  t.test('a member on another node who shares several rooms with the user gets each push once', async (t) => {
+    const alice = await connect(b, uid('alice'))
+    const bobId = uid('bob')
+    for (let room = 0; room < 3; room += 1) await groupRoom(alice, [bobId])
+    const bob = await connect(a, bobId)
+    await alice.client.next(presenceOf(bobId, 'online'))
+    t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'online once, not once per room')
+    t.same(await bob.client.ack('presence.set', { status: 'away' }), {})
+    await alice.client.next(presenceOf(bobId, 'away'))
+    t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'away once')
+    await disconnect(bob)
+    await disconnect(alice)
+  })
+
   t.test('a push older than one already delivered is dropped, where it arrives and where it was made', async (t) => {
     // The race this guards: a grace ends on node A (offline) while the user reconnects to node B (online),
     // and A's push is slower. Here the late pushes are made by hand, with a version older than the real one.
@@ -118,7 +132,7 @@ t.test('presence across nodes', { skip: sharedServicesSkip() }, async (t) => {
     const pushOf = (status: string): string => JSON.stringify({ event: 'presence', data: { userId: bobId, status, lastSeen: null } })
     // Versions are Redis microseconds: 1 is older than any real change.
     await redis.publish(channel, `vghost 1 ${key.length}:${key}${pushOf('offline')}`)
-    await b.app.chat.scope.chatHub.publishRoom(roomId, pushOf('offline'), { version: { key, version: 1 } })
+    await b.app.chat.scope.chatHub.publishVersioned([{ roomIds: [roomId], frame: pushOf('offline'), version: { key, version: 1 } }])
     t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'node A dropped both late pushes')
     t.same(await carol.client.collect(50, presenceOf(bobId)), [], 'node B dropped both, its own included')
     await redis.publish(channel, `vghost ${Number.MAX_SAFE_INTEGER} ${key.length}:${key}${pushOf('away')}`)

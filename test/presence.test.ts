@@ -142,6 +142,20 @@ t.test('changes in one burst are coalesced into one push per user', async (t) =>
   await disconnect(alice)
 })
 
+t.test('a member who shares several rooms with the user gets each push once', async (t) => {
+  const alice = await connect(node, uid('alice'))
+  const bobId = uid('bob')
+  for (let room = 0; room < 3; room += 1) await groupRoom(alice, [bobId])
+  const bob = await connect(node, bobId)
+  await alice.client.next(presenceOf(bobId, 'online'))
+  t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'online once, not once per room')
+  t.same(await bob.client.ack('presence.set', { status: 'away' }), {})
+  await alice.client.next(presenceOf(bobId, 'away'))
+  t.same(await alice.client.collect(300, presenceOf(bobId)), [], 'away once')
+  await disconnect(bob)
+  await disconnect(alice)
+})
+
 t.test('presence is not pushed to rooms over presenceFanoutMaxMembers', async (t) => {
   const alice = await connect(node, uid('alice'))
   const carol = await connect(node, uid('carol'))

@@ -4,6 +4,7 @@ import type { ChatUser, Connection } from '../realtime/connection.js'
 import { holdsGrant } from '../auth/permission-claims.js'
 import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceVersion } from '../../lib/presence/store.js'
 import type { PresenceInfo } from './presence-store.js'
+import type { VersionedPush } from '../realtime/hub.js'
 import { userKeyOf, userOfKey, type TenantUser } from '../../lib/user-key.js'
 
 export type { PresenceStatus } from '../../lib/presence/store.js'
@@ -102,22 +103,27 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
       }
       return size
     }
+    const pushes: VersionedPush[] = []
     await inBatches(batch, 64, async ([userKey, { info, version }]) => {
       const user = userOfKey(userKey)
       try {
         const frame = JSON.stringify({ event: 'presence', data: { userId: user.id, status: info.status, lastSeen: info.lastSeen } })
         // The user's rooms are of the user's tenant only: nothing of it reaches another tenant.
         const roomIds = await rooms.roomIdsOf(user)
+        const sizes = await Promise.all(roomIds.map(sizeOf))
         // Another node may push a later change of this user first: every node keeps the latest version.
-        const ordered = { version: { key: `presence:${userKey}`, version } }
-        await Promise.all(roomIds.map(async (roomId) => {
-          if (await sizeOf(roomId) > config.presenceFanoutMaxMembers) return
-          await hub.publishRoom(roomId, frame, ordered)
-        }))
+        pushes.push({ roomIds: roomIds.filter((_, index) => (sizes[index] as number) <= config.presenceFanoutMaxMembers), frame, version: { key: `presence:${userKey}`, version } })
       } catch (error) {
         log.warn({ err: error, userId: user.id, tenant: user.tenant }, 'presence push failed')
       }
     })
+    // The window's pushes in one broker command; a socket that shares several rooms with a user gets
+    // the user's push once.
+    try {
+      await hub.publishVersioned(pushes)
+    } catch (error) {
+      log.warn({ err: error, users: pushes.length }, 'presence push failed')
+    }
   }
 
   async function stampOffline (userKey: string, at: number, version: PresenceVersion): Promise<void> {

@@ -41,13 +41,20 @@ const USER_CHANNEL = 'user:'
 const FRAME = 'f'
 const CONTROL = 'c'
 // "v<originNodeId> <version> <key length>:<key><frame>": an ephemeral room frame that supersedes the
-// older frames of its key (see publishRoom's `version`).
+// older frames of its key (see publishVersioned).
 const VERSIONED = 'v'
 
 /** An ephemeral frame's place among the frames it supersedes: the latest version of a key wins. */
 export interface FrameVersion {
   key: string
   version: number
+}
+
+/** An ephemeral frame for every socket of any of its rooms, once per socket (a user's presence). */
+export interface VersionedPush {
+  roomIds: readonly string[]
+  frame: string
+  version: FrameVersion
 }
 
 function encodeVersioned (nodeId: string, { key, version }: FrameVersion, frame: string): string {
@@ -270,17 +277,11 @@ export class Hub {
 
   /**
    * Sends one frame to every socket of a room on every node: locally at once (no broker round trip),
-   * and through the broker for the other nodes, which skip their own echo. A frame with a `version` is
-   * ephemeral and supersedes the older ones of its key: every node (this one included) drops it if it
-   * already delivered a newer one of that key.
+   * and through the broker for the other nodes, which skip their own echo.
    */
-  async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection, version?: FrameVersion } = {}): Promise<void> {
+  async publishRoom (roomId: string, frame: string, options: { seq?: number, except?: Connection } = {}): Promise<void> {
     const seq = options.seq ?? null
-    const version = options.version
-    // Out of date already: a newer frame of its key, from another node, was delivered here (and so was
-    // sent to every node).
-    if (version !== undefined && !this.frameVersions.admit(version.key, version.version)) return
-    const payload = version === undefined ? encode(FRAME, this.nodeId, seq, frame) : encodeVersioned(this.nodeId, version, frame)
+    const payload = encode(FRAME, this.nodeId, seq, frame)
     const published = this.broker.publish(ROOM_CHANNEL + roomId, payload)
     this.observer?.published('room')
     try {
@@ -290,6 +291,30 @@ export class Hub {
       throw error
     }
     await published
+  }
+
+  /**
+   * Sends ephemeral frames that supersede the older ones of their key (a user's presence, which the
+   * presence plugin coalesces per window) to every socket of their rooms on every node, in one broker
+   * command. Every node (this one included) drops a frame when it already delivered a newer one of its
+   * key, and writes it once to a socket that listens to several of its rooms: each node remembers which
+   * rooms it wrote the key's latest version to. The payload is a plain room frame with its version, so
+   * a node of the previous release reads it as before (once per room).
+   */
+  async publishVersioned (pushes: readonly VersionedPush[]): Promise<void> {
+    const messages: Array<readonly [channel: string, payload: string]> = []
+    for (const { roomIds, frame, version } of pushes) {
+      // Out of date already: a newer frame of its key, from another node, was delivered here (and so was
+      // sent to every node).
+      if (this.frameVersions.admit(version.key, version.version) === null) continue
+      const payload = encodeVersioned(this.nodeId, version, frame)
+      for (const roomId of roomIds) {
+        messages.push([ROOM_CHANNEL + roomId, payload])
+        this.observer?.published('room')
+        this.deliverVersioned(roomId, version, frame)
+      }
+    }
+    await this.broker.publishMany(messages)
   }
 
   /**
@@ -350,8 +375,15 @@ export class Hub {
     }
     if (message.kind !== VERSIONED || message.seq === null) return
     const versioned = splitKeyed(message.body)
-    if (versioned === null || !this.frameVersions.admit(versioned.key, message.seq)) return
-    this.sequencer.accept(roomId, null, versioned.frame, null)
+    if (versioned !== null) this.deliverVersioned(roomId, { key: versioned.key, version: message.seq }, versioned.frame)
+  }
+
+  /** An ephemeral frame of a key to a room's sockets that did not have this version of it from another room. */
+  private deliverVersioned (roomId: string, version: FrameVersion, frame: string): void {
+    const deliveredTo = this.frameVersions.admit(version.key, version.version)
+    if (deliveredTo === null || deliveredTo.includes(roomId)) return
+    this.sockets.deliverRoomOnce(roomId, frame, deliveredTo)
+    deliveredTo.push(roomId)
   }
 
   private onUserPayload (userKey: string, payload: string): void {

@@ -94,6 +94,22 @@ export class LocalSockets {
     }
   }
 
+  /** Writes one frame to every local socket of a room that listens to none of `deliveredTo` (which had it already). */
+  deliverRoomOnce (roomId: string, frame: string, deliveredTo: readonly string[]): void {
+    if (deliveredTo.length === 0) {
+      this.deliverRoom(roomId, frame, null)
+      return
+    }
+    const set = this.byRoom.get(roomId)
+    if (set === undefined) return
+    let encoded: Buffer | undefined
+    for (const connection of set) {
+      if (deliveredTo.some((room) => connection.rooms.has(room))) continue
+      encoded ??= Buffer.from(frame)
+      connection.send(frame, encoded)
+    }
+  }
+
   /** Writes one frame to every local socket of a user but `except`. */
   deliverUser (userKey: string, frame: string, except: Connection | null): void {
     const set = this.byUser.get(userKey)
