@@ -142,6 +142,8 @@ export class Hub {
   private readonly controlHandlers: UserControlHandler[] = []
   /** Latest version delivered per key of versioned frames, from this node or any other. */
   private readonly frameVersions = new LatestVersions()
+  /** The rooms lists of frameVersions written to in this turn (deliverVersioned). */
+  private deliveredThisTurn: string[][] = []
   private publishFailures = 0
   private lastPublishWarning = 0
 
@@ -384,6 +386,19 @@ export class Hub {
     if (deliveredTo === null || deliveredTo.includes(roomId)) return
     this.sockets.deliverRoomOnce(roomId, frame, deliveredTo)
     deliveredTo.push(roomId)
+    // Kept for this turn only: one push's copies arrive together (one broker command, read in one go),
+    // and no socket joins a room between them. A socket that joined one of the rooms later may not have
+    // had the frame: for it, a later copy must not be skipped (a second copy is harmless, a lost one not).
+    if (deliveredTo.length === 1) this.forgetDeliveredAfterTurn(deliveredTo)
+  }
+
+  private forgetDeliveredAfterTurn (deliveredTo: string[]): void {
+    this.deliveredThisTurn.push(deliveredTo)
+    if (this.deliveredThisTurn.length > 1) return
+    setImmediate(() => {
+      for (const rooms of this.deliveredThisTurn) rooms.length = 0
+      this.deliveredThisTurn = []
+    })
   }
 
   private onUserPayload (userKey: string, payload: string): void {
