@@ -46,6 +46,32 @@ t.test('hydration: sender, reply, reactions and thread summary in one statement'
   t.same(replyMessage?.reactions, [], 'no reactions')
 })
 
+t.test('users\' rooms missed in one turn: one statement, each user (and tenant) its own answer', async (t) => {
+  const alice = await connect(node, uid('alice'))
+  t.teardown(() => { alice.client.close() })
+  const bobId = uid('bob')
+  const carolId = uid('carol')
+  const create = async (name: string, memberIds: string[]): Promise<string> =>
+    ((await alice.client.ack('room.create', { name, type: 'GROUP', memberIds })).room as { id: string }).id
+  const both = await create('both', [bobId, carolId])
+  const bobs = await create('bob only', [bobId])
+  const rooms = scopeOf(node).chatRooms
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  const [bob, carol, bobElsewhere, nobody] = await counter.run(async () => await Promise.all([
+    rooms.roomIdsOf({ id: bobId, tenant: '' }),
+    rooms.roomIdsOf({ id: carolId, tenant: '' }),
+    // The same sub in another tenant is another user, in none of these rooms.
+    rooms.roomIdsOf({ id: bobId, tenant: 'elsewhere' }),
+    rooms.roomIdsOf({ id: uid('nobody'), tenant: '' }),
+  ]))
+  t.equal(counter.count, 1, 'one statement for four misses')
+  t.same([...(bob ?? [])].sort(), [both, bobs].sort())
+  t.same(carol, [both])
+  t.same(bobElsewhere, [])
+  t.same(nobody, [])
+})
+
 t.test('last-seen stamps of one turn: one upsert, and a user stamped twice keeps the later time', async (t) => {
   const users = scopeOf(node).chatUsers
   const ids = [uid('gone'), uid('gone'), uid('gone')]

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { and, eq, inArray } from 'drizzle-orm'
+import { and, eq, inArray, sql } from 'drizzle-orm'
 import { roomMembers, rooms, type Role } from '../../db/schema/index.js'
-import type { ChatDb } from '../../db/client.js'
+import { rows, type ChatDb } from '../../db/client.js'
+import { inList } from '../../db/queries/sql-parts.js'
+import { MicroBatch } from '../../lib/micro-batch.js'
 import type { Connection } from '../realtime/connection.js'
 import { userKeyOf, userOfKey } from '../../lib/user-key.js'
 import type { CachedRoom } from './types.js'
@@ -57,13 +59,23 @@ async function loadRoomEntry (db: ChatDb, roomId: string): Promise<RoomEntry | n
   return { room, members, muted }
 }
 
-/** The rooms of a user (by key): the sub's memberships in rooms of the key's tenant. */
-async function loadUserRooms (db: ChatDb, userKey: string): Promise<string[]> {
-  const user = userOfKey(userKey)
-  const found = await db.select({ roomId: roomMembers.roomId }).from(roomMembers)
-    .innerJoin(rooms, eq(rooms.id, roomMembers.roomId))
-    .where(and(eq(roomMembers.userId, user.id), eq(rooms.tenant, user.tenant)))
-  return found.map((row) => row.roomId)
+/**
+ * The rooms of users (by key): each sub's memberships in rooms of its key's tenant, in one statement.
+ * Misses come in bursts: when many sessions start at once, the presence pushes of the users who came
+ * online ask for their rooms (to push to them) while the sessions' own reads, which would have filled
+ * the cache, are still under way.
+ */
+function userRoomsBatch (db: ChatDb, timeoutMs: number): MicroBatch<string, string[]> {
+  return new MicroBatch(async (userKeys) => {
+    const wanted = new Map(userKeys.map((userKey) => [userKey, [] as string[]]))
+    const subs = [...new Set(userKeys.map((userKey) => userOfKey(userKey).id))]
+    const found = rows<{ user_id: string, tenant: string, room_id: string }>(await db.execute(sql`
+      select m.user_id, r.tenant, m.room_id from chat.room_members m join chat.rooms r on r.id = m.room_id
+      where m.user_id in (${inList(subs)})`))
+    // The same sub in another tenant is another user: only the rows of the keys asked for count.
+    for (const row of found) wanted.get(userKeyOf({ id: row.user_id, tenant: row.tenant }))?.push(row.room_id)
+    return userKeys.map((userKey) => wanted.get(userKey) as string[])
+  }, { maxBatch: 500, inFlight: { max: 1, timeoutMs, what: 'reading users\' rooms' } })
 }
 
 /**
@@ -85,9 +97,10 @@ async function loadUserRooms (db: ChatDb, userKey: string): Promise<string[]> {
  */
 export async function startMembershipSync (app: FastifyInstance): Promise<MembershipSync> {
   const { chatDb: db, chatHub: hub, chatBroker: broker } = app
+  const userRooms = userRoomsBatch(db, app.chatConfig.databaseTimeoutMs)
   const cache = new MembershipCache({
     loadRoom: (roomId) => loadRoomEntry(db, roomId),
-    loadUserRooms: (userKey) => loadUserRooms(db, userKey),
+    loadUserRooms: (userKey) => userRooms.load(userKey),
   })
 
   function applyInvalidation (change: Invalidation): void {
