@@ -72,6 +72,19 @@ t.test('users\' rooms missed in one turn: one statement, each user (and tenant) 
   t.same(nobody, [])
 })
 
+t.test('session reads bind their ids as one array: subs with quotes, backslashes, commas and braces read their own rooms', async (t) => {
+  const odd = [`q"uote${uid('')}`, `back\\slash${uid('')}`, `com,ma {brace} ${uid('')}`, `NULL`]
+  const alice = await connect(node, uid('alice'))
+  t.teardown(() => { alice.client.close() })
+  const roomId = ((await alice.client.ack('room.create', { name: 'odd subs', type: 'GROUP', memberIds: odd })).room as { id: string }).id
+  const sessions = await Promise.all(odd.map(async (id) => await connect(node, id)))
+  t.teardown(() => { for (const person of sessions) person.client.close() })
+  for (const [index, person] of sessions.entries()) {
+    const rooms = ((person.ready.data as { rooms: Array<{ id: string }> }).rooms).map((room) => room.id)
+    t.same(rooms, [roomId], `${odd[index] as string}: its room, in session.ready`)
+  }
+})
+
 t.test('last-seen stamps of one turn: one upsert, and a user stamped twice keeps the later time', async (t) => {
   const users = scopeOf(node).chatUsers
   const ids = [uid('gone'), uid('gone'), uid('gone')]

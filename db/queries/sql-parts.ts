@@ -2,8 +2,7 @@ import { sql, type SQL } from 'drizzle-orm'
 
 /**
  * The pieces the hand-written statements of db/queries (and the concerns' own SQL) share, so that each is
- * written once: both drivers (postgres.js, PGlite) must get the same plain values back, and a statement's
- * text must depend only on the number of its values (postgres.js then prepares it once per count).
+ * written once: both drivers (postgres.js, PGlite) must get the same plain values back.
  */
 
 const ISO_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
@@ -14,6 +13,16 @@ const ISO_FORMAT = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`
  */
 export function iso (column: string): string {
   return `to_char(${column} at time zone 'UTC', ${ISO_FORMAT})`
+}
+
+/**
+ * The values as one bound parameter, an array: `x = ${anyOf(ids)}`. A statement's text then does not
+ * depend on how many values it has, which a prepared statement (db/client.ts executePrepared) needs.
+ */
+export function anyOf (values: readonly string[], type: 'text' | 'uuid' = 'text'): SQL {
+  // An array literal: every element double-quoted, backslash and double quote escaped.
+  const literal = `{${values.map((value) => `"${value.replace(/[\\"]/g, (char) => `\\${char}`)}"`).join(',')}}`
+  return type === 'uuid' ? sql`any(${literal}::uuid[])` : sql`any(${literal}::text[])`
 }
 
 /** The bound parameters of an `in (…)` list, each cast to uuid when asked. */

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
-import { rows, type ChatDb } from '../../db/client.js'
-import { inList, iso } from '../../db/queries/sql-parts.js'
+import { executePrepared, rows, type ChatDb } from '../../db/client.js'
+import { anyOf, inList, iso } from '../../db/queries/sql-parts.js'
 import type { Attachment, MessageType, Role, RoomStatus, RoomType } from '../../db/schema/index.js'
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
@@ -172,9 +172,10 @@ export interface SummaryResult {
 export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[], tenant?: string): Promise<SummaryResult> {
   const peers = new Map<string, Peer>()
   if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
-  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id in (${inList(roomIds)})`
+  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id = ${anyOf(roomIds, 'uuid')}`
   const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
-  const result = await db.execute(sql`
+  // Prepared: it runs for every session start, and it is as long to parse as to run.
+  const result = await executePrepared(db, 'room summaries', sql`
     select m.user_id, r.tenant as room_tenant, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
       unread.unread_count, unread.mention_count,
       peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
@@ -198,7 +199,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       where x.room_id = r.id and x.deleted_at is null
       order by x.seq desc limit 1
     ) lm on true
-    where m.user_id in (${inList(userIds)})${roomFilter}${tenantFilter}
+    where m.user_id = ${anyOf(userIds)}${roomFilter}${tenantFilter}
     order by r.updated_at desc, r.id`)
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
@@ -264,7 +265,7 @@ export async function loadFavorites (db: ChatDb, user: TenantUser): Promise<Favo
 export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: readonly string[]): Promise<Map<string, Favorite[]>> {
   const byUser = new Map<string, Favorite[]>(userIds.map((id) => [id, []]))
   if (userIds.length === 0) return byUser
-  const result = await db.execute(sql`
+  const result = await executePrepared(db, 'favorites', sql`
     select f.user_id, f.type, f.target_id as id,
       case when f.type = 'USER' then fu.name when r.type = 'DIRECT' then coalesce(peer.name, peer.user_id) else r.name end as name,
       case when f.type = 'USER' then fu.avatar when r.type = 'DIRECT' then peer.avatar else r.avatar end as avatar
@@ -277,7 +278,7 @@ export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: read
       order by p.user_id limit 1
     ) peer on true
     left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
-    where f.tenant = ${tenant} and f.user_id in (${inList(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
+    where f.tenant = ${tenant} and f.user_id = ${anyOf(userIds)} and (f.type = 'USER' or rm.user_id is not null)
     order by f.created_at, f.type, f.target_id`)
   for (const row of rows<FavoriteRow & { user_id: string }>(result)) {
     byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
