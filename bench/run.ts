@@ -211,7 +211,7 @@ async function one (scenario: keyof RunResults, target: TargetKind, nodes: numbe
       log(`durable on ${TARGET_NAMES[target]}: ${result.ackedPerSecond} acked/s, p50 ${result.p50} p99 ${result.p99} ms, ${result.cpuMicrosPerAck} µs/ack (PostgreSQL ${result.databaseCpuMicrosPerAck}), ${rows ?? '—'} rows / ${result.totalAcked} acks`)
       if (feedLag !== undefined) log(`feed lag (Redis Stream sink): oldest undelivered event p50 ${feedLag.ageP50Ms} p99 ${feedLag.ageP99Ms} max ${feedLag.ageMaxMs} ms, at most ${feedLag.behindMax} entries behind, caught up ${feedLag.drainMs} ms after the load, ${feedLag.delivered} delivered`)
     } else if (scenario === 'conns') {
-      const config: ConnsConfig = { scenario: 'conns', ...common, ...CONNS }
+      const config: ConnsConfig = { scenario: 'conns', ...common, ...CONNS, databaseUrl: cluster.database?.url ?? null }
       const result = await loadgen(config)
       if (result.scenario !== 'conns') throw new Error('unexpected result')
       connsResults[target] = result

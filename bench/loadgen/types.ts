@@ -74,6 +74,8 @@ export interface ConnsConfig extends Common {
   concurrency: number
   /** The storm gives up waiting after this long (whatever has not resumed by then counts as missing). */
   stormLimitMs: number
+  /** The target's database, analyzed once the rooms are written (null: the relay has none). */
+  databaseUrl: string | null
 }
 
 export type LoadgenConfig = FanoutConfig | LowrateConfig | DurableConfig | IdleConfig | ConnsConfig
