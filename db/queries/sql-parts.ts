@@ -16,13 +16,14 @@ export function iso (column: string): string {
 }
 
 /**
- * The values as one bound parameter, an array: `x = ${anyOf(ids)}`. A statement's text then does not
- * depend on how many values it has, which a prepared statement (db/client.ts executePrepared) needs.
+ * The values as one bound parameter, an array (`unnest(${arrayOf(ids)})`, `x = any(${arrayOf(ids)})`):
+ * a statement's text then does not depend on how many values it has, which a prepared statement
+ * (db/client.ts executePrepared) needs.
  */
-export function anyOf (values: readonly string[], type: 'text' | 'uuid' = 'text'): SQL {
+export function arrayOf (values: readonly string[], type: 'text' | 'uuid' = 'text'): SQL {
   // An array literal: every element double-quoted, backslash and double quote escaped.
   const literal = `{${values.map((value) => `"${value.replace(/[\\"]/g, (char) => `\\${char}`)}"`).join(',')}}`
-  return type === 'uuid' ? sql`any(${literal}::uuid[])` : sql`any(${literal}::text[])`
+  return type === 'uuid' ? sql`${literal}::uuid[]` : sql`${literal}::text[]`
 }
 
 /** The bound parameters of an `in (…)` list, each cast to uuid when asked. */

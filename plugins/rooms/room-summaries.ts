@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm'
 import { executePrepared, rows, type ChatDb } from '../../db/client.js'
-import { anyOf, inList, iso } from '../../db/queries/sql-parts.js'
+import { arrayOf, inList, iso } from '../../db/queries/sql-parts.js'
 import type { Attachment, MessageType, Role, RoomStatus, RoomType } from '../../db/schema/index.js'
 import { excerptOf, toMessage, type Message, type Reaction } from '../../schemas/message.js'
 import type { Favorite, Member, Room, RoomSummary } from '../../schemas/room.js'
@@ -172,7 +172,7 @@ export interface SummaryResult {
 export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[], tenant?: string): Promise<SummaryResult> {
   const peers = new Map<string, Peer>()
   if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
-  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id = ${anyOf(roomIds, 'uuid')}`
+  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id = any(${arrayOf(roomIds, 'uuid')})`
   const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
   // Prepared: it runs for every session start, and it is as long to parse as to run.
   const result = await executePrepared(db, 'room summaries', sql`
@@ -180,7 +180,8 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       unread.unread_count, unread.mention_count,
       peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
       lm.*
-    from chat.room_members m
+    from unnest(${arrayOf(userIds)}) as wanted(user_id)
+    join chat.room_members m on m.user_id = wanted.user_id
     join chat.rooms r on r.id = m.room_id
     cross join lateral (
       -- Unread: others' messages after the mark, not deleted; of them, those that mention the user or everyone.
@@ -199,7 +200,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
       where x.room_id = r.id and x.deleted_at is null
       order by x.seq desc limit 1
     ) lm on true
-    where m.user_id = ${anyOf(userIds)}${roomFilter}${tenantFilter}
+    where true${roomFilter}${tenantFilter}
     order by r.updated_at desc, r.id`)
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
@@ -278,7 +279,7 @@ export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: read
       order by p.user_id limit 1
     ) peer on true
     left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
-    where f.tenant = ${tenant} and f.user_id = ${anyOf(userIds)} and (f.type = 'USER' or rm.user_id is not null)
+    where f.tenant = ${tenant} and f.user_id = any(${arrayOf(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
     order by f.created_at, f.type, f.target_id`)
   for (const row of rows<FavoriteRow & { user_id: string }>(result)) {
     byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
