@@ -180,6 +180,21 @@ onOneAndTwoNodes(t, 'through the index: found once indexed, an edit by its new w
   t.same([await entryOf(nodeA, deleted.id), await entryOf(nodeA, expired.id)], [{ search: null }, { search: null }], 'their entries keep none of their words')
 })
 
+onOneAndTwoNodes(t, 'a deleted room takes its messages\' index entries with it', async (t, nodeA) => {
+  const alice = await connect(nodeA, uid('alice'))
+  t.teardown(() => { alice.client.close() })
+  const roomId = await groupRoom(alice, [])
+  const kept = await groupRoom(alice, [])
+  const plum = word('plum')
+  const sent = [await send(alice, roomId, `a ${plum}`), await send(alice, roomId, `two ${plum}s`)]
+  const other = await send(alice, kept, `my ${plum} stays`)
+  await indexed(nodeA, [...sent.map((message) => message.id), other.id])
+  t.ok(await entryOf(nodeA, sent[0]?.id as string), 'indexed before the delete')
+  await alice.client.ack('room.delete', { roomId })
+  t.same(await Promise.all(sent.map(async (message) => await entryOf(nodeA, message.id))), [undefined, undefined], 'no entry left for the deleted room\'s messages')
+  t.ok(await entryOf(nodeA, other.id), 'another room\'s entry stays')
+})
+
 /** Waits, generously, until `check` holds: a bound on a hang, not a measure of speed. */
 async function soon (what: string, check: () => Promise<boolean>): Promise<void> {
   await until(what, check, { timeoutMs: 15_000, everyMs: 50 })
