@@ -299,9 +299,9 @@ export class Hub {
    * Sends ephemeral frames that supersede the older ones of their key (a user's presence, which the
    * presence plugin coalesces per window) to every socket of their rooms on every node, in one broker
    * command. Every node (this one included) drops a frame when it already delivered a newer one of its
-   * key, and writes it once to a socket that listens to several of its rooms: each node remembers which
-   * rooms it wrote the key's latest version to. The payload is a plain room frame with its version, so
-   * a node of the previous release reads it as before (once per room).
+   * key, and writes it once to a socket that listens to several of its rooms: each node remembers, for
+   * the turn in which a push's copies arrive, which rooms it wrote it to. The payload is a plain room
+   * frame with its version, so a node of the previous release reads it as before (once per room).
    */
   async publishVersioned (pushes: readonly VersionedPush[]): Promise<void> {
     const messages: Array<readonly [channel: string, payload: string]> = []
