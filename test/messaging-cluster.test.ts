@@ -44,7 +44,7 @@ t.test('a retry whose original commits while its batch waits for the room: the b
   const release = await holdRoomLock(sql, roomId)
   const sends = [alice, aliceElsewhere].map((p) => p.client.ack('message.send', { roomId, content: 'once', clientMsgId: 'race-1' }))
   const waiting = async (): Promise<number> => (await sql`select count(*)::int as n from pg_stat_activity
-    where datname = current_database() and wait_event_type = 'Lock' and query like '%json_to_recordset%'`)[0]?.n as number
+    where datname = current_database() and wait_event_type = 'Lock' and query like '%"send_batch"(%'`)[0]?.n as number
   await until('both batches to wait for the room', async () => await waiting() >= 2, { timeoutMs: 10000, everyMs: 20 })
   t.equal(await waiting(), 2, 'both batches wait for the room, and nothing else does')
   await release()

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'drizzle-orm'
 import { messages, type Attachment, type MessageType } from '../../db/schema/index.js'
-import { rows as rowsOf, type ChatDb } from '../../db/client.js'
+import { executePrepared, rows as rowsOf, type ChatDb } from '../../db/client.js'
 import { chatError, refusals } from '../core/errors.js'
 import { GroupCommit } from '../../lib/group-commit.js'
 import { withDeadline, type Deadline } from '../../lib/deadline.js'
@@ -111,7 +111,7 @@ export function createSendWriter (app: FastifyInstance): SendWriter {
     let answers: SendBatchResult[] | undefined
     for (let attempt = 1; answers === undefined; attempt += 1) {
       try {
-        answers = rowsOf<SendBatchResult>(await db.execute(statement))
+        answers = rowsOf<SendBatchResult>(await executePrepared(db, 'send batch', statement))
       } catch (error) {
         if (attempt >= STATEMENT_ATTEMPTS || !isRetryable(error) || deadline.expired) throw error
       }
