@@ -45,33 +45,36 @@ export interface SendBatchResult {
 /**
  * A whole group-commit batch as one statement, so that a batch costs one round trip instead of one per
  * step; sent without BEGIN and COMMIT, PostgreSQL runs it as a transaction of its own. The statement is
- * the function `chat.send_batch` (migration 0017; a change to it is a new migration that replaces the
- * function), because PostgreSQL keeps a function's plan per connection: sent as text, the statement was
- * parsed, described and planned again for every batch, 2–3 ms of a small batch's 3–4 ms before its
- * commit. The function's settings pin the plan's shape (every table read through an index, every join a
- * nested loop), so a plan kept while a table's statistics are stale never reads a whole table. Its steps:
- * - `input` reads each send's reply target and thread root; `fresh` drops the sends whose reply target
- *   or root is not in their room, and the retries of a clientMsgId already stored (as this statement's
- *   snapshot sees it), each a probe of an index;
+ * the function `chat.send_batch` (migrations 0017 and 0018; a change to it is a new migration that
+ * replaces the function), because PostgreSQL keeps a function's plan per connection: sent as text, the
+ * statement was parsed, described and planned again for every batch, 2–3 ms of a small batch's 3–4 ms
+ * before its commit. The function's settings (no seq scan, no hash or merge join) keep a plan made from
+ * stale statistics from reading whole tables; its steps are never joined to each other (with nested
+ * loops each such join compared every send with every other: 22 ms for a batch of 108, 17 ms without),
+ * so every row carries what the later steps need. Its steps:
+ * - `input` reads each send's reply target and thread root; `screened` marks `fresh` the sends whose
+ *   reply target and root are in their room and that retry no clientMsgId already stored (as this
+ *   statement's snapshot sees it), each a probe of an index;
  * - `locked` locks the batch's rooms in id order before anything updates them, so that concurrent
  *   batches (two per node, and other nodes) wait for each other instead of deadlocking; the UPDATE's
  *   one-time filter reads it first;
- * - `members` are the senders' membership rows as of the writing, by the database, not a node's cache.
- *   Every removal of a membership counts on its room's row (`member_removals`, a trigger), and so takes
- *   the room's row lock: once this statement holds the lock no removal is in flight. Where the count in
- *   this statement's snapshot equals the locked row's, no member left since the snapshot was taken and a
- *   plain read of the snapshot is the truth (`seen`); where it differs (a kick committed while the batch
- *   waited for the lock), the rows are read again FOR KEY SHARE, which reads their latest version
- *   (`relocked`). Locking every sender's row always cost the durable bench about 15% in throughput (WAL for
- *   each row lock); the comparison costs nothing. `checked` marks the sends of non-members (the server's
- *   own sends need no row), before any seq is taken;
- * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version), and
- *   `numbered` hands them out in batch order to the members' sends, so seqs stay gapless and commit in order;
+ * - `checked` marks `member` the fresh sends whose sender is a member as of the writing, by the database,
+ *   not a node's cache (the server's own sends need no row). Every removal of a membership counts on its
+ *   room's row (`member_removals`, a trigger), and so takes the room's row lock: once this statement
+ *   holds the lock no removal is in flight. Where the count in this statement's snapshot equals the
+ *   locked row's, no member left since the snapshot was taken and a plain probe at the snapshot is the
+ *   truth; in a room where it differs (`moved`: a kick committed while the batch waited for the lock),
+ *   the rows are read again FOR KEY SHARE, which reads their latest version (`relocked`). Locking every
+ *   sender's row always cost the durable bench about 15% in throughput (WAL for each row lock); the
+ *   comparison costs nothing;
+ * - `bumped` takes each room's seqs under that lock (an UPDATE reads the row's latest version);
+ *   `heads` is what each room gives its sends (its first new seq, its tenant) as one jsonb object, and
+ *   `numbered` hands the seqs out in batch order to the members' sends, so seqs stay gapless and commit
+ *   in order, and keeps, for a send that mentions anyone, the mentioned who are members and `*`;
  * - `own_read` moves each sender's read mark to their last seq in the batch;
- * - `mentioned` keeps, for the sends that mention anyone (none in most batches), the mentioned who are
- *   members as of the lock, and `*`;
  * - the messages are inserted; with the feed on, their message.created entries are staged in the feed's
- *   outbox; with a retention, the room events it no longer keeps are pruned.
+ *   outbox; with a retention, the room events it no longer keeps are pruned; the answer has a row for
+ *   every send.
  * A retry whose original commits while this statement runs is not in its snapshot: its insert breaks
  * the unique (room, sender, clientMsgId) index, nothing is written, and the caller runs the batch again.
  * The rows travel as one JSON document in a bound parameter: postgres.js (4.x) remembers the statement
