@@ -62,8 +62,26 @@ t.test('a batch that reaches the database past its deadline writes nothing and f
   t.same(await staged(handle, roomId), [['message.created', 1, 'u'], ['message.created', 2, 'u'], ['message.created', 3, 'u']], 'with a feed entry per message, in the same statement')
 })
 
-/** The plan of the function's statement under the function's own settings, as its cached plan is made. */
-async function functionPlan (handle: DatabaseHandle, params: unknown[]): Promise<{ plan: string, settings: string[] }> {
+/** A node of EXPLAIN's JSON plan, with the fields these tests read. */
+interface PlanNode {
+  'Node Type': string
+  'Parent Relationship'?: string
+  'Index Name'?: string
+  'Index Cond'?: string
+  'CTE Name'?: string
+  Plans?: PlanNode[]
+}
+
+/** Every node of a plan, the root first. */
+function nodesOf (node: PlanNode): PlanNode[] {
+  return [node, ...(node.Plans ?? []).flatMap(nodesOf)]
+}
+
+/**
+ * The plan of the function's statement under the function's own settings, as its cached plan is made:
+ * its nodes, and the settings.
+ */
+async function functionPlan (handle: DatabaseHandle, params: unknown[]): Promise<{ nodes: PlanNode[], settings: string[] }> {
   const [fn] = rows<{ prosrc: string, proconfig: string[] | null }>(await handle.db.execute(sql`
     select p.prosrc, p.proconfig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
     where n.nspname = 'chat' and p.proname = 'send_batch'`))
@@ -73,7 +91,7 @@ async function functionPlan (handle: DatabaseHandle, params: unknown[]): Promise
     .replace(/\bp_batch\b/g, '($1::text)').replace(/\bp_created_at\b/g, '($2::text)').replace(/\bp_retention\b/g, '($3::int)')
     .replace(/\bp_deadline\b/g, '($4::text)').replace(/\bp_feed\b/g, '($5::boolean)')
   const settings = fn?.proconfig ?? []
-  const explain = `explain (costs off) ${query}`
+  const explain = `explain (costs off, format json) ${query}`
   const setLocal = settings.map((setting) => `set local ${setting.replace('=', ' = ')}`)
   const planRows = handle.driver === 'postgres'
     ? await handle.client.begin(async (tx) => {
@@ -84,7 +102,36 @@ async function functionPlan (handle: DatabaseHandle, params: unknown[]): Promise
       for (const statement of setLocal) await tx.query(statement)
       return (await tx.query(explain, params)).rows
     })
-  return { plan: rows<{ 'QUERY PLAN': string }>(planRows).map((row) => row['QUERY PLAN']).join('\n'), settings }
+  const [row] = rows<{ 'QUERY PLAN': string | Array<{ Plan: PlanNode }> }>(planRows)
+  const document = typeof row?.['QUERY PLAN'] === 'string' ? JSON.parse(row['QUERY PLAN']) as Array<{ Plan: PlanNode }> : row?.['QUERY PLAN']
+  const root = document?.[0]?.Plan
+  return { nodes: root === undefined ? [] : nodesOf(root), settings }
+}
+
+/** Index reads without an Index Cond: a whole index read in order, or hashed for a subplan. */
+function unboundedIndexReads (nodes: PlanNode[]): string[] {
+  return nodes.filter((node) => node['Index Name'] !== undefined && node['Index Cond'] === undefined)
+    .map((node) => `${node['Node Type']} using ${node['Index Name'] as string}`)
+}
+
+/** Nested loops whose two sides are both scans of the statement's own steps (CTE Scan). */
+function joinsOfSteps (nodes: PlanNode[]): string[] {
+  return nodes.filter((node) => node['Node Type'] === 'Nested Loop').flatMap((node) => {
+    const sides = (node.Plans ?? []).filter((child) => child['Parent Relationship'] === 'Outer' || child['Parent Relationship'] === 'Inner')
+    return sides.length === 2 && sides.every((side) => side['Node Type'] === 'CTE Scan')
+      ? [sides.map((side) => side['CTE Name']).join(' x ')]
+      : []
+  })
+}
+
+/** The node types of the plan that read a whole table or join by hashing or merging. */
+function wholeReadsAndJoins (nodes: PlanNode[]): string[] {
+  return nodes.map((node) => node['Node Type']).filter((type) => type === 'Seq Scan' || type === 'Hash Join' || type === 'Merge Join')
+}
+
+/** An index read of the plan: its node type, index and condition. */
+function probes (nodes: PlanNode[], indexName: string): Array<{ type: string, cond: string }> {
+  return nodes.filter((node) => node['Index Name'] === indexName).map((node) => ({ type: node['Node Type'], cond: node['Index Cond'] ?? '' }))
 }
 
 t.test('the statement\'s plan has no seq scan, no hash or merge join and no join of its own steps, whatever the statistics say', async (t) => {
@@ -102,13 +149,12 @@ t.test('the statement\'s plan has no seq scan, no hash or merge join and no join
   // postgres.js remembers the texts it ran: rows in the text would keep their content alive.
   t.equal(other.sql, query.sql, 'every batch has the same statement text: its rows are a bound parameter')
   t.notMatch(query.sql, /probe 199/, 'no message content in the text')
-  const { plan, settings } = await functionPlan(handle, query.params)
+  const { nodes, settings } = await functionPlan(handle, query.params)
   t.same([...settings].sort(), ['enable_hashjoin=off', 'enable_mergejoin=off', 'enable_seqscan=off'], 'the function pins the plan\'s shape')
-  t.match(plan, /Index Only Scan using messages_client_msg_idx on messages m/, 'the retry check probes the clientMsgId index')
-  t.match(plan, /Index Scan using messages_pkey on messages \w+\n\s+Index Cond: \(id = x\.p\)/, 'the reply target is a probe of the primary key')
-  t.notMatch(plan, /Seq Scan/, 'no table is read whole')
-  t.notMatch(plan, /Hash Join|Merge Join|Hash Semi Join|Hash Anti Join/, 'no join reads a whole side')
-  t.same(joinsOfSteps(plan), [], 'no join of two of the statement\'s steps: each would compare every send with every other')
+  t.match(probes(nodes, 'messages_client_msg_idx'), [{ type: 'Index Only Scan', cond: /room_id = x\.r.*sender_id = x\.s.*client_msg_id = x\.k/ }], 'the retry check probes the clientMsgId index')
+  t.match(probes(nodes, 'messages_pkey'), [{ type: 'Index Scan', cond: '(id = x.p)' }, { type: 'Index Scan', cond: '(id = x.h)' }], 'the reply target and the thread root are probes of the primary key')
+  t.same(wholeReadsAndJoins(nodes), [], 'no seq scan, no hash or merge join')
+  t.same(joinsOfSteps(nodes), [], 'no join of two of the statement\'s steps: each would compare every send with every other')
 })
 
 t.test('on tables in service the statement reads every table by index probes only', async (t) => {
@@ -121,38 +167,13 @@ t.test('on tables in service the statement reads every table by index probes onl
   await handle.db.execute(sql`insert into chat.room_events (room_id, seq, event, data) select r.id, g, 'message.edited', '{}' from chat.rooms r, generate_series(1, 20) g`)
   await handle.db.execute(sql`analyze`)
   const query = new PgDialect().sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 7, inAMinute(), true))
-  const { plan } = await functionPlan(handle, query.params)
-  t.same(unboundedIndexReads(plan), [], 'every index read has a condition: none reads a whole index (a hashed subplan would)')
-  t.match(plan, /Index Scan using room_members_room_id_user_id_pk on room_members m_\d+\n\s+Index Cond: \(\(room_id = f_\d+\."roomId"\) AND \(user_id = f_\d+\."senderId"\)\)/,
+  const { nodes } = await functionPlan(handle, query.params)
+  t.same(unboundedIndexReads(nodes), [], 'every index read has a condition: none reads a whole index (a hashed subplan would)')
+  t.ok(probes(nodes, 'room_members_room_id_user_id_pk').some((probe) => probe.type === 'Index Scan' && /^\(\(room_id = f_\d+\."roomId"\) AND \(user_id = f_\d+\."senderId"\)\)$/.test(probe.cond)),
     'the membership check is one probe of the primary key')
-  t.notMatch(plan, /Seq Scan|Hash Join|Merge Join/, 'no seq scan, no hash or merge join')
-  t.same(joinsOfSteps(plan), [], 'no join of two of the statement\'s steps')
+  t.same(wholeReadsAndJoins(nodes), [], 'no seq scan, no hash or merge join')
+  t.same(joinsOfSteps(nodes), [], 'no join of two of the statement\'s steps')
 })
-
-/** Index reads of the plan without an Index Cond (a whole index read in order, or hashed for a subplan). */
-function unboundedIndexReads (plan: string): string[] {
-  const lines = plan.split('\n')
-  return lines.flatMap((line, at) => {
-    if (!/(Index Scan|Index Only Scan|Bitmap Index Scan) using/.test(line)) return []
-    const details = lines.slice(at + 1).findIndex((next) => next.includes('->') || /^\s*(SubPlan|InitPlan|CTE) /.test(next))
-    const own = lines.slice(at + 1, details === -1 ? undefined : at + 1 + details)
-    return own.some((detail) => detail.includes('Index Cond:')) ? [] : [line.trim()]
-  })
-}
-
-/** Nested loops whose two sides are both scans of the statement's steps (CTE Scan), with what they join. */
-function joinsOfSteps (plan: string): string[] {
-  const lines = plan.split('\n')
-  const depth = (line: string): number => line.search(/\S/)
-  return lines.flatMap((line, at) => {
-    if (!/Nested Loop/.test(line)) return []
-    const children = lines.slice(at + 1)
-    const end = children.findIndex((next) => next.trim() !== '' && depth(next) <= depth(line))
-    const inner = (end === -1 ? children : children.slice(0, end))
-      .filter((child) => child.includes('->') && depth(child) === depth(line) + 6)
-    return inner.length === 2 && inner.every((child) => /CTE Scan on /.test(child)) ? [inner.map((child) => child.trim()).join(' x ')] : []
-  })
-}
 
 t.test('a batch that waits past its deadline for a room lock writes nothing', { skip: process.env.DATABASE_URL ? false : 'needs two connections to one database: set DATABASE_URL' }, async (t) => {
   const url = await freshDatabaseUrl(t)
