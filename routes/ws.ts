@@ -10,7 +10,8 @@ import { originCheck } from '../plugins/realtime/origin.js'
  */
 export default async function wsRoute (app: FastifyInstance): Promise<void> {
   const { chatSessions: sessions, chatConfig: config } = app
-  app.get(config.wsPath, { websocket: true, onRequest: originCheck(config.allowedOrigins) }, (socket: WebSocket, request: FastifyRequest) => {
+  // Fastify's request lines for the upgrade follow upgradeLogLevel, not the app's level (docs/observability.md).
+  app.get(config.wsPath, { websocket: true, logLevel: config.upgradeLogLevel, onRequest: originCheck(config.allowedOrigins) }, (socket: WebSocket, request: FastifyRequest) => {
     sessions.accept(socket, request)
   })
 }

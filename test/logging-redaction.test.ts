@@ -69,6 +69,8 @@ t.test('the standalone server: no line of its log carries the token, whatever th
   const lines: string[] = []
   const settings = settingsFromEnv({ ...process.env, JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'debug', DATABASE_URL: await freshDatabaseUrl(t), PORT: '0' })
   settings.options.redisPrefix = randomPrefix()
+  // The upgrade requests' own lines too (at the default upgradeLogLevel they are not written).
+  settings.options.upgradeLogLevel = 'debug'
   const app = await buildServer(settings, { demo: false, logStream: { write: (line: string) => { lines.push(line) } } })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
@@ -82,7 +84,7 @@ t.test('the standalone server: no line of its log carries the token, whatever th
 t.test('a host that logs with chatLoggerOptions: the same', async (t) => {
   const lines: string[] = []
   const app = Fastify({ logger: { level: 'debug', ...chatLoggerOptions, stream: { write: (line: string) => { lines.push(line) } } } })
-  await app.register(chatSuite, { database: await freshDatabaseUrl(t), jwt: { secret: TEST_SECRET }, redisPrefix: randomPrefix() })
+  await app.register(chatSuite, { database: await freshDatabaseUrl(t), jwt: { secret: TEST_SECRET }, redisPrefix: randomPrefix(), upgradeLogLevel: 'debug' })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const token = app.chat.signToken({ sub: 'bob', name: 'Bob' })

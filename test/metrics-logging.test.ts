@@ -25,7 +25,8 @@ interface LogLine {
 
 const raw: string[] = []
 const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { raw.push(line) } } } })
-await app.register(chatSuite, { database: await freshDatabaseUrl(t), jwt: { secret: TEST_SECRET }, redisPrefix: randomPrefix() })
+// upgradeLogLevel 'debug': the upgrade request's own line is written too, so its URL's redaction is checked.
+await app.register(chatSuite, { database: await freshDatabaseUrl(t), jwt: { secret: TEST_SECRET }, redisPrefix: randomPrefix(), upgradeLogLevel: 'debug' })
 const address = await app.listen({ port: 0, host: '127.0.0.1' })
 t.teardown(() => app.close())
 const scope = app.chat.scope
@@ -109,4 +110,26 @@ t.test('the suite\'s own logger (hub, broker, services) cuts query parameters to
   t.match(written, /a service failed/)
   t.notOk(written.includes(secret), 'the value is not in the log')
   t.match(written, /still_not_a_table/, 'what failed is')
+})
+
+t.test('at the default upgradeLogLevel an upgrade writes no request line of its own; the socket\'s lines and REST lines stay', async (t) => {
+  const captured: string[] = []
+  const host = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { captured.push(line) } } } })
+  await host.register(chatSuite, { database: await freshDatabaseUrl(t), jwt: { secret: TEST_SECRET }, redisPrefix: randomPrefix() })
+  const base = await host.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => host.close())
+  const token = host.chat.signToken({ sub: 'carol', name: 'Carol' })
+  const { client, ready } = await TestClient.session(`${base.replace(/^http/, 'ws')}${host.chat.config.wsPath}`, token, 'query')
+  client.close()
+  await client.closed
+  await fetch(`${base}${host.chat.config.apiPrefix}/rooms`, { headers: { authorization: `Bearer ${token}` } })
+  await sleep(100)
+
+  const all = captured.map((line) => JSON.parse(line) as LogLine)
+  const requestLines = all.filter((line) => line.msg === 'incoming request' || line.msg === 'request completed')
+  t.notOk(requestLines.some((line) => line.req?.url?.startsWith(host.chat.config.wsPath) === true), 'no request line names the upgrade')
+  t.ok(requestLines.some((line) => line.req?.url?.startsWith(host.chat.config.apiPrefix) === true), 'a REST request is still logged at the host\'s level')
+  const closed = all.find((line) => line.msg === 'socket closed' && line.connectionId === ready.data?.connectionId)
+  t.ok(closed, 'the socket\'s own lines still follow the host\'s level')
+  t.equal(closed?.userId, 'carol')
 })
