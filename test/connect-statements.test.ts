@@ -76,6 +76,43 @@ t.test('users\' rooms missed in one turn: one statement, each user (and tenant) 
   t.same(nobody, [])
 })
 
+t.test('rooms\' entries missed in one turn: one statement, each room its members, roles and mutes; a malformed id is no room', async (t) => {
+  const rooms = scopeOf(node).chatRooms
+  const owner: ChatUser = { id: uid('alice'), tenant: '', name: 'Alice', avatar: null, roles: [], permissions: [], exp: null }
+  await scopeOf(node).chatUsers.remember(owner)
+  const bobId = uid('bob')
+  const carolId = uid('carol')
+  const create = async (name: string, memberIds: string[]): Promise<string> =>
+    (await rooms.create({ user: owner }, { name, type: 'GROUP', memberIds })).id
+  const both = await create('entries both', [bobId, carolId])
+  const bobs = await create('entries bob', [bobId])
+  await rooms.setRole({ user: owner }, both, bobId, 'MODERATOR')
+  const before = Date.now()
+  await rooms.mute({ user: owner }, both, carolId, { durationSec: 600 })
+  rooms.cache.clear()
+  const counter = countQueries(node)
+  t.teardown(() => counter.stop())
+  const [first, second, upper, malformed, unknown] = await counter.run(async () => await Promise.all([
+    rooms.cache.room(both),
+    rooms.cache.room(bobs),
+    rooms.cache.room(bobs.toUpperCase()),
+    rooms.cache.room('not-a-uuid'),
+    rooms.cache.room('00000000-0000-4000-8000-000000000000'),
+  ]))
+  t.equal(counter.count, 1, 'one statement for five misses')
+  t.same(Object.fromEntries(first?.members ?? []), { [owner.id]: 'OWNER', [bobId]: 'MODERATOR', [carolId]: 'MEMBER' }, 'every member with their role')
+  t.equal(first?.room.id, both)
+  t.equal(first?.room.type, 'GROUP')
+  const mutedUntil = first?.muted.get(carolId) ?? 0
+  t.ok(mutedUntil >= before + 599_000 && mutedUntil <= Date.now() + 600_000, 'the mute\'s end in epoch ms')
+  t.ok(Number.isInteger(mutedUntil), 'whole milliseconds')
+  t.equal(first?.muted.size, 1, 'only the muted member')
+  t.same([...(second?.members.keys() ?? [])].sort(), [owner.id, bobId].sort())
+  t.equal(upper?.room.id, bobs, 'an id in capitals is the same room')
+  t.equal(malformed, null, 'a malformed id is no room, and fails no other room of the batch')
+  t.equal(unknown, null, 'an unknown room is none')
+})
+
 t.test('session reads bind their ids as one array: subs with quotes, backslashes, commas and braces read their own rooms', async (t) => {
   const odd = [`q"uote${uid('')}`, `back\\slash${uid('')}`, `com,ma {brace} ${uid('')}`, `NULL`]
   const alice = await connect(node, uid('alice'))
