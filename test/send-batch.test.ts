@@ -8,6 +8,7 @@ import { sendBatchStatement, type SendBatchResult, type SendBatchRow } from '../
 import { toWireError } from '../plugins/core/errors.js'
 import { freshDatabaseUrl, holdRoomLock } from './fixtures/database.js'
 import { sleep } from './fixtures/timing.js'
+import { functionPlan, probes, unboundedIndexReads, wholeReadsAndJoins, type PlanNode } from './fixtures/plans.js'
 
 // The send batch statement on its own, against the driver the run uses (PGlite, or DATABASE_URL's server).
 
@@ -62,58 +63,6 @@ t.test('a batch that reaches the database past its deadline writes nothing and f
   t.same(await staged(handle, roomId), [['message.created', 1, 'u'], ['message.created', 2, 'u'], ['message.created', 3, 'u']], 'with a feed entry per message, in the same statement')
 })
 
-/** A node of EXPLAIN's JSON plan, with the fields these tests read. */
-interface PlanNode {
-  'Node Type': string
-  'Parent Relationship'?: string
-  'Index Name'?: string
-  'Index Cond'?: string
-  'CTE Name'?: string
-  Plans?: PlanNode[]
-}
-
-/** Every node of a plan, the root first. */
-function nodesOf (node: PlanNode): PlanNode[] {
-  return [node, ...(node.Plans ?? []).flatMap(nodesOf)]
-}
-
-/**
- * The plan of the function's statement under the function's own settings, as its cached plan is made:
- * its nodes, and the settings.
- */
-async function functionPlan (handle: DatabaseHandle, params: unknown[]): Promise<{ nodes: PlanNode[], settings: string[] }> {
-  const [fn] = rows<{ prosrc: string, proconfig: string[] | null }>(await handle.db.execute(sql`
-    select p.prosrc, p.proconfig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname = 'chat' and p.proname = 'send_batch'`))
-  const source = fn?.prosrc ?? ''
-  const body = source.slice(source.indexOf('RETURN QUERY') + 'RETURN QUERY'.length, source.lastIndexOf(';'))
-  const query = body
-    .replace(/\bp_batch\b/g, '($1::text)').replace(/\bp_created_at\b/g, '($2::text)').replace(/\bp_retention\b/g, '($3::int)')
-    .replace(/\bp_deadline\b/g, '($4::text)').replace(/\bp_feed\b/g, '($5::boolean)')
-  const settings = fn?.proconfig ?? []
-  const explain = `explain (costs off, format json) ${query}`
-  const setLocal = settings.map((setting) => `set local ${setting.replace('=', ' = ')}`)
-  const planRows = handle.driver === 'postgres'
-    ? await handle.client.begin(async (tx) => {
-      for (const statement of setLocal) await tx.unsafe(statement)
-      return await tx.unsafe(explain, params as string[])
-    })
-    : await handle.client.transaction(async (tx) => {
-      for (const statement of setLocal) await tx.query(statement)
-      return (await tx.query(explain, params)).rows
-    })
-  const [row] = rows<{ 'QUERY PLAN': string | Array<{ Plan: PlanNode }> }>(planRows)
-  const document = typeof row?.['QUERY PLAN'] === 'string' ? JSON.parse(row['QUERY PLAN']) as Array<{ Plan: PlanNode }> : row?.['QUERY PLAN']
-  const root = document?.[0]?.Plan
-  return { nodes: root === undefined ? [] : nodesOf(root), settings }
-}
-
-/** Index reads without an Index Cond: a whole index read in order, or hashed for a subplan. */
-function unboundedIndexReads (nodes: PlanNode[]): string[] {
-  return nodes.filter((node) => node['Index Name'] !== undefined && node['Index Cond'] === undefined)
-    .map((node) => `${node['Node Type']} using ${node['Index Name'] as string}`)
-}
-
 /** Nested loops whose two sides are both scans of the statement's own steps (CTE Scan). */
 function joinsOfSteps (nodes: PlanNode[]): string[] {
   return nodes.filter((node) => node['Node Type'] === 'Nested Loop').flatMap((node) => {
@@ -124,15 +73,8 @@ function joinsOfSteps (nodes: PlanNode[]): string[] {
   })
 }
 
-/** The node types of the plan that read a whole table or join by hashing or merging. */
-function wholeReadsAndJoins (nodes: PlanNode[]): string[] {
-  return nodes.map((node) => node['Node Type']).filter((type) => type === 'Seq Scan' || type === 'Hash Join' || type === 'Merge Join')
-}
-
-/** An index read of the plan: its node type, index and condition. */
-function probes (nodes: PlanNode[], indexName: string): Array<{ type: string, cond: string }> {
-  return nodes.filter((node) => node['Index Name'] === indexName).map((node) => ({ type: node['Node Type'], cond: node['Index Cond'] ?? '' }))
-}
+/** The function's parameters as the statement's bound parameters. */
+const SEND_BATCH_PARAMS = { p_batch: '$1::text', p_created_at: '$2::text', p_retention: '$3::int', p_deadline: '$4::text', p_feed: '$5::boolean' }
 
 t.test('the statement\'s plan has no seq scan, no hash or merge join and no join of its own steps, whatever the statistics say', async (t) => {
   // Tables just created and analyzed while nearly empty: the statistics a plan kept since a node's first
@@ -149,7 +91,7 @@ t.test('the statement\'s plan has no seq scan, no hash or merge join and no join
   // postgres.js remembers the texts it ran: rows in the text would keep their content alive.
   t.equal(other.sql, query.sql, 'every batch has the same statement text: its rows are a bound parameter')
   t.notMatch(query.sql, /probe 199/, 'no message content in the text')
-  const { nodes, settings } = await functionPlan(handle, query.params)
+  const { nodes, settings } = await functionPlan(handle, 'send_batch', SEND_BATCH_PARAMS, query.params)
   t.same([...settings].sort(), ['enable_hashjoin=off', 'enable_mergejoin=off', 'enable_seqscan=off'], 'the function pins the plan\'s shape')
   t.match(probes(nodes, 'messages_client_msg_idx'), [{ type: 'Index Only Scan', cond: /room_id = x\.r.*sender_id = x\.s.*client_msg_id = x\.k/ }], 'the retry check probes the clientMsgId index')
   t.match(probes(nodes, 'messages_pkey'), [{ type: 'Index Scan', cond: '(id = x.p)' }, { type: 'Index Scan', cond: '(id = x.h)' }], 'the reply target and the thread root are probes of the primary key')
@@ -167,7 +109,7 @@ t.test('on tables in service the statement reads every table by index probes onl
   await handle.db.execute(sql`insert into chat.room_events (room_id, seq, event, data) select r.id, g, 'message.edited', '{}' from chat.rooms r, generate_series(1, 20) g`)
   await handle.db.execute(sql`analyze`)
   const query = new PgDialect().sqlToQuery(sendBatchStatement(sends(roomId, 200, 'probe'), new Date().toISOString(), 7, inAMinute(), true))
-  const { nodes } = await functionPlan(handle, query.params)
+  const { nodes } = await functionPlan(handle, 'send_batch', SEND_BATCH_PARAMS, query.params)
   t.same(unboundedIndexReads(nodes), [], 'every index read has a condition: none reads a whole index (a hashed subplan would)')
   t.ok(probes(nodes, 'room_members_room_id_user_id_pk').some((probe) => probe.type === 'Index Scan' && /^\(\(room_id = f_\d+\."roomId"\) AND \(user_id = f_\d+\."senderId"\)\)$/.test(probe.cond)),
     'the membership check is one probe of the primary key')

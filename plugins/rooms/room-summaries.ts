@@ -172,36 +172,10 @@ export interface SummaryResult {
 export async function loadSummaries (db: ChatDb, userIds: readonly string[], roomIds?: readonly string[], tenant?: string): Promise<SummaryResult> {
   const peers = new Map<string, Peer>()
   if (userIds.length === 0 || roomIds?.length === 0) return { summaries: [], peers }
-  const roomFilter = roomIds === undefined ? sql`` : sql` and m.room_id = any(${arrayOf(roomIds, 'uuid')})`
-  const tenantFilter = tenant === undefined ? sql`` : sql` and r.tenant = ${tenant}`
-  // Prepared: it runs for every session start, and it is as long to parse as to run.
+  // The function's plan is made once per connection with every read a probe (migration 0019); prepared,
+  // the call is parsed once per connection too.
   const result = await executePrepared(db, 'room summaries', sql`
-    select m.user_id, r.tenant as room_tenant, m.role as my_role, m.last_read_seq, ${sql.raw(ROOM_COLUMNS)},
-      unread.unread_count, unread.mention_count,
-      peer.user_id as peer_id, peer.name as peer_name, peer.avatar as peer_avatar, peer.last_seen as peer_last_seen,
-      lm.*
-    from unnest(${arrayOf(userIds)}) as wanted(user_id)
-    join chat.room_members m on m.user_id = wanted.user_id
-    join chat.rooms r on r.id = m.room_id
-    cross join lateral (
-      -- Unread: others' messages after the mark, not deleted; of them, those that mention the user or everyone.
-      select count(*)::int as unread_count, (count(*) filter (where u.mentions && array[m.user_id, '*']))::int as mention_count
-      from chat.messages u
-      where u.room_id = r.id and u.seq > m.last_read_seq and u.sender_id <> m.user_id and u.deleted_at is null
-    ) unread
-    left join lateral (
-      select p.user_id, pu.name, pu.avatar, ${sql.raw(iso('pu.last_seen'))} as last_seen
-      from chat.room_members p left join chat.users pu on pu.tenant = r.tenant and pu.id = p.user_id
-      where r.type = 'DIRECT' and p.room_id = r.id and p.user_id <> m.user_id
-      order by p.user_id limit 1
-    ) peer on true
-    left join lateral (
-      select ${sql.raw(MESSAGE_COLUMNS)} from ${sql.raw(MESSAGE_FROM)}
-      where x.room_id = r.id and x.deleted_at is null
-      order by x.seq desc limit 1
-    ) lm on true
-    where true${roomFilter}${tenantFilter}
-    order by r.updated_at desc, r.id`)
+    select * from chat.room_summaries(${arrayOf(userIds)}, ${roomIds === undefined ? null : arrayOf(roomIds, 'uuid')}, ${tenant ?? null})`)
   const summaries = rows<SummaryRow>(result).map((row) => {
     const room = roomOf(row)
     const direct = row.type === 'DIRECT'
