@@ -17,9 +17,10 @@ export interface SharedPresence {
   readonly store: PresenceStore
   /**
    * What others see of each user of `tenant` (invisible users read as offline), by id; every id asked for
-   * is in the map. The store is keyed by user key (tenant and sub, lib/user-key.ts).
+   * is in the map. The store is keyed by user key (tenant and sub, lib/user-key.ts). An offline user's last
+   * seen is read from the database unless `knownLastSeen` has it (a caller that read it already).
    */
-  statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>>
+  statusOf (tenant: string, userIds: string[], knownLastSeen?: ReadonlyMap<string, string | null>): Promise<Map<string, PresenceInfo>>
 }
 
 declare module 'fastify' {
@@ -40,7 +41,7 @@ export const presenceStorePlugin = fp(async function presenceStorePlugin (app: F
     ? new RedisPresenceStore({ client: app.chatRedis, prefix: config.redisPrefix, nodeId: hub.nodeId, nodeTtlMs: config.presenceNodeTtlMs })
     : new MemoryPresenceStore()
 
-  async function statusOf (tenant: string, userIds: string[]): Promise<Map<string, PresenceInfo>> {
+  async function statusOf (tenant: string, userIds: string[], knownLastSeen?: ReadonlyMap<string, string | null>): Promise<Map<string, PresenceInfo>> {
     const unique = [...new Set(userIds)]
     const result = new Map<string, PresenceInfo>()
     if (unique.length === 0) return result
@@ -58,7 +59,10 @@ export const presenceStorePlugin = fp(async function presenceStorePlugin (app: F
       const entry = stored.get(keys[index] as string)
       const status = shownStatus(entry?.present ?? false, entry?.chosen ?? null)
       result.set(userId, { status, lastSeen: null })
-      if (status === 'offline') offline.push(userId)
+      if (status !== 'offline') continue
+      const known = knownLastSeen?.get(userId)
+      if (known === undefined) offline.push(userId)
+      else result.set(userId, { status, lastSeen: known })
     }
     if (offline.length > 0) {
       const profiles = await users.profiles(tenant, offline)

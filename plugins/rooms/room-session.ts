@@ -4,7 +4,7 @@ import type { RoomsApiMethods } from './types.js'
 import type { RoomsContext } from './context.js'
 import type { Favorite } from '../../schemas/room.js'
 import type { ChatDb } from '../../db/client.js'
-import { loadFavoritesOf, loadSummaries, type UserSummary } from './room-summaries.js'
+import { loadSessionRows, type UserSummary } from './room-summaries.js'
 import { ENVELOPE_RESERVE, ReplyBudget, fitList, utf8Bytes } from '../../lib/reply-budget.js'
 import { MicroBatch } from '../../lib/micro-batch.js'
 import { userKeyOf, type TenantUser } from '../../lib/user-key.js'
@@ -19,8 +19,8 @@ interface SessionRows {
 }
 
 /**
- * The session reads of every user whose session starts in the same turn, one summaries statement and one
- * favorites statement per tenant: a reconnect storm's sessions cost a few statements per turn, not two
+ * The session reads of every user whose session starts in the same turn, one statement per tenant (the
+ * rooms' summaries and the favorites): a reconnect storm's sessions cost a few statements per turn, not two
  * each (every statement costs a round trip, a query build here, and a parse and plan in PostgreSQL).
  * One batch runs at a time: the sessions that arrive while it runs go in the next one, so that a burst's
  * batches grow with the burst (sessions arrive a few per turn) and PostgreSQL plans far fewer statements.
@@ -35,7 +35,7 @@ function sessionRowsBatch (db: ChatDb, timeoutMs: number): MicroBatch<TenantUser
     }
     const byKey = new Map<string, SessionRows>()
     await Promise.all([...tenants].map(async ([tenant, ids]) => {
-      const [{ summaries }, favorites] = await Promise.all([loadSummaries(db, ids, undefined, tenant), loadFavoritesOf(db, tenant, ids)])
+      const { summaries, favorites } = await loadSessionRows(db, tenant, ids)
       for (const id of ids) byKey.set(userKeyOf({ id, tenant }), { summaries: [], favorites: favorites.get(id) ?? [] })
       // Rows come most recently active first; each user's list keeps that order.
       for (const row of summaries) byKey.get(userKeyOf({ id: row.userId, tenant }))?.summaries.push(row)
@@ -61,7 +61,8 @@ export function createSnapshot (ctx: RoomsContext): RoomsApiMethods['snapshot'] 
     sync.cache.primeUser(userKey, summaries.map(({ summary }) => summary.id), ticket)
     const roomList = summaries.map(({ summary }) => summary)
     const byId = new Map(summaries.flatMap(({ peer }) => peer === undefined ? [] : [[peer.id, peer] as const]))
-    const statuses = await presence.statusOf(user.tenant, [...byId.keys()])
+    // The peers' last seen came with the summaries: no second read for the offline ones.
+    const statuses = await presence.statusOf(user.tenant, [...byId.keys()], new Map([...byId.values()].map((peer) => [peer.id, peer.lastSeen])))
     const people: Person[] = [...byId.values()].map((peer) => {
       const status = statuses.get(peer.id)
       return { id: peer.id, name: peer.name, avatar: peer.avatar, status: status?.status ?? 'offline', lastSeen: status?.lastSeen ?? peer.lastSeen }

@@ -164,6 +164,26 @@ export interface SummaryResult {
   peers: Map<string, Peer>
 }
 
+/** A summaries row as its user sees the room; a DIRECT room's other user is added to `peers`. */
+function userSummaryOf (row: SummaryRow, peers: Map<string, Peer>): UserSummary {
+  const room = roomOf(row)
+  const direct = row.type === 'DIRECT'
+  const peer = direct && row.peer_id !== null ? { id: row.peer_id, name: row.peer_name, avatar: row.peer_avatar, lastSeen: row.peer_last_seen } : undefined
+  if (peer !== undefined) peers.set(row.id, peer)
+  const summary: RoomSummary = {
+    ...room,
+    name: direct ? row.peer_name ?? row.peer_id ?? room.name : room.name,
+    avatar: direct ? row.peer_avatar : room.avatar,
+    peerId: direct ? row.peer_id : null,
+    myRole: row.my_role,
+    lastReadSeq: row.last_read_seq,
+    unreadCount: row.unread_count,
+    mentionCount: row.mention_count,
+    lastMessage: messageOf(row),
+  }
+  return peer === undefined ? { userId: row.user_id, tenant: row.room_tenant, summary } : { userId: row.user_id, tenant: row.room_tenant, summary, peer }
+}
+
 /**
  * Every room of the given users (optionally only the given rooms, only the rooms of `tenant`) as each of them sees it, with unread
  * count, last message and the other user of a DIRECT room: one statement, whatever the number of rooms.
@@ -176,24 +196,7 @@ export async function loadSummaries (db: ChatDb, userIds: readonly string[], roo
   // the call is parsed once per connection too.
   const result = await executePrepared(db, 'room summaries', sql`
     select * from chat.room_summaries(${arrayOf(userIds)}, ${roomIds === undefined ? null : arrayOf(roomIds, 'uuid')}, ${tenant ?? null})`)
-  const summaries = rows<SummaryRow>(result).map((row) => {
-    const room = roomOf(row)
-    const direct = row.type === 'DIRECT'
-    const peer = direct && row.peer_id !== null ? { id: row.peer_id, name: row.peer_name, avatar: row.peer_avatar, lastSeen: row.peer_last_seen } : undefined
-    if (peer !== undefined) peers.set(row.id, peer)
-    const summary: RoomSummary = {
-      ...room,
-      name: direct ? row.peer_name ?? row.peer_id ?? room.name : room.name,
-      avatar: direct ? row.peer_avatar : room.avatar,
-      peerId: direct ? row.peer_id : null,
-      myRole: row.my_role,
-      lastReadSeq: row.last_read_seq,
-      unreadCount: row.unread_count,
-      mentionCount: row.mention_count,
-      lastMessage: messageOf(row),
-    }
-    return peer === undefined ? { userId: row.user_id, tenant: row.room_tenant, summary } : { userId: row.user_id, tenant: row.room_tenant, summary, peer }
-  })
+  const summaries = rows<SummaryRow>(result).map((row) => userSummaryOf(row, peers))
   return { summaries, peers }
 }
 
@@ -236,12 +239,10 @@ export async function loadFavorites (db: ChatDb, user: TenantUser): Promise<Favo
   return (await loadFavoritesOf(db, user.tenant, [user.id])).get(user.id) ?? []
 }
 
-/** The favorites of several users of one tenant (sessions that start together), by user id: one statement. */
-export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: readonly string[]): Promise<Map<string, Favorite[]>> {
-  const byUser = new Map<string, Favorite[]>(userIds.map((id) => [id, []]))
-  if (userIds.length === 0) return byUser
-  const result = await executePrepared(db, 'favorites', sql`
-    select f.user_id, f.type, f.target_id as id,
+/** The favorites of users of one tenant, oldest first: `user_id`, `type`, `id`, `name`, `avatar` (and `created_at`, their order). */
+function favoritesSelect (tenant: string, userIds: readonly string[]): SQL {
+  return sql`
+    select f.user_id, f.type, f.target_id as id, f.created_at,
       case when f.type = 'USER' then fu.name when r.type = 'DIRECT' then coalesce(peer.name, peer.user_id) else r.name end as name,
       case when f.type = 'USER' then fu.avatar when r.type = 'DIRECT' then peer.avatar else r.avatar end as avatar
     from chat.favorites f
@@ -254,11 +255,38 @@ export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: read
     ) peer on true
     left join chat.users fu on f.type = 'USER' and fu.tenant = f.tenant and fu.id = f.target_id
     where f.tenant = ${tenant} and f.user_id = any(${arrayOf(userIds)}) and (f.type = 'USER' or rm.user_id is not null)
-    order by f.created_at, f.type, f.target_id`)
-  for (const row of rows<FavoriteRow & { user_id: string }>(result)) {
-    byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
-  }
+    order by f.created_at, f.type, f.target_id`
+}
+
+/** Favorites rows by user, in their order. */
+function favoritesByUser (userIds: readonly string[], found: Array<FavoriteRow & { user_id: string }>): Map<string, Favorite[]> {
+  const byUser = new Map<string, Favorite[]>(userIds.map((id) => [id, []]))
+  for (const row of found) byUser.get(row.user_id)?.push({ type: row.type, id: row.id, name: row.name, avatar: row.avatar })
   return byUser
+}
+
+/**
+ * What session.ready reads of users of one tenant who start together: each one's rooms (as loadSummaries
+ * with `tenant`) and favorites, in one statement and one round trip. Each part comes as one JSON array
+ * (both drivers give the text, parsed here once): two statements made a third of a wave's statements.
+ */
+export async function loadSessionRows (db: ChatDb, tenant: string, userIds: readonly string[]): Promise<{ summaries: UserSummary[], favorites: Map<string, Favorite[]> }> {
+  if (userIds.length === 0) return { summaries: [], favorites: new Map() }
+  const result = await executePrepared(db, 'session rows', sql`
+    select
+      (select coalesce(json_agg(s order by s.ordinality), '[]')::text from chat.room_summaries(${arrayOf(userIds)}, null, ${tenant}) with ordinality s) as summaries,
+      (select coalesce(json_agg(f order by f.created_at, f.type, f.id), '[]')::text from (${favoritesSelect(tenant, userIds)}) f) as favorites`)
+  const [row] = rows<{ summaries: string, favorites: string }>(result)
+  const peers = new Map<string, Peer>()
+  const summaries = (JSON.parse(row?.summaries ?? '[]') as SummaryRow[]).map((summary) => userSummaryOf(summary, peers))
+  return { summaries, favorites: favoritesByUser(userIds, JSON.parse(row?.favorites ?? '[]') as Array<FavoriteRow & { user_id: string }>) }
+}
+
+/** The favorites of several users of one tenant (sessions that start together), by user id: one statement. */
+export async function loadFavoritesOf (db: ChatDb, tenant: string, userIds: readonly string[]): Promise<Map<string, Favorite[]>> {
+  if (userIds.length === 0) return new Map()
+  const result = await executePrepared(db, 'favorites', sql`${favoritesSelect(tenant, userIds)}`)
+  return favoritesByUser(userIds, rows<FavoriteRow & { user_id: string }>(result))
 }
 
 interface MemberRow {
