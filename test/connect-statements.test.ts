@@ -46,10 +46,11 @@ t.test('hydration: sender, reply, reactions and thread summary in one statement'
   t.same(replyMessage?.reactions, [], 'no reactions')
 })
 
-t.test('users\' rooms missed in one turn: one statement, each user (and tenant) its own answer', async (t) => {
-  // Rooms made through the service, by an owner with no socket: a socket's presence flush would read its
-  // user's rooms in a batch of its own, and the counted loads would then wait for that batch and leave
-  // from its context, uncounted. The cache is emptied so that all four are misses.
+/**
+ * Two rooms made through the service by an owner with no socket (a socket's presence flush would read its
+ * user's rooms in a batch of its own): one with bob and carol, one with bob only.
+ */
+async function twoRoomsOfAnOwner (tag: string): Promise<{ owner: ChatUser, bobId: string, carolId: string, both: string, bobs: string }> {
   const rooms = scopeOf(node).chatRooms
   const owner: ChatUser = { id: uid('alice'), tenant: '', name: 'Alice', avatar: null, roles: [], permissions: [], exp: null }
   await scopeOf(node).chatUsers.remember(owner)
@@ -57,8 +58,15 @@ t.test('users\' rooms missed in one turn: one statement, each user (and tenant) 
   const carolId = uid('carol')
   const create = async (name: string, memberIds: string[]): Promise<string> =>
     (await rooms.create({ user: owner }, { name, type: 'GROUP', memberIds })).id
-  const both = await create('both', [bobId, carolId])
-  const bobs = await create('bob only', [bobId])
+  return { owner, bobId, carolId, both: await create(`${tag} both`, [bobId, carolId]), bobs: await create(`${tag} bob only`, [bobId]) }
+}
+
+t.test('users\' rooms missed in one turn: one statement, each user (and tenant) its own answer', async (t) => {
+  // A socket's presence flush would read its user's rooms in a batch of its own, and the counted loads
+  // would then wait for that batch and leave from its context, uncounted. The cache is emptied so that
+  // all four are misses.
+  const rooms = scopeOf(node).chatRooms
+  const { bobId, carolId, both, bobs } = await twoRoomsOfAnOwner('users')
   rooms.cache.clear()
   const counter = countQueries(node)
   t.teardown(() => counter.stop())
@@ -78,14 +86,7 @@ t.test('users\' rooms missed in one turn: one statement, each user (and tenant) 
 
 t.test('rooms\' entries missed in one turn: one statement, each room its members, roles and mutes; a malformed id is no room', async (t) => {
   const rooms = scopeOf(node).chatRooms
-  const owner: ChatUser = { id: uid('alice'), tenant: '', name: 'Alice', avatar: null, roles: [], permissions: [], exp: null }
-  await scopeOf(node).chatUsers.remember(owner)
-  const bobId = uid('bob')
-  const carolId = uid('carol')
-  const create = async (name: string, memberIds: string[]): Promise<string> =>
-    (await rooms.create({ user: owner }, { name, type: 'GROUP', memberIds })).id
-  const both = await create('entries both', [bobId, carolId])
-  const bobs = await create('entries bob', [bobId])
+  const { owner, bobId, carolId, both, bobs } = await twoRoomsOfAnOwner('entries')
   await rooms.setRole({ user: owner }, both, bobId, 'MODERATOR')
   const before = Date.now()
   await rooms.mute({ user: owner }, both, carolId, { durationSec: 600 })
