@@ -69,11 +69,13 @@ export interface LogRead {
 export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): Promise<RoomEvent[][]> {
   if (reads.length === 0) return []
   const bounds = sql.join(reads.map((read) => sql`(${read.roomId}::uuid, ${read.seq}::int, ${read.upTo}::int, ${read.limit}::int)`), sql`, `)
-  // Both halves in one statement, each one JSON array (jsonb columns embedded as JSON, not as text).
-  const result = await db.execute(sql`select
+  // Both halves in one statement, each one JSON array (jsonb columns embedded as JSON, not as text); the
+  // reads are bound once, for both.
+  const result = await db.execute(sql`with r(room_id, after, up_to, lim) as (values ${bounds})
+  select
     (select coalesce(json_agg(e), '[]')::text from (
       select e.room_id::text as "roomId", e.seq, e.event, e.data
-      from (values ${bounds}) as r(room_id, after, up_to, lim)
+      from r
       cross join lateral (select room_id, seq, event, data from chat.room_events
         where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) e) e) as logged,
     (select coalesce(json_agg(m), '[]')::text from (
@@ -81,7 +83,7 @@ export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): P
         m.content, m.reply_to_id::text as "replyToId", m.thread_root_id::text as "threadRootId",
         m.attachments, m.client_msg_id as "clientMsgId", m.mentions,
         ${sql.raw(iso('m.edited_at'))} as "editedAt", ${sql.raw(iso('m.deleted_at'))} as "deletedAt", ${sql.raw(iso('m.created_at'))} as "createdAt"
-      from (values ${bounds}) as r(room_id, after, up_to, lim)
+      from r
       cross join lateral (select * from chat.messages
         where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) m) m) as stored`)
   const [both] = rows<{ logged: string, stored: string }>(result)
