@@ -4,7 +4,7 @@
  * time. Prints the side-by-side table and the raw JSON, writes bench/results/<date>.json and
  * bench/results/latest.svg. See docs/benchmarks.md.
  *   npm run bench [-- --scenarios fanout,cluster,lowrate,durable,idle,conns] [--targets chat,socketio,relay]
- *                 [--cpu-prof] [--quick] [--readme] [--feed] [--conns-clients 5000]
+ *                 [--cpu-prof | --perf-map] [--quick] [--readme] [--feed] [--conns-clients 5000]
  * conns (connects and the reconnect storm) runs only when named in --scenarios.
  * --feed runs the chat target with the event feed on (the Redis Stream sink) and, in the durable
  * scenario, samples the feed's lag (bench/feed-lag.ts).
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     scenarios: { type: 'string', default: 'fanout,cluster,lowrate,durable,idle' },
     targets: { type: 'string', default: 'relay,chat,socketio' },
     'cpu-prof': { type: 'boolean', default: false },
+    'perf-map': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
     feed: { type: 'boolean', default: false },
@@ -108,9 +109,14 @@ async function startTarget (target: TargetKind, nodes: number): Promise<Cluster>
   const started: Started[] = []
   let database: Cluster['database'] = null
   const prefix = `bench-${randomBytes(4).toString('hex')}:`
-  const profile = values['cpu-prof'] && target === 'chat'
-    ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles')] }
-    : {}
+  // --cpu-prof samples the JavaScript thread by wall clock: time the thread spends descheduled (a write
+  // to a loopback socket wakes the load generator, which may take the core) lands on whatever frame it
+  // was in. --perf-map lets `perf record` (CPU time, kernel included) name the JIT's frames instead.
+  const profile = target !== 'chat'
+    ? {}
+    : values['cpu-prof']
+      ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles')] }
+      : values['perf-map'] ? { nodeArgs: ['--perf-basic-prof-only-functions'] } : {}
   try {
     if (target !== 'relay') {
       database = await scratchDatabase(PG)

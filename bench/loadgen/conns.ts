@@ -93,9 +93,59 @@ async function resume (peer: Peer, client: Client): Promise<number> {
   return cursors.length
 }
 
-async function warm (protocol: Protocol, url: string, config: ConnsConfig, name: string, token: (userId: string) => string): Promise<void> {
-  const ids = Array.from({ length: WARM_SESSIONS }, (_, index) => `${config.tag}-${name}${index}`)
-  const peers = await pool(ids, config.concurrency, async (id) => await connectWithRetry(protocol, url, id, token(id)))
+/**
+ * The rooms of `members` (indexes into `userIds`). This server's are created by an owner each (a user
+ * outside the clients), who then leaves; the other targets' rooms are names, joined by their clients.
+ */
+async function createRooms (protocol: Protocol, url: string, members: number[][], userIds: string[], prefix: string, sign: (userId: string) => string): Promise<{ names: string[], owners: string[] }> {
+  const owners = members.map((_, index) => `${prefix}-o${index}`)
+  if (protocol.kind !== 'chat') return { names: members.map((_, index) => `conns-${prefix}-${index}`), owners }
+  const names = await pool(members, 20, async (memberList, index) => {
+    const ownerId = owners[index] as string
+    const owner = await connectWithRetry(protocol, url, ownerId, sign(ownerId))
+    const roomId = await protocol.createRoom(owner, `conns ${prefix} ${index}`, memberList.map((user) => userIds[user] as string))
+    owner.close()
+    return roomId
+  })
+  return { names, owners }
+}
+
+/** This server: one message in every room, written by its owner. */
+async function writeOnePerRoom (protocol: Protocol, url: string, rooms: { names: string[], owners: string[] }, prefix: string, sign: (userId: string) => string): Promise<void> {
+  if (protocol.kind !== 'chat') return
+  await pool(rooms.names, 20, async (roomId, index) => {
+    const ownerId = rooms.owners[index] as string
+    const owner = await connectWithRetry(protocol, url, ownerId, sign(ownerId))
+    await owner.send(roomId, 'written before the node died', `${prefix}-before-${index}`)
+    owner.close()
+  })
+}
+
+/**
+ * Throwaway sessions on `url` that take every path the measured ones take (rooms joined or summarized,
+ * presence pushed to their rooms' members, and, for this server, a `sync` of rooms that moved), so that
+ * code compiled on first use is not counted as a per-connect cost of either wave.
+ */
+async function warm (protocol: Protocol, url: string, config: ConnsConfig, name: string, sign: (userId: string) => string): Promise<void> {
+  const count = Math.ceil(WARM_SESSIONS / config.roomSize) * config.roomSize
+  const { members, roomsOf } = layout(count, config.roomsPerUser, config.roomSize)
+  const prefix = `${config.tag}-${name}`
+  const userIds = roomsOf.map((_, index) => `${prefix}${index}`)
+  const rooms = await createRooms(protocol, url, members, userIds, prefix, sign)
+  await writeOnePerRoom(protocol, url, rooms, prefix, sign)
+  const clients: Client[] = roomsOf.map((userRooms, index) => ({
+    userId: userIds[index] as string,
+    token: sign(userIds[index] as string),
+    rooms: userRooms,
+    peer: null,
+    // Cursors before the message written above: every room moved, so the session syncs them all.
+    cursors: new Map(userRooms.map((room) => [rooms.names[room] as string, 0])),
+  }))
+  const peers = await pool(clients, config.concurrency, async (client) => {
+    const peer = await open(protocol, url, client, rooms.names)
+    if (protocol.kind === 'chat') await resume(peer, client)
+    return peer
+  })
   for (const peer of peers) peer.close()
   await sleep(500)
 }
@@ -128,18 +178,8 @@ export async function conns (config: ConnsConfig): Promise<ConnsResult> {
     return { userId, token: sign(userId), rooms, peer: null, cursors: new Map() }
   })
 
-  // The rooms. This server's are created by an owner each (a user outside the clients), who then leaves.
-  let roomNames = members.map((_, index) => `conns-${config.tag}-${index}`)
-  const ownerIds = members.map((_, index) => `${config.tag}-o${index}`)
-  if (protocol.kind === 'chat') {
-    roomNames = await pool(members, 20, async (memberList, index) => {
-      const ownerId = ownerIds[index] as string
-      const owner = await connectWithRetry(protocol, firstUrl, ownerId, sign(ownerId))
-      const roomId = await protocol.createRoom(owner, `conns ${config.tag} ${index}`, memberList.map((user) => (clients[user] as Client).userId))
-      owner.close()
-      return roomId
-    })
-  }
+  const rooms = await createRooms(protocol, firstUrl, members, clients.map((client) => client.userId), config.tag, sign)
+  const roomNames = rooms.names
   log(`${roomNames.length} rooms of ${config.roomSize}, ${config.clients} clients in ${config.roomsPerUser} each`)
   // A database in service has statistics of its tables; this one was written a moment ago, and
   // autovacuum would take a minute or more to gather them (until then PostgreSQL plans the session's
@@ -175,14 +215,7 @@ export async function conns (config: ConnsConfig): Promise<ConnsResult> {
   log(`first wave: ${first.ready}/${first.clients} ready in ${first.seconds} s (${first.connectsPerSecond}/s), p50 ${first.p50} p99 ${first.p99} ms, ${first.cpuMicrosPerConnect} µs CPU per connect`)
 
   // 2. One message per room, which every client's cursor misses.
-  if (protocol.kind === 'chat') {
-    await pool(roomNames, 20, async (roomId, index) => {
-      const ownerId = ownerIds[index] as string
-      const owner = await connectWithRetry(protocol, firstUrl, ownerId, sign(ownerId))
-      await owner.send(roomId, 'written before the node died', `${config.tag}-before-${index}`)
-      owner.close()
-    })
-  }
+  await writeOnePerRoom(protocol, firstUrl, rooms, config.tag, sign)
 
   // 3. The storm: node 0 dies; every client reconnects to node 1 at once, `concurrency` in flight.
   failed = 0
