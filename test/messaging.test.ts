@@ -248,3 +248,29 @@ t.test('the sender\'s other sockets get message.new; REST sends reach every sock
   alice.client.close()
   alice2.client.close()
 })
+
+t.test('sync replays every message as history.fetch shows it: sender, reply, reactions, thread', async (t) => {
+  const alice = await connect(node, 'hy-a')
+  const bob = await connect(node, 'hy-b')
+  t.teardown(() => { alice.client.close(); bob.client.close() })
+  const roomId = await groupRoom(alice, ['hy-b'])
+  await bob.client.next((frame) => frame.event === 'room.added')
+  const root = (await alice.client.ack('message.send', { roomId, content: 'root' })).message as { id: string }
+  for (const content of ['in the thread', 'again']) await bob.client.ack('message.send', { roomId, content, threadRootId: root.id })
+  await bob.client.ack('reaction.add', { messageId: root.id, emoji: '👍' })
+  await alice.client.ack('reaction.add', { messageId: root.id, emoji: '🎉' })
+  await bob.client.ack('message.send', { roomId, content: 'an answer', replyToId: root.id })
+
+  type Shown = { id: string, content: string }
+  const main = (await bob.client.ack('history.fetch', { roomId })).messages as Shown[]
+  const thread = (await bob.client.ack('history.fetch', { roomId, threadRootId: root.id })).messages as Shown[]
+  const synced = await bob.client.ack('sync', { cursors: [{ roomId, seq: 0 }] })
+  const replayed = ((synced.rooms as Array<{ events: Array<{ event: string, data: { message?: Shown } }> }>)[0]?.events ?? [])
+    .flatMap((event) => event.event === 'message.new' && event.data.message !== undefined ? [event.data.message] : [])
+  const shown = [...main, ...thread]
+  t.equal(replayed.length, 4, 'the root, two thread replies and the answer')
+  t.equal(shown.length, 4)
+  for (const message of shown) t.same(replayed.find((one) => one.id === message.id), message, `"${message.content}" replays as history shows it`)
+  const rootShown = shown.find((message) => message.id === root.id) as unknown as { sender: { id: string }, reactions: unknown[], thread: { replyCount: number } }
+  t.same([rootShown.sender.id, rootShown.reactions.length, rootShown.thread.replyCount], ['hy-a', 2, 2], 'the root shows its sender, both reactions and its thread')
+})

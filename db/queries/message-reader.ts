@@ -61,7 +61,8 @@ export async function reactionsOf (db: ChatDb, messageIds: string[]): Promise<Ma
   return result
 }
 
-interface ExtrasRow {
+/** What surrounds one message, as `extrasOf` selects it. */
+export interface ExtrasRow {
   id: string
   senderKnown: boolean
   senderName: string | null
@@ -78,26 +79,23 @@ interface ExtrasRow {
 }
 
 /**
- * Turns rows into Messages with one statement: each row's sender, replied-to message, reactions and
- * thread summary, read by correlated selects over a `VALUES` list of the rows' own fields. It used to be
- * three or four statements (senders, replies, reactions, threads); a reconnect storm's profile put the
- * per-statement cost (postgres.js' loopback write, PostgreSQL's parse and plan) first, and every sync,
- * send and history page hydrates. The rows' fields are sent rather than joined from chat.messages, so a
- * row inserted by a transaction that has not committed yet hydrates the same from any connection.
+ * The select of each message's sender, replied-to message, reactions and thread summary (one row per
+ * message, `ExtrasRow`), by correlated selects over `source`: a relation of the messages' own fields
+ * `(id uuid, room_id uuid, sender_id text, reply_to_id uuid, is_root boolean)`. `hydrate` gives it a
+ * `VALUES` list; the sync's log read gives it the rows it read, so that a sync costs no statement of its own
+ * for them.
  */
-export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
-  if (rows.length === 0) return []
-  const given = sql.join(rows.map((row) => sql`(${row.id}::uuid, ${row.roomId}::uuid, ${row.senderId}::text, ${row.replyToId}::uuid, ${row.threadRootId == null}::boolean)`), sql`, `)
+export function extrasOf (source: SQL): SQL {
   // A sender is a user of the room's tenant (the server user's row is the default tenant's: SERVER_USER_ID).
   // Thread summaries are those of roots with a reply that is not deleted, as threadsOf gives them.
-  const found = resultRows<ExtrasRow>(await db.execute(sql`select v.id::text as id,
+  return sql`select v.id::text as id,
       (su.id is not null) as "senderKnown", su.name as "senderName", su.avatar as "senderAvatar",
       rt.id::text as "replyId", rt.seq as "replySeq", rt.sender_id as "replySenderId", rt.content as "replyContent",
       (rt.deleted_at is not null) as "replyDeleted",
       (select json_agg(json_build_object('emoji', re.emoji, 'userId', re.user_id) order by re.created_at, re.user_id)::text
          from chat.reactions re where re.message_id = v.id) as reactions,
       th.n as "replyCount", ${sql.raw(iso('th.last_at'))} as "lastReplyAt", th.senders as "threadSenders"
-    from (values ${given}) as v(id, room_id, sender_id, reply_to_id, is_root)
+    from ${source} as v(id, room_id, sender_id, reply_to_id, is_root)
     join chat.rooms xr on xr.id = v.room_id
     left join chat.users su on su.id = v.sender_id
       and su.tenant = case when v.sender_id = ${SERVER_USER_ID} then '' else xr.tenant end
@@ -105,7 +103,11 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
     left join lateral (select count(*)::int as n,
         max(t.created_at) as last_at,
         array_to_json(array_agg(t.sender_id order by t.seq))::text as senders
-      from chat.messages t where v.is_root and t.thread_root_id = v.id and t.deleted_at is null) th on true`))
+      from chat.messages t where v.is_root and t.thread_root_id = v.id and t.deleted_at is null) th on true`
+}
+
+/** Rows made Messages with what `extrasOf` found around them (a row without extras has an unknown sender). */
+export function messagesOf (rows: readonly MessageRow[], found: readonly ExtrasRow[]): Message[] {
   const extras = new Map(found.map((row) => [row.id, row]))
   return rows.map((row) => {
     const extra = extras.get(row.id)
@@ -119,6 +121,20 @@ export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[
       : { replyCount: Number(extra.replyCount), lastReplyAt: isoOf(extra.lastReplyAt as string), participantIds: [...new Set(JSON.parse(extra.threadSenders ?? '[]') as string[])] }
     return toMessage(row, sender, replyTo, reactions, thread)
   })
+}
+
+/**
+ * Turns rows into Messages with one statement: each row's sender, replied-to message, reactions and
+ * thread summary (`extrasOf`), over a `VALUES` list of the rows' own fields. It used to be three or four
+ * statements (senders, replies, reactions, threads); a reconnect storm's profile put the per-statement
+ * cost (postgres.js' loopback write, PostgreSQL's parse and plan) first, and every send and history page
+ * hydrates. The rows' fields are sent rather than joined from chat.messages, so a row inserted by a
+ * transaction that has not committed yet hydrates the same from any connection.
+ */
+export async function hydrate (db: ChatDb, rows: MessageRow[]): Promise<Message[]> {
+  if (rows.length === 0) return []
+  const given = sql.join(rows.map((row) => sql`(${row.id}::uuid, ${row.roomId}::uuid, ${row.senderId}::text, ${row.replyToId}::uuid, ${row.threadRootId == null}::boolean)`), sql`, `)
+  return messagesOf(rows, resultRows<ExtrasRow>(await db.execute(extrasOf(sql`(values ${given})`))))
 }
 
 export async function messageById (db: ChatDb, messageId: string): Promise<MessageRow | null> {

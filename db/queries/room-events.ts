@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { rows, type ChatDb } from '../client.js'
 import type { Attachment } from '../schema/index.js'
-import { hydrate, type MessageRow } from './message-reader.js'
+import { extrasOf, messagesOf, type ExtrasRow, type MessageRow } from './message-reader.js'
 import { iso } from './sql-parts.js'
 import type { Message } from '../../schemas/message.js'
 
@@ -55,23 +55,29 @@ export interface LogRead {
 }
 
 /**
- * `eventsAfter` for several rooms at once, in one statement plus one hydration whatever the number of
- * rooms: a `sync` of many rooms, which a whole reconnect storm sends, costs a few statements instead of
- * five per room. Answers each read in the order given.
+ * `eventsAfter` for several rooms at once, in one statement whatever the number of rooms: a `sync` of
+ * many rooms, which a whole reconnect storm sends, costs one statement instead of five per room. Answers
+ * each read in the order given.
  *
  * Written as SQL rather than built with drizzle's select builders: a sync's reads were a quarter of a
  * reconnect's CPU in drizzle's query building (a select, its conditions and a UNION ALL part per room
  * and table). Each room's read is a LATERAL select of its own (its own ORDER BY seq LIMIT, on the
  * (room_id, seq) index); the text depends only on the number of rooms, so postgres.js prepares it once
- * per connection and count. Each half comes as one JSON array of one row (timestamps as ISO text), parsed
- * here once: both drivers return the same, and the two halves cost one round trip and one statement.
+ * per connection and count. The events, the messages and what surrounds the messages (`extrasOf`: the
+ * hydration) each come as one JSON array of one row (timestamps as ISO text), parsed here once: both
+ * drivers return the same, and the three cost one round trip. The messages read past a room's cut (at
+ * most `limit` of a room, where events took their place) are hydrated for nothing; a statement of its
+ * own for the hydration cost a round trip on every sync.
  */
 export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): Promise<RoomEvent[][]> {
   if (reads.length === 0) return []
   const bounds = sql.join(reads.map((read) => sql`(${read.roomId}::uuid, ${read.seq}::int, ${read.upTo}::int, ${read.limit}::int)`), sql`, `)
-  // Both halves in one statement, each one JSON array (jsonb columns embedded as JSON, not as text); the
-  // reads are bound once, for both.
-  const result = await db.execute(sql`with r(room_id, after, up_to, lim) as (values ${bounds})
+  // The reads are bound once, for all three; the messages are read once (a CTE named twice is
+  // materialized), for themselves and for their hydration. jsonb columns are embedded as JSON, not as text.
+  const result = await db.execute(sql`with r(room_id, after, up_to, lim) as (values ${bounds}),
+  m as (select m.* from r
+    cross join lateral (select * from chat.messages
+      where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) m)
   select
     (select coalesce(json_agg(e), '[]')::text from (
       select e.room_id::text as "roomId", e.seq, e.event, e.data
@@ -83,15 +89,14 @@ export async function eventsAfterMany (db: ChatDb, reads: readonly LogRead[]): P
         m.content, m.reply_to_id::text as "replyToId", m.thread_root_id::text as "threadRootId",
         m.attachments, m.client_msg_id as "clientMsgId", m.mentions,
         ${sql.raw(iso('m.edited_at'))} as "editedAt", ${sql.raw(iso('m.deleted_at'))} as "deletedAt", ${sql.raw(iso('m.created_at'))} as "createdAt"
-      from r
-      cross join lateral (select * from chat.messages
-        where room_id = r.room_id and seq > r.after and seq <= r.up_to order by seq limit r.lim) m) m) as stored`)
-  const [both] = rows<{ logged: string, stored: string }>(result)
-  const loggedByRoom = byRoom(JSON.parse(both?.logged ?? '[]') as Array<Logged & { roomId: string }>)
-  const storedByRoom = byRoom((JSON.parse(both?.stored ?? '[]') as StoredJson[]).map(messageRowOf))
+      from m) m) as stored,
+    (select coalesce(json_agg(x), '[]')::text from (
+      ${extrasOf(sql`(select id, room_id, sender_id, reply_to_id, thread_root_id is null from m)`)}) x) as extras`)
+  const [all] = rows<{ logged: string, stored: string, extras: string }>(result)
+  const loggedByRoom = byRoom(JSON.parse(all?.logged ?? '[]') as Array<Logged & { roomId: string }>)
+  const storedByRoom = byRoom((JSON.parse(all?.stored ?? '[]') as StoredJson[]).map(messageRowOf))
   const cuts = reads.map((read) => cutOf(loggedByRoom.get(read.roomId) ?? [], storedByRoom.get(read.roomId) ?? [], read.limit))
-  // One hydration for the messages of every room (senders, replies, reactions and threads in one statement).
-  const hydrated = await hydratedBySeq(db, cuts.flat())
+  const hydrated = hydratedById(cuts.flat(), JSON.parse(all?.extras ?? '[]') as ExtrasRow[])
   return reads.map((read, index) => eventsOf(read.roomId, cuts[index] as LoggedOrStored[], hydrated))
 }
 
@@ -156,10 +161,10 @@ function cutOf (logged: readonly Logged[], stored: readonly MessageRow[], limit:
   return cut
 }
 
-/** The messages among `entries`, hydrated, by id (ids are unique across rooms; seqs are not). */
-async function hydratedBySeq (db: ChatDb, entries: readonly LoggedOrStored[]): Promise<Map<string, Message>> {
+/** The messages among `entries`, made Messages with their extras, by id (ids are unique across rooms; seqs are not). */
+function hydratedById (entries: readonly LoggedOrStored[], extras: readonly ExtrasRow[]): Map<string, Message> {
   const rows = entries.filter((entry): entry is MessageRow => 'senderId' in entry)
-  return new Map((await hydrate(db, rows)).map((message) => [message.id, message]))
+  return new Map(messagesOf(rows, extras).map((message) => [message.id, message]))
 }
 
 function eventsOf (roomId: string, cut: readonly LoggedOrStored[], hydrated: Map<string, Message>): RoomEvent[] {
