@@ -4,6 +4,7 @@ import type { ChatUser, Connection } from '../realtime/connection.js'
 import { holdsGrant } from '../auth/permission-claims.js'
 import { shownStatus, type ChosenStatus, type PresenceStatus, type PresenceVersion } from '../../lib/presence/store.js'
 import type { PresenceInfo } from './presence-store.js'
+import { FlushWindow } from './flush-window.js'
 import type { VersionedPush } from '../realtime/hub.js'
 import { userKeyOf, userOfKey, type TenantUser } from '../../lib/user-key.js'
 
@@ -31,8 +32,11 @@ declare module 'fastify' {
   }
 }
 
-/** Changes within this window go out together, one push per user with their latest status. */
-const FLUSH_DELAY_MS = 25
+/** Changes within a window go out together, one push per user with their latest status (flush-window.ts). */
+const FLUSH_WINDOW_MS = 25
+const FLUSH_WINDOW_MAX_MS = 1000
+/** Changes per second from which windows grow: 5 users in a 25 ms window. */
+const FLUSH_BUSY_PER_SECOND = 200
 /** Users taken per store call when many graces end at once. */
 const EXPIRE_BATCH = 500
 /** Parallel database writes of last seen when many users go offline at once. */
@@ -69,6 +73,7 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
   /** Users whose status changed and is not pushed yet: the latest change (by version) wins. */
   const pending = new Map<string, { info: PresenceInfo, version: PresenceVersion }>()
   let flushTimer: NodeJS.Timeout | null = null
+  const flushWindow = new FlushWindow(FLUSH_WINDOW_MS, FLUSH_WINDOW_MAX_MS, FLUSH_BUSY_PER_SECOND)
   let flushing: Promise<void> = Promise.resolve()
   let closing = false
   /** Set when a store write failed: the next heartbeat writes this node's counts back whole. */
@@ -82,10 +87,12 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     if (queued !== undefined && queued.version > version) return
     pending.set(userKey, { info, version })
     if (flushTimer === null && !closing) {
+      const ms = flushWindow.ms
       flushTimer = setTimeout(() => {
         flushTimer = null
+        flushWindow.flushed(pending.size, ms)
         flushing = flushing.then(flush).catch((error: unknown) => { log.warn({ err: error }, 'presence: flush failed') })
-      }, FLUSH_DELAY_MS)
+      }, ms)
     }
   }
 
