@@ -17,8 +17,8 @@ export class FlushWindow {
     return this.#ms
   }
 
-  /** A window of `ms` (the length it was opened with) pushed the changes of `users` users. */
-  flushed (users: number, ms: number): void {
-    this.#ms = users * 1000 >= this.busyPerSecond * ms ? Math.min(this.maxMs, ms * 2) : this.baseMs
+  /** The window just closed (one is open at a time, `ms` long) pushed the changes of `users` users. */
+  flushed (users: number): void {
+    this.#ms = users * 1000 >= this.busyPerSecond * this.#ms ? Math.min(this.maxMs, this.#ms * 2) : this.baseMs
   }
 }

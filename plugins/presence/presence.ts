@@ -87,12 +87,11 @@ export const presencePlugin = fp(async function presencePlugin (app: FastifyInst
     if (queued !== undefined && queued.version > version) return
     pending.set(userKey, { info, version })
     if (flushTimer === null && !closing) {
-      const ms = flushWindow.ms
       flushTimer = setTimeout(() => {
         flushTimer = null
-        flushWindow.flushed(pending.size, ms)
+        flushWindow.flushed(pending.size)
         flushing = flushing.then(flush).catch((error: unknown) => { log.warn({ err: error }, 'presence: flush failed') })
-      }, ms)
+      }, flushWindow.ms)
     }
   }
 
